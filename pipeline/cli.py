@@ -1,0 +1,145 @@
+"""The ``callqa`` command line: a thin layer over the library.
+
+Exit codes: 0 all fine; 1 some calls failed (summary printed) or the store
+could not be written; 2 usage or configuration error. Every error is one line
+on stderr naming the file and the reason.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from pipeline.config import Config, load_config
+from pipeline.errors import CallqaError, ConfigError, LexiconError, ManifestError, ModelError, StoreError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+app = typer.Typer(
+    name="callqa",
+    help="Speech analytics for contact-centre QA: transcribe, check and score every recorded call.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+ConfigOption = Annotated[
+    Optional[Path], typer.Option("--config", "-c", help="TOML file overriding config/default.toml keys.")
+]
+
+
+def fail(error: CallqaError | str, code: int = EXIT_USAGE) -> typer.Exit:
+    """Print one error line and return the Exit to raise."""
+    err.print(f"[bold red]callqa: error:[/] {error}", soft_wrap=True)
+    return typer.Exit(code)
+
+
+def load_config_or_exit(path: Path | None) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise fail(exc) from None
+
+
+def exit_code_for(exc: CallqaError) -> int:
+    return EXIT_USAGE if isinstance(exc, (ConfigError, ManifestError, LexiconError, ModelError)) else EXIT_FAILED
+
+
+@app.command()
+def run(
+    input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="Audio file, directory, or manifest (.csv/.parquet).")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Store directory (created if needed).")],
+    config_path: ConfigOption = None,
+    workers: Annotated[Optional[int], typer.Option(help="Worker processes (default: run.workers).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Redo calls already done for this config and model.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Process every call of INPUT into the store at --out; resumes where a previous run stopped.
+
+    Example:  callqa run recordings/2026-11-22/ --out store/ --workers 2
+    """
+    from pipeline.run import RunOptions, run_batch
+
+    config = load_config_or_exit(config_path)
+    options = RunOptions(force=force, workers=workers or config.run.workers)
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[failed]} failed · {task.fields[hours]:.2f} h audio"),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=quiet) as bar:
+        task = bar.add_task("calls", total=None, failed=0, hours=0.0)
+
+        def on_progress(p):  # type: ignore[no-untyped-def]
+            bar.update(task, completed=p.done + p.failed, total=p.total, failed=p.failed, hours=p.audio_s / 3600)
+
+        try:
+            summary = run_batch(input_path, out_dir, config, options, progress=on_progress)
+        except CallqaError as exc:
+            raise fail(exc, exit_code_for(exc)) from None
+    out.print(
+        f"{summary.planned} calls: {summary.done} done, {summary.failed} failed, {summary.skipped} already done · "
+        f"{summary.audio_s / 3600:.3f} h audio in {summary.wall_s:.1f} s (real-time factor {summary.real_time_factor:.3f})"
+    )
+    for kind, count in sorted(summary.failures.items()):
+        out.print(f"  failed: {count} × {kind} (see `callqa status {out_dir}`)")
+    out.print(f"results: {Path(summary.store).resolve()}")
+    if summary.failed:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def status(
+    store_dir: Annotated[Path, typer.Argument(metavar="STORE", help="A store written by `callqa run`.")],
+    errors: Annotated[int, typer.Option(help="Show up to this many failed calls with their reason.")] = 20,
+) -> None:
+    """Summarise a store: calls done, failed (by reason), pending, by date.
+
+    Example:  callqa status store/
+    """
+    from pipeline.store import Store
+
+    if not store_dir.is_dir():
+        raise fail(f"{store_dir}: not a store directory")
+    store = Store(store_dir)
+    calls = store.read("calls", columns=["status", "error_type", "error_message", "path", "duration_s"]).to_pylist()
+    by_date: dict[str, Counter[str]] = {}
+    for row in calls:
+        by_date.setdefault(row["call_date"], Counter())[row["status"]] += 1
+    table = Table(title=f"callqa store {store_dir}")
+    for column in ("date", "ok", "failed"):
+        table.add_column(column, justify="right" if column != "date" else "left")
+    for date, counts in sorted(by_date.items()):
+        table.add_row(date, str(counts["ok"]), str(counts["failed"]))
+    out.print(table)
+    done_ids = {row["call_id"] for row in calls}
+    last = store.last_run()
+    pending = [p for p in (last or {}).get("planned", []) if p["call_id"] not in done_ids]
+    ok = sum(1 for r in calls if r["status"] == "ok")
+    failed = [r for r in calls if r["status"] == "failed"]
+    hours = sum(r["duration_s"] or 0 for r in calls) / 3600
+    out.print(f"done: {ok} · failed: {len(failed)} · pending (last run): {len(pending)} · audio: {hours:.3f} h")
+    reasons = Counter(r["error_type"] for r in failed)
+    for kind, count in reasons.most_common():
+        out.print(f"  {kind}: {count}")
+    for row in failed[:errors]:
+        out.print(f"  - {row['path']}: {row['error_message']}", soft_wrap=True)
+
+
+def main() -> None:
+    """Entry point of the ``callqa`` console script."""
+    try:
+        app()
+    except StoreError as exc:
+        err.print(f"callqa: error: {exc}")
+        sys.exit(EXIT_FAILED)
+
+
+if __name__ == "__main__":
+    main()

@@ -49,6 +49,7 @@ class GuardConfig(_Section):
 
 
 class AsrConfig(_Section):
+    enabled: bool
     model: str = Field(min_length=1)
     device: Literal["auto", "cpu", "cuda"]
     compute_type: str

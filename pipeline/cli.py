@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -33,7 +33,7 @@ err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
 
 ConfigOption = Annotated[
-    Optional[Path], typer.Option("--config", "-c", help="TOML file overriding config/default.toml keys.")
+    Path | None, typer.Option("--config", "-c", help="TOML file overriding config/default.toml keys.")
 ]
 
 
@@ -56,10 +56,12 @@ def exit_code_for(exc: CallqaError) -> int:
 
 @app.command()
 def run(
-    input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="Audio file, directory, or manifest (.csv/.parquet).")],
+    input_path: Annotated[
+        Path, typer.Argument(metavar="INPUT", help="Audio file, directory, or manifest (.csv/.parquet).")
+    ],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Store directory (created if needed).")],
     config_path: ConfigOption = None,
-    workers: Annotated[Optional[int], typer.Option(help="Worker processes (default: run.workers).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: run.workers).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Redo calls already done for this config and model.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -85,12 +87,15 @@ def run(
             raise fail(exc, exit_code_for(exc)) from None
     out.print(
         f"{summary.planned} calls: {summary.done} done, {summary.failed} failed, {summary.skipped} already done · "
-        f"{summary.audio_s / 3600:.3f} h audio in {summary.wall_s:.1f} s (real-time factor {summary.real_time_factor:.3f})"
+        f"{summary.audio_s / 3600:.3f} h audio in {summary.wall_s:.1f} s "
+        f"(real-time factor {summary.real_time_factor:.3f})"
     )
+    if summary.failed_before:
+        out.print(f"  {summary.failed_before} of the calls already done had failed in an earlier run (--force retries)")
     for kind, count in sorted(summary.failures.items()):
         out.print(f"  failed: {count} × {kind} (see `callqa status {out_dir}`)")
     out.print(f"results: {Path(summary.store).resolve()}")
-    if summary.failed:
+    if summary.failed or summary.failed_before:
         raise typer.Exit(EXIT_FAILED)
 
 

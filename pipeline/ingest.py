@@ -201,7 +201,9 @@ def load_call(
     _check_readable(path)
     missing = _wav_missing_bytes(path)
     if missing:
-        raise UnsupportedAudioError(str(path), f"truncated: the WAV header declares {missing} more bytes than the file holds")
+        raise UnsupportedAudioError(
+            str(path), f"truncated: the WAV header declares {missing} more bytes than the file holds"
+        )
     decoded = _decode(path, config.input.max_duration_s)
     n_samples = decoded.planes.shape[1]
     if n_samples == 0:

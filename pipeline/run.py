@@ -76,6 +76,7 @@ class RunSummary:
     skipped: int = 0
     done: int = 0
     failed: int = 0
+    failed_before: int = 0
     audio_s: float = 0.0
     wall_s: float = 0.0
     failures: dict[str, int] = field(default_factory=dict)
@@ -241,15 +242,20 @@ def run_batch(
     store.recover()
     jobs = plan_jobs(input_path, config)
     model_id, rules_version = resolve_versions(config, options)
-    done = set() if options.force else store.done_keys()
+    done = {} if options.force else store.done_keys()
     pending = []
+    failed_before = 0
     for job in jobs:
         sha = _hash_or_stat(job.path)
-        if (job.call_id, sha, config.config_hash, model_id) not in done:
+        status = done.get((job.call_id, sha, config.config_hash, model_id))
+        if status is None:
             pending.append((job, sha))
+        elif status == "failed":
+            failed_before += 1
     store.record_run(uuid.uuid4().hex[:12], [{"call_id": j.call_id, "path": j.path} for j in jobs],
                      {"config_hash": config.config_hash, "model_id": model_id, "rules_version": rules_version})
-    summary = RunSummary(planned=len(jobs), skipped=len(jobs) - len(pending), store=str(store.root))
+    summary = RunSummary(planned=len(jobs), skipped=len(jobs) - len(pending), failed_before=failed_before,
+                         store=str(store.root))
     buffer: list[CallOutcome] = []
     last_commit = time.monotonic()
 

@@ -326,10 +326,10 @@ class Store:
                 metadata=metadata,
             )
 
-    def done_keys(self) -> set[tuple[str, str, str, str]]:
-        """(call_id, audio_sha256, config_hash, model_id) of every current call row, ok or failed."""
+    def done_keys(self) -> dict[tuple[str, str, str, str], str]:
+        """(call_id, audio_sha256, config_hash, model_id) -> status ('ok'/'failed') of every current call."""
         data = self.read("calls", columns=["audio_sha256", "status"]).to_pylist()
-        return {(r["call_id"], r["audio_sha256"], r["config_hash"], r["model_id"]) for r in data}
+        return {(r["call_id"], r["audio_sha256"], r["config_hash"], r["model_id"]): r["status"] for r in data}
 
 
 def _group(rows: list[dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str, Any]]]:

@@ -137,6 +137,16 @@ def status(
         out.print(f"  - {row['path']}: {row['error_message']}", soft_wrap=True)
 
 
+def _register_commands() -> None:
+    """Attach the commands that live in their own modules (each a thin layer over a library function)."""
+    from pipeline.cli_show import show
+
+    app.command("show")(show)
+
+
+_register_commands()
+
+
 def main() -> None:
     """Entry point of the ``callqa`` console script."""
     try:

@@ -31,7 +31,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -189,7 +189,7 @@ class Store:
         except OSError as exc:
             raise StoreError(str(self.root), f"cannot create the store directory: {exc.strerror}") from None
 
-    def commit(self, rows: dict[str, Sequence[dict[str, Any]]], kind: str = "run") -> str:
+    def commit(self, rows: Mapping[str, Sequence[dict[str, Any]]], kind: str = "run") -> str:
         """Write one chunk atomically: every table's rows, then the ledger file.
 
         Args:

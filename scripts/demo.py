@@ -104,7 +104,7 @@ def main() -> int:
     result = subprocess.run(command)
     if result.returncode not in (0, 1):
         return result.returncode
-    subprocess.run([sys.executable, "-m", "pipeline", "report", str(args.out / "store")], check=False)
+    subprocess.run([sys.executable, "-m", "pipeline", "show", str(args.out / "store")], check=False)
     print(f"results: {(args.out / 'store').resolve()}  (Parquet tables: calls/ utterances/ hits/ features/ ...)")
     return result.returncode
 

@@ -1,0 +1,118 @@
+"""``callqa show``: read a store the way a QA reviewer would, in the terminal.
+
+Without a call id: one line per call, red-line calls first, then by score.
+With a call id: the time-stamped, role-labelled transcript with every hit
+under the words that raised it, so the audio can be played from that time.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.store import SCHEMAS, Store
+
+console = Console(highlight=False)
+
+
+def clock(seconds: float) -> str:
+    """mm:ss.s on the call clock."""
+    minutes, rest = divmod(max(0.0, seconds), 60)
+    return f"{int(minutes):02d}:{rest:04.1f}"
+
+
+def _features_by_call(store: Store) -> dict[str, dict[str, Any]]:
+    if "features" not in SCHEMAS:
+        return {}
+    return {r["call_id"]: r for r in store.read("features").to_pylist()}
+
+
+def calls_overview(store: Store) -> Table:
+    """A table of every current call: status, score, red line, hits."""
+    calls = store.read("calls").to_pylist()
+    hits_by_call: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for hit in store.read("hits").to_pylist():
+        hits_by_call[hit["call_id"]].append(hit)
+    features = _features_by_call(store)
+    table = Table(title=f"{len(calls)} calls in {store.root}")
+    for name in ("call", "team", "agent", "length", "status", "score", "red line", "fatal", "hits", "first hits"):
+        table.add_column(name)
+
+    def order(call: dict[str, Any]) -> tuple[int, float, str]:
+        row = features.get(call["call_id"], {})
+        return (0 if row.get("redline") else 1, row.get("score", 100.0) or 100.0, call["call_id"])
+
+    for call in sorted(calls, key=order):
+        hits = sorted(hits_by_call.get(call["call_id"], []), key=lambda h: h["start_s"])
+        row = features.get(call["call_id"], {})
+        fatal = sum(1 for h in hits if h["severity"] == "fatal")
+        first = ", ".join(f"{h['rule_id']}@{clock(h['start_s'])}" for h in hits[:3])
+        score = row.get("score")
+        table.add_row(
+            call["call_id"], call.get("team") or "", call.get("agent_id") or "",
+            f"{call['duration_s']:.0f} s" if call["duration_s"] else "",
+            call["status"] if call["status"] == "ok" else f"[red]{call['error_message']}[/]",
+            "" if score is None else f"{score:.0f}",
+            "[bold red]YES[/]" if row.get("redline") else "", str(fatal) if fatal else "",
+            str(len(hits)), first,
+        )
+    return table
+
+
+def print_call(store: Store, call_id: str) -> bool:
+    """Print one call's transcript with its hits; False if the call is not in the store."""
+    calls = [c for c in store.read("calls").to_pylist() if c["call_id"] == call_id]
+    if not calls:
+        return False
+    call = calls[0]
+    console.print(f"[bold]{call_id}[/]  {call.get('team') or ''} {call.get('agent_id') or ''}  "
+                  f"{call['duration_s'] or 0:.1f} s  status={call['status']}  model={call['model_id']}  "
+                  f"config={call['config_hash']}")
+    utterances = sorted((u for u in store.read("utterances").to_pylist() if u["call_id"] == call_id),
+                        key=lambda u: u["start_s"])
+    hits = sorted((h for h in store.read("hits").to_pylist() if h["call_id"] == call_id),
+                  key=lambda h: h["start_s"])
+    shown: set[str] = set()
+    for utterance in utterances:
+        flag = " [dim](suspect: " + utterance["suspect_reason"] + ")[/]" if utterance["suspect"] else ""
+        console.print(f"[cyan]{clock(utterance['start_s'])}[/] [bold]{utterance['role']:>8}[/] "
+                      f"{utterance['text']}{flag}")
+        for hit in hits:
+            if hit["hit_id"] not in shown and utterance["start_s"] - 0.05 <= hit["start_s"] <= utterance["end_s"]:
+                shown.add(hit["hit_id"])
+                console.print(_hit_line(hit))
+    for hit in hits:
+        if hit["hit_id"] not in shown:
+            console.print(_hit_line(hit))
+    return True
+
+
+def _hit_line(hit: dict[str, Any]) -> str:
+    colour = "red" if hit["severity"] == "fatal" else "yellow"
+    text = f" «{hit['matched_text']}»" if hit["matched_text"] else ""
+    return (f"           [{colour}]▲ {hit['rule_id']}[/] ({hit['category']}, {hit['severity']}) "
+            f"{clock(hit['start_s'])}–{clock(hit['end_s'])}{text} conf={hit['confidence']:.2f} [dim]{hit['hit_id']}[/]")
+
+
+def show(
+    store_dir: Annotated[Path, typer.Argument(metavar="STORE", help="A store written by `callqa run`.")],
+    call_id: Annotated[str | None, typer.Argument(help="Show this call's transcript and hits.")] = None,
+) -> None:
+    """Show a store's calls (red lines first), or one call's transcript with its hits.
+
+    Example:  callqa show store/ demo-002
+    """
+    from pipeline.cli import fail
+
+    if not store_dir.is_dir():
+        raise fail(f"{store_dir}: not a store directory")
+    store = Store(store_dir)
+    if call_id is None:
+        console.print(calls_overview(store))
+    elif not print_call(store, call_id):
+        raise fail(f"{store_dir}: no call {call_id!r} in this store")

@@ -266,8 +266,10 @@ def run_batch(
             for outcome in buffer:
                 for table, rows in outcome.rows.items():
                     tables.setdefault(table, []).extend(rows)
-            store.commit(tables)
+            # Cleared first: if the commit fails (disk full) those calls stay
+            # pending and are redone by the next run; nothing half-written shows.
             buffer.clear()
+            store.commit(tables)
         last_commit = time.monotonic()
 
     try:

@@ -149,3 +149,29 @@ def test_sigkill_mid_batch_then_resume_gives_the_same_store(tmp_path, stereo_cal
         assert stable_rows(killed, table) == stable_rows(tmp_path / "reference", table)
     assert not list(killed.rglob("*.tmp"))
     shutil.rmtree(killed)
+
+
+def test_full_disk_stops_cleanly_and_the_next_run_resumes(tmp_path, stereo_call, vad_only_config, monkeypatch):
+    from pipeline.errors import StoreError
+
+    calls = tmp_path / "in"
+    for i in range(4):
+        stereo_call(f"c{i}.wav", directory=calls)
+    config = vad_only_config.with_overrides({"run": {"commit_every_calls": 1}})
+    real_commit = Store.commit
+    count = {"n": 0}
+
+    def commit_until_full(self, rows, kind="run"):
+        count["n"] += 1
+        if count["n"] == 3:
+            raise StoreError(str(self.root), "cannot write results (No space left on device)")
+        return real_commit(self, rows, kind)
+
+    monkeypatch.setattr(Store, "commit", commit_until_full)
+    with pytest.raises(StoreError, match="No space left on device"):
+        run_batch(calls, tmp_path / "store", config)
+    monkeypatch.undo()
+    assert sorted(Store(tmp_path / "store").read("calls")["call_id"].to_pylist()) == ["c0", "c1"]
+    resumed = run_batch(calls, tmp_path / "store", config)
+    assert (resumed.skipped, resumed.done) == (2, 2)
+    assert Store(tmp_path / "store").read("calls").num_rows == 4

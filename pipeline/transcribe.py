@@ -1,0 +1,385 @@
+"""Turn each channel's speech into role-tagged utterances on the call clock.
+
+Each role's channel is decoded on its own (stereo calls have no crosstalk
+and exact roles; a mono call has one ``mixed`` role). Only the VAD speech
+segments are decoded: they are cut out of the channel, joined with a short
+pause between them, and handed to Whisper, so Whisper never sees the call's
+silences; every time is then mapped back to the call clock.
+
+Whisper sits behind the small :class:`Transcriber` protocol; the real one is
+:class:`WhisperTranscriber`. :func:`transcribe_call` adds what every
+transcriber needs: conversion to Simplified Chinese and the hallucination
+guard that marks utterances ``suspect`` (later detectors never raise a
+red-line hit from a suspect utterance unless the config says so).
+"""
+
+from __future__ import annotations
+
+import bisect
+import unicodedata
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from pipeline.asr_model import resolve_device, resolve_model
+from pipeline.config import AsrConfig, GuardConfig
+from pipeline.errors import LexiconError, ModelError
+from pipeline.models import SAMPLE_RATE_HZ, Call, SpeechSegment, Utterance, Word
+from pipeline.resources import resource_dir
+
+#: Pause put between two speech segments when they are joined for Whisper:
+#: a clear boundary helps it end a sentence, and costs little decoding.
+JOIN_PAUSE_S = 0.2
+#: Longest piece of joined speech handed to Whisper as one window.
+WINDOW_S = 29.5
+#: An utterance this long that is part of the initial prompt is Whisper echoing it.
+_PROMPT_ECHO_MIN_CHARS = 6
+
+
+class Transcriber(Protocol):
+    """Anything that turns one channel's speech into utterances.
+
+    ``transcribe`` gets the whole channel (float32, 16 kHz) and that channel's
+    VAD segments; it returns utterances with times on the call clock and
+    ``role`` set. Text may be Traditional; :func:`transcribe_call` converts it.
+    """
+
+    model_id: str
+
+    def transcribe(
+        self, samples: np.ndarray, role: str, speech: Sequence[SpeechSegment]
+    ) -> list[Utterance]: ...
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """One VAD segment placed in the joined audio."""
+
+    joined_start_s: float
+    call_start_s: float
+    call_end_s: float
+
+    @property
+    def joined_end_s(self) -> float:
+        return self.joined_start_s + (self.call_end_s - self.call_start_s)
+
+
+def join_speech(samples: np.ndarray, speech: Sequence[SpeechSegment]) -> tuple[np.ndarray, list[_Piece]]:
+    """Cut the speech segments out of a channel and join them with short pauses.
+
+    Returns:
+        The joined audio and where each segment sits in it.
+    """
+    pause = np.zeros(int(JOIN_PAUSE_S * SAMPLE_RATE_HZ), dtype=np.float32)
+    parts: list[np.ndarray] = []
+    pieces: list[_Piece] = []
+    cursor = 0
+    for segment in sorted(speech, key=lambda s: s.start_s):
+        start = int(round(segment.start_s * SAMPLE_RATE_HZ))
+        end = min(len(samples), int(round(segment.end_s * SAMPLE_RATE_HZ)))
+        if end <= start:
+            continue
+        if parts:
+            parts.append(pause)
+            cursor += len(pause)
+        pieces.append(_Piece(cursor / SAMPLE_RATE_HZ, start / SAMPLE_RATE_HZ, end / SAMPLE_RATE_HZ))
+        parts.append(samples[start:end])
+        cursor += end - start
+    joined = np.concatenate(parts).astype(np.float32, copy=False) if parts else np.zeros(0, np.float32)
+    return joined, pieces
+
+
+def windows(pieces: Sequence[_Piece], max_s: float = WINDOW_S) -> list[dict[str, float]]:
+    """Group joined pieces into Whisper windows of at most ``max_s``, cut between pieces."""
+    result: list[dict[str, float]] = []
+    start = end = None
+    for piece in pieces:
+        if start is None:
+            start, end = piece.joined_start_s, piece.joined_end_s
+        elif piece.joined_end_s - start <= max_s:
+            end = piece.joined_end_s
+        else:
+            result.append({"start": start, "end": end})
+            start, end = piece.joined_start_s, piece.joined_end_s
+        while end - start > max_s:  # one segment longer than a window
+            result.append({"start": start, "end": start + max_s})
+            start += max_s
+    if start is not None and end > start:
+        result.append({"start": start, "end": end})
+    return result
+
+
+def _piece_index(pieces: Sequence[_Piece], joined_s: float) -> int:
+    starts = [p.joined_start_s for p in pieces]
+    index = max(0, bisect.bisect_right(starts, joined_s) - 1)
+    # in the pause after a piece: belongs to the nearer of the two neighbours
+    if index + 1 < len(pieces) and joined_s > pieces[index].joined_end_s:
+        gap_mid = (pieces[index].joined_end_s + pieces[index + 1].joined_start_s) / 2
+        if joined_s > gap_mid:
+            index += 1
+    return index
+
+
+def _to_call_clock(piece: _Piece, joined_s: float) -> float:
+    call_s = piece.call_start_s + (joined_s - piece.joined_start_s)
+    return float(min(max(call_s, piece.call_start_s), piece.call_end_s))
+
+
+def _utterances_from_segment(segment: Any, role: str, pieces: Sequence[_Piece]) -> list[Utterance]:
+    """Split one Whisper segment at speech-segment boundaries and map it to the call clock."""
+    stats = {
+        "avg_logprob": float(segment.avg_logprob),
+        "no_speech_prob": float(segment.no_speech_prob),
+        "compression_ratio": float(segment.compression_ratio),
+    }
+    if not segment.words:
+        first = pieces[_piece_index(pieces, float(segment.start))]
+        last = pieces[_piece_index(pieces, max(float(segment.start), float(segment.end) - 1e-3))]
+        start_s = _to_call_clock(first, float(segment.start))
+        end_s = max(start_s, _to_call_clock(last, float(segment.end)))
+        return [Utterance(role, start_s, end_s, segment.text.strip(), **stats)]
+    groups: list[tuple[int, list[Word]]] = []
+    for word in segment.words:
+        start, end = float(word.start), float(word.end)
+        index = _piece_index(pieces, (start + end) / 2)
+        piece = pieces[index]
+        call_start = _to_call_clock(piece, start)
+        mapped = Word(word.word, call_start, max(call_start, _to_call_clock(piece, end)),
+                      float(min(1.0, max(0.0, word.probability))))
+        if groups and groups[-1][0] == index:
+            groups[-1][1].append(mapped)
+        else:
+            groups.append((index, [mapped]))
+    utterances = []
+    for _index, words in groups:
+        text = "".join(w.text for w in words).strip()
+        words_clean = tuple(replace(w, text=w.text.strip()) for w in words if w.text.strip())
+        if text and words_clean:
+            utterances.append(Utterance(role, words_clean[0].start_s, max(w.end_s for w in words_clean),
+                                        text, words_clean, **stats))
+    return utterances
+
+
+class WhisperTranscriber:
+    """A :class:`Transcriber` over ``faster_whisper.WhisperModel``; build once per worker.
+
+    Args:
+        model: a loaded WhisperModel.
+        asr: the ``[asr]`` config section (language, prompt, beam, batching...).
+        model_id: stable id of the model, stored with every result.
+    """
+
+    def __init__(self, model: Any, asr: AsrConfig, model_id: str) -> None:
+        self.model = model
+        self.asr = asr
+        self.model_id = model_id
+        self._batched: Any = None
+        if asr.batched:
+            from faster_whisper import BatchedInferencePipeline
+
+            self._batched = BatchedInferencePipeline(model)
+
+    @classmethod
+    def from_config(cls, asr: AsrConfig) -> WhisperTranscriber:
+        """Resolve ``asr.model``, load it on ``asr.device`` and wrap it.
+
+        Raises:
+            ModelError: the model is missing, corrupt or cannot be loaded.
+        """
+        from faster_whisper import WhisperModel
+
+        resolved = resolve_model(asr.model)
+        device, compute_type = resolve_device(asr)
+        try:
+            model = WhisperModel(str(resolved.path), device=device, compute_type=compute_type,
+                                 cpu_threads=asr.cpu_threads, local_files_only=True)
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise ModelError(str(resolved.path), f"cannot load on {device}/{compute_type}: {exc}") from None
+        return cls(model, asr, resolved.model_id)
+
+    def _options(self) -> dict[str, Any]:
+        return {
+            "language": None if self.asr.language == "auto" else self.asr.language,
+            "initial_prompt": self.asr.initial_prompt or None,
+            "beam_size": self.asr.beam_size,
+            "word_timestamps": self.asr.word_timestamps,
+        }
+
+    def transcribe(self, samples: np.ndarray, role: str, speech: Sequence[SpeechSegment]) -> list[Utterance]:
+        """Decode only the speech segments of one channel; times on the call clock."""
+        joined, pieces = join_speech(samples, speech)
+        if not pieces:
+            return []
+        # Batched decoding with timestamp tokens: without them Whisper writes one
+        # run-on text per 30 s window and drops sentences (measured: CER 0.64 vs
+        # 0.45 on the bench call, scripts/bench/transcribe_speed.py).
+        if self._batched is not None:
+            segments, _info = self._batched.transcribe(
+                joined, clip_timestamps=windows(pieces), batch_size=self.asr.batch_size,
+                without_timestamps=False, **self._options())
+        else:
+            segments, _info = self.model.transcribe(
+                joined, vad_filter=False, condition_on_previous_text=False, **self._options())
+        utterances: list[Utterance] = []
+        for segment in segments:  # a lazy generator: decoding happens here
+            utterances.extend(_utterances_from_segment(segment, role, pieces))
+        return utterances
+
+
+# ---------------------------------------------------------------- post-processing
+
+
+@lru_cache(maxsize=1)
+def _t2s() -> Callable[[str], str]:
+    import opencc
+
+    return opencc.OpenCC("t2s").convert
+
+
+def to_simplified(text: str) -> str:
+    """Traditional -> Simplified Chinese (OpenCC ``t2s``)."""
+    return _t2s()(text)
+
+
+def normalize_for_matching(text: str) -> str:
+    """Simplified, lower-case text without punctuation, symbols or spaces."""
+    return "".join(ch for ch in to_simplified(text).lower()
+                   if unicodedata.category(ch)[0] not in "PZSC")
+
+
+@dataclass(frozen=True)
+class HallucinationLexicon:
+    """Known Whisper hallucinations: ``contains`` match anywhere, ``exact`` the whole utterance."""
+
+    contains: tuple[str, ...]
+    exact: frozenset[str]
+
+    def match(self, text: str) -> str | None:
+        """The entry ``text`` matches, or None."""
+        normalized = normalize_for_matching(text)
+        if normalized in self.exact:
+            return normalized
+        return next((entry for entry in self.contains if entry in normalized), None)
+
+
+def parse_hallucination_lexicon(lines: Iterable[str], source: str) -> HallucinationLexicon:
+    """Parse the lexicon format: one phrase a line, ``#`` comments, ``= phrase`` for whole-utterance."""
+    contains, exact = [], set()
+    for number, raw in enumerate(lines, 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        whole = line.startswith("=")
+        phrase = normalize_for_matching(line[1:] if whole else line)
+        if not phrase:
+            raise LexiconError(source, f"line {number}: no characters left after removing punctuation")
+        (exact.add(phrase) if whole else contains.append(phrase))
+    return HallucinationLexicon(tuple(contains), frozenset(exact))
+
+
+@lru_cache(maxsize=4)
+def load_hallucination_lexicon(name: str) -> HallucinationLexicon:
+    """Load a lexicon by file path, or by name from the lexicons shipped with callqa."""
+    path = Path(name).expanduser()
+    try:
+        if path.is_absolute() or path.is_file():
+            text = path.read_text(encoding="utf-8")
+        else:
+            text = (resource_dir("lexicons") / name).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LexiconError(name, f"cannot read the hallucination lexicon: {exc}") from None
+    return parse_hallucination_lexicon(text.splitlines(), name)
+
+
+def _compression_ratio(text: str) -> float:
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def _vad_overlap_share(utterance: Utterance, speech: Sequence[SpeechSegment]) -> float:
+    if utterance.duration_s <= 0:
+        inside = any(s.start_s <= utterance.start_s <= s.end_s for s in speech)
+        return 1.0 if inside else 0.0
+    covered = sum(max(0.0, min(s.end_s, utterance.end_s) - max(s.start_s, utterance.start_s)) for s in speech)
+    return min(1.0, covered / utterance.duration_s)
+
+
+def suspect_reasons(utterance: Utterance, speech: Sequence[SpeechSegment], guard: GuardConfig,
+                    lexicon: HallucinationLexicon, initial_prompt: str = "") -> list[str]:
+    """Why the hallucination guard distrusts ``utterance`` (empty list: it does not).
+
+    Reasons: ``outside_vad`` (less than ``guard.min_vad_overlap`` of it inside
+    VAD speech), ``no_speech`` (high no-speech probability with low
+    log-probability), ``repetitive`` (compression ratio), ``known_hallucination``
+    (lexicon entry) and ``prompt_echo`` (Whisper repeating its initial prompt).
+    """
+    reasons = []
+    share = _vad_overlap_share(utterance, speech)
+    if share < guard.min_vad_overlap:
+        reasons.append(f"outside_vad({share:.2f})")
+    if utterance.no_speech_prob > guard.no_speech_prob_max and utterance.avg_logprob < guard.logprob_min:
+        reasons.append(f"no_speech({utterance.no_speech_prob:.2f},{utterance.avg_logprob:.2f})")
+    ratio = max(utterance.compression_ratio, _compression_ratio(utterance.text))
+    if ratio > guard.compression_ratio_max:
+        reasons.append(f"repetitive({ratio:.2f})")
+    entry = lexicon.match(utterance.text)
+    if entry is not None:
+        reasons.append(f"known_hallucination({entry})")
+    prompt = normalize_for_matching(initial_prompt)
+    text = normalize_for_matching(utterance.text)
+    if len(text) >= _PROMPT_ECHO_MIN_CHARS and prompt and (text in prompt or prompt in text):
+        reasons.append("prompt_echo")
+    return reasons
+
+
+def finalize_utterance(utterance: Utterance, speech: Sequence[SpeechSegment], asr: AsrConfig,
+                       lexicon: HallucinationLexicon) -> Utterance | None:
+    """Simplify the text and apply the guard; None when no text is left."""
+    text, words = utterance.text.strip(), utterance.words
+    if asr.to_simplified:
+        text = to_simplified(text)
+        words = tuple(replace(w, text=to_simplified(w.text)) for w in words)
+    if not normalize_for_matching(text):
+        return None
+    result = replace(utterance, text=text, words=words)
+    reasons = suspect_reasons(result, speech, asr.guard, lexicon, asr.initial_prompt)
+    if reasons:
+        prior = [utterance.suspect_reason] if utterance.suspect else []
+        result = replace(result, suspect=True, suspect_reason=";".join(prior + reasons))
+    return result
+
+
+def transcribe_call(call: Call, segments: Sequence[SpeechSegment], transcriber: Transcriber,
+                    asr_config: AsrConfig) -> list[Utterance]:
+    """Transcribe every channel of ``call`` separately, decoding only its VAD speech.
+
+    Args:
+        call: the decoded call (one channel per role).
+        segments: VAD speech segments of all channels (``pipeline.vad.detect_speech``).
+        transcriber: built once per worker, e.g. ``WhisperTranscriber.from_config``.
+        asr_config: the ``[asr]`` section (simplification and guard settings).
+
+    Returns:
+        Utterances of all roles in call-clock order, text in Simplified Chinese
+        when configured, suspect ones marked with a reason. A channel without
+        speech gives none (Whisper is not run on it).
+
+    Raises:
+        LexiconError: the hallucination lexicon cannot be read.
+    """
+    lexicon = load_hallucination_lexicon(asr_config.guard.hallucination_lexicon)
+    utterances: list[Utterance] = []
+    for channel in call.channels:
+        speech = sorted((s for s in segments if s.role == channel.role), key=lambda s: s.start_s)
+        if not speech:
+            continue
+        for raw in transcriber.transcribe(channel.samples, channel.role, speech):
+            final = finalize_utterance(replace(raw, role=channel.role), speech, asr_config, lexicon)
+            if final is not None:
+                utterances.append(final)
+    return sorted(utterances, key=lambda u: (u.start_s, u.end_s, u.role))

@@ -1,0 +1,139 @@
+"""Scorecard arithmetic: deductions, caps, fatal overrides, COPC classes, grades."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.errors import ConfigError
+from pipeline.models import Hit
+from pipeline.scoring import load_scorecard, parse_scorecard, score_call
+
+CARD = """
+version = "test-1"
+pass_score = 80.0
+fatal_score = 0.0
+[grades]
+A = 90.0
+B = 80.0
+C = 0.0
+[sections.etiquette]
+name = "服务礼仪"
+weight = 1.0
+[sections.skill]
+name = "服务技能"
+weight = 3.0
+[[items]]
+id = "tic"
+name = "口头禅"
+section = "etiquette"
+categories = ["verbal_tic"]
+deduction = 10.0
+max_deduction = 25.0
+[[items]]
+id = "promise"
+name = "乱承诺"
+section = "skill"
+categories = ["rash_promise"]
+rule_ids = ["promise.*"]
+deduction = 20.0
+copc = "business"
+[[items]]
+id = "abuse"
+name = "辱骂"
+section = "etiquette"
+categories = ["redline_abuse"]
+fatal = true
+copc = "customer"
+[[items]]
+id = "clarity"
+name = "吐字清晰"
+section = "skill"
+feature = "asr_word_prob_mean"
+min = 0.5
+deduction = 8.0
+"""
+
+
+def _hit(category: str, rule: str = "r.1", severity: str = "non_fatal", start_s: float = 1.0,
+         suspect: bool = False, error_class: str = "none") -> Hit:
+    return Hit("c1", rule, "v1", category, severity, error_class, "agent", start_s, start_s + 0.5, "exact",
+               suspect=suspect)
+
+
+@pytest.fixture()
+def card():
+    return parse_scorecard(CARD, "test.toml")
+
+
+def test_clean_call_scores_100(card) -> None:
+    result = score_call([], {}, card)
+    assert result.score == 100.0 and result.grade == "A" and result.passed and not result.fatal
+    assert result.failed_items == () and all(result.copc.values()) and not result.redline
+
+
+def test_deductions_are_weighted_and_capped(card) -> None:
+    hits = [_hit("verbal_tic", start_s=t) for t in (1, 2, 3)]  # 3 x 10 capped at 25
+    result = score_call(hits, {}, card)
+    assert result.section_scores["etiquette"] == 75.0 and result.section_scores["skill"] == 100.0
+    assert result.score == pytest.approx((75 * 1 + 100 * 3) / 4)  # 93.75
+    assert result.failed_items[0].deduction == 25.0
+    assert set(result.failed_items[0].hit_ids) == {h.hit_id for h in hits}
+
+
+def test_rule_id_patterns_and_copc_class(card) -> None:
+    hits = [_hit("shirking", rule="promise.refund"), _hit("rash_promise", start_s=4)]
+    result = score_call(hits, {}, card)
+    assert result.section_scores["skill"] == 60.0
+    assert result.score == pytest.approx((100 + 60 * 3) / 4)  # 70 -> fails the pass score, grade C
+    assert not result.passed and result.grade == "C" and not result.fatal
+    assert result.copc == {"customer": True, "business": False, "compliance": True}
+
+
+def test_fatal_item_overrides_score(card) -> None:
+    hits = [_hit("redline_abuse", severity="fatal")]
+    result = score_call(hits, {}, card)
+    assert result.fatal and result.score == 0.0 and not result.passed and result.redline
+    assert result.copc["customer"] is False
+    assert result.failed_items[0].item_id == "abuse" and result.failed_items[0].hit_ids == (hits[0].hit_id,)
+
+
+def test_any_fatal_hit_fails_even_unlisted(card) -> None:
+    hit = _hit("hangup", rule="hangup.first", severity="fatal", error_class="compliance")
+    result = score_call([hit], {}, card)
+    assert result.fatal and result.score == 0.0
+    assert result.failed_items[0].item_id == "fatal_hit:hangup.first"
+    assert result.copc["compliance"] is False
+
+
+def test_suspect_hits_do_not_count(card) -> None:
+    result = score_call([_hit("redline_abuse", severity="fatal", suspect=True)], {}, card)
+    assert result.score == 100.0 and not result.fatal and not result.redline
+
+
+def test_info_hits_do_not_deduct(card) -> None:
+    assert score_call([_hit("verbal_tic", severity="info")], {}, card).score == 100.0
+
+
+def test_feature_items(card) -> None:
+    result = score_call([], {"asr_word_prob_mean": 0.3}, card)
+    assert result.section_scores["skill"] == 92.0 and "asr_word_prob_mean" in result.failed_items[0].reason
+    assert score_call([], {"asr_word_prob_mean": None}, card).score == 100.0
+
+
+def test_pass_score_override_and_errors(tmp_path) -> None:
+    assert parse_scorecard(CARD, pass_score=95.0).pass_score == 95.0
+    with pytest.raises(ConfigError, match="unknown categories"):
+        parse_scorecard(CARD.replace('["verbal_tic"]', '["nope"]'))
+    with pytest.raises(ConfigError, match="unknown section"):
+        parse_scorecard(CARD.replace('section = "skill"\ncategories = ["rash', 'section = "x"\ncategories = ["rash'))
+    with pytest.raises(ConfigError, match="not found"):
+        load_scorecard(tmp_path / "missing.toml")
+
+
+def test_shipped_scorecard_weights_from_domain() -> None:
+    card = load_scorecard()
+    weights = {s.name: s.weight for s in card.sections.values()}
+    assert weights == {"服务礼仪": 3.0, "服务技能": 11.0, "服务意识": 4.0, "综合评价": 2.0}
+    assert {i.id for i in card.items if i.fatal} >= {"redline_abuse", "arguing", "hangup"}
+    result = score_call([_hit("forbidden_phrase")], {}, card)
+    assert result.score == pytest.approx((80 * 3 + 100 * 11 + 100 * 4 + 100 * 2) / 20)

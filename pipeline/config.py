@@ -43,6 +43,7 @@ class VadConfig(_Section):
 class GuardConfig(_Section):
     min_vad_overlap: float = Field(ge=0, le=1)
     no_speech_prob_max: float = Field(ge=0, le=1)
+    no_speech_prob_alone_max: float = Field(ge=0, le=1)
     logprob_min: float
     compression_ratio_max: float = Field(gt=0)
     hallucination_lexicon: str

@@ -35,8 +35,13 @@ from pipeline.resources import resource_dir
 #: Pause put between two speech segments when they are joined for Whisper:
 #: a clear boundary helps it end a sentence, and costs little decoding.
 JOIN_PAUSE_S = 0.2
+#: Audio kept on each side of a VAD segment when it is cut out for Whisper.
+CUT_PAD_S = 0.4
 #: Longest piece of joined speech handed to Whisper as one window.
 WINDOW_S = 29.5
+#: Consecutive identical utterances (at least this long) that reveal a decoding loop.
+REPEAT_RUN_MIN = 3
+REPEAT_MIN_CHARS = 4
 #: An utterance this long that is part of the initial prompt is Whisper echoing it.
 _PROMPT_ECHO_MIN_CHARS = 6
 
@@ -79,9 +84,18 @@ def join_speech(samples: np.ndarray, speech: Sequence[SpeechSegment]) -> tuple[n
     parts: list[np.ndarray] = []
     pieces: list[_Piece] = []
     cursor = 0
-    for segment in sorted(speech, key=lambda s: s.start_s):
-        start = int(round(segment.start_s * SAMPLE_RATE_HZ))
-        end = min(len(samples), int(round(segment.end_s * SAMPLE_RATE_HZ)))
+    ordered = sorted(speech, key=lambda s: s.start_s)
+    for index, segment in enumerate(ordered):
+        # widen by CUT_PAD_S (never past the middle of the gap to a neighbour):
+        # VAD edges clip soft onsets and final syllables Whisper needs.
+        low = max(0.0, segment.start_s - CUT_PAD_S)
+        if index > 0:
+            low = max(low, (ordered[index - 1].end_s + segment.start_s) / 2)
+        high = segment.end_s + CUT_PAD_S
+        if index + 1 < len(ordered):
+            high = min(high, (segment.end_s + ordered[index + 1].start_s) / 2)
+        start = int(round(min(low, segment.start_s) * SAMPLE_RATE_HZ))
+        end = min(len(samples), int(round(max(high, segment.end_s) * SAMPLE_RATE_HZ)))
         if end <= start:
             continue
         if parts:
@@ -314,15 +328,16 @@ def suspect_reasons(utterance: Utterance, speech: Sequence[SpeechSegment], guard
     """Why the hallucination guard distrusts ``utterance`` (empty list: it does not).
 
     Reasons: ``outside_vad`` (less than ``guard.min_vad_overlap`` of it inside
-    VAD speech), ``no_speech`` (high no-speech probability with low
-    log-probability), ``repetitive`` (compression ratio), ``known_hallucination``
+    VAD speech), ``no_speech`` (very high no-speech probability, or a high one
+    with low log-probability), ``repetitive`` (compression ratio), ``known_hallucination``
     (lexicon entry) and ``prompt_echo`` (Whisper repeating its initial prompt).
     """
     reasons = []
     share = _vad_overlap_share(utterance, speech)
     if share < guard.min_vad_overlap:
         reasons.append(f"outside_vad({share:.2f})")
-    if utterance.no_speech_prob > guard.no_speech_prob_max and utterance.avg_logprob < guard.logprob_min:
+    if utterance.no_speech_prob > guard.no_speech_prob_alone_max or (
+            utterance.no_speech_prob > guard.no_speech_prob_max and utterance.avg_logprob < guard.logprob_min):
         reasons.append(f"no_speech({utterance.no_speech_prob:.2f},{utterance.avg_logprob:.2f})")
     ratio = max(utterance.compression_ratio, _compression_ratio(utterance.text))
     if ratio > guard.compression_ratio_max:
@@ -378,8 +393,34 @@ def transcribe_call(call: Call, segments: Sequence[SpeechSegment], transcriber: 
         speech = sorted((s for s in segments if s.role == channel.role), key=lambda s: s.start_s)
         if not speech:
             continue
+        finals = []
         for raw in transcriber.transcribe(channel.samples, channel.role, speech):
             final = finalize_utterance(replace(raw, role=channel.role), speech, asr_config, lexicon)
             if final is not None:
-                utterances.append(final)
+                finals.append(final)
+        utterances.extend(mark_repeats(sorted(finals, key=lambda u: (u.start_s, u.end_s))))
     return sorted(utterances, key=lambda u: (u.start_s, u.end_s, u.role))
+
+
+def mark_repeats(utterances: Sequence[Utterance]) -> list[Utterance]:
+    """Mark runs of identical text on one channel as suspect (Whisper looping on noise).
+
+    A run of :data:`REPEAT_RUN_MIN` or more consecutive utterances with the same
+    text of at least :data:`REPEAT_MIN_CHARS` characters is a decoding loop, not a
+    person repeating themselves.
+    """
+    result = list(utterances)
+    keys = [normalize_for_matching(u.text) for u in result]
+    start = 0
+    while start < len(result):
+        end = start
+        while end + 1 < len(result) and keys[end + 1] == keys[start]:
+            end += 1
+        run = end - start + 1
+        if run >= REPEAT_RUN_MIN and len(keys[start]) >= REPEAT_MIN_CHARS:
+            for index in range(start, end + 1):
+                u = result[index]
+                reason = ";".join(filter(None, [u.suspect_reason, f"repeated({run})"]))
+                result[index] = replace(u, suspect=True, suspect_reason=reason)
+        start = end + 1
+    return result

@@ -1,0 +1,181 @@
+"""Wall time of callqa's transcription vs plain faster-whisper on a realistic call.
+
+Builds a 5-minute stereo call from the real clips in ``../shared/data/speech``
+(agent and customer take turns, about 40% of the call silent), encodes it as
+8 kHz μ-law WAV like a telephone recording, and measures in one run, with the
+same model and compute type:
+
+- ``default``: ``WhisperModel.transcribe`` with default settings on the mono mix-down;
+- ``vad``: the same with ``vad_filter=True``;
+- ``callqa``: ingest's channels -> ``detect_speech`` -> ``transcribe_call``
+  (both channels, word timestamps, t2s and guard on), batched and not.
+
+Prints wall time, real-time factor (wall / call duration), the ratio to each
+baseline and the CER of each against the known script of the call. With
+``--memory-calls N`` it then transcribes N short calls in a loop and prints the
+peak RSS every N/4 calls (it must stay flat).
+
+Usage: python scripts/bench/transcribe_speed.py [--duration-s 300] [--memory-calls 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import random
+import subprocess
+import tempfile
+import time
+import wave
+from pathlib import Path
+
+import jiwer
+import numpy as np
+from faster_whisper import decode_audio
+
+from pipeline.config import default_config
+from pipeline.ingest import load_call
+from pipeline.transcribe import WhisperTranscriber, normalize_for_matching, transcribe_call
+from pipeline.vad import detect_speech
+
+SPEECH_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "speech"
+RATE_HZ = 16_000
+
+
+def referenced_clips() -> list[tuple[np.ndarray, str]]:
+    """Every clip with a verified reference: (16 kHz float32 samples, reference)."""
+    clips = []
+    with open(SPEECH_DIR / "references.tsv", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle, delimiter="\t"):
+            if row["reference_text"]:
+                clips.append((decode_audio(str(SPEECH_DIR / row["file"]), sampling_rate=RATE_HZ),
+                              row["reference_text"]))
+    return clips
+
+
+def build_call(duration_s: float, silent_share: float, seed: int = 7) -> tuple[np.ndarray, list[tuple]]:
+    """A stereo call (2, n) float32 at 16 kHz and its script [(role, start_s, end_s, text)]."""
+    rng = random.Random(seed)
+    clips = referenced_clips()
+    speech_budget_s = duration_s * (1 - silent_share)
+    turns, speech_s = [], 0.0
+    while True:
+        rng.shuffle(clips)
+        for samples, text in clips:
+            if speech_s + len(samples) / RATE_HZ > speech_budget_s:
+                break
+            turns.append((samples * rng.uniform(0.5, 1.0), text))
+            speech_s += len(samples) / RATE_HZ
+        else:
+            continue
+        break
+    gaps = np.array([rng.uniform(0.3, 1.0) + rng.expovariate(1.0) for _ in turns])
+    gaps *= (duration_s - speech_s) / gaps.sum()
+    audio = np.zeros((2, int(duration_s * RATE_HZ)), dtype=np.float32)
+    script, cursor, role = [], 0.0, 0
+    for (samples, text), gap in zip(turns, gaps, strict=True):
+        cursor += gap * 0.5  # half the pause before the turn, half after it
+        start = int(cursor * RATE_HZ)
+        audio[role, start:start + len(samples)] = samples[: audio.shape[1] - start]
+        script.append(("agent" if role == 0 else "customer", cursor, cursor + len(samples) / RATE_HZ, text))
+        cursor += len(samples) / RATE_HZ + gap * 0.5
+        role = 1 - role if rng.random() < 0.85 else role
+    return audio, script
+
+
+def write_telephone_wav(audio: np.ndarray, path: Path) -> None:
+    """Write (channels, n) float32 16 kHz audio as 8 kHz μ-law WAV (ffmpeg from imageio-ffmpeg)."""
+    import imageio_ffmpeg
+
+    pcm = path.with_suffix(".pcm16.wav")
+    with wave.open(str(pcm), "wb") as out:
+        out.setnchannels(audio.shape[0])
+        out.setsampwidth(2)
+        out.setframerate(RATE_HZ)
+        out.writeframes((np.clip(audio.T, -1, 1) * 32767).astype("<i2").tobytes())
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(pcm),
+                    "-ar", "8000", "-c:a", "pcm_mulaw", str(path)], check=True)
+    pcm.unlink()
+
+
+def cer(reference: str, hypothesis: str) -> float:
+    """Character error rate after t2s and removal of punctuation and spaces."""
+    ref, hyp = normalize_for_matching(reference), normalize_for_matching(hypothesis)
+    return jiwer.cer(ref, hyp) if hyp else 1.0
+
+
+def _time(work):
+    start = time.perf_counter()
+    result = work()
+    return time.perf_counter() - start, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration-s", type=float, default=300.0)
+    parser.add_argument("--silent-share", type=float, default=0.4)
+    parser.add_argument("--memory-calls", type=int, default=0)
+    parser.add_argument("--skip-default", action="store_true", help="skip the slow default baseline")
+    args = parser.parse_args()
+
+    config = default_config()
+    audio, script = build_call(args.duration_s, args.silent_share)
+    reference = "".join(text for *_times, text in sorted(script, key=lambda t: t[1]))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "call.wav"
+        write_telephone_wav(audio, path)
+        call = load_call(path, config)
+        mono = decode_audio(str(path), sampling_rate=RATE_HZ)
+        print(f"call: {args.duration_s:.0f} s stereo 8 kHz mu-law, {len(script)} turns, "
+              f"{1 - sum(e - s for _r, s, e, _t in script) / args.duration_s:.0%} silent, "
+              f"{len(normalize_for_matching(reference))} reference characters")
+
+        results: dict[str, tuple[float, float]] = {}
+        transcriber = WhisperTranscriber.from_config(config.asr)
+        model = transcriber.model
+        baselines = [("vad", {"vad_filter": True})]
+        if not args.skip_default:
+            baselines.insert(0, ("default", {}))
+        for name, options in baselines:
+            wall, text = _time(lambda o=options: "".join(s.text for s in model.transcribe(mono, **o)[0]))
+            results[name] = (wall, cer(reference, text))
+        for batched in (True, False):
+            asr = config.asr.model_copy(update={"batched": batched})
+            runner = WhisperTranscriber(model, asr, transcriber.model_id)
+
+            def run(asr=asr, runner=runner):
+                segments = [s for channel in call.channels for s in detect_speech(channel, config.vad)]
+                return transcribe_call(call, segments, runner, asr)
+
+            wall, utterances = _time(run)
+            text = "".join(u.text for u in utterances)
+            results["callqa-batched" if batched else "callqa-plain"] = (wall, cer(reference, text))
+
+        for name, (wall, error) in results.items():
+            ratios = "  ".join(f"{wall / results[b][0]:.2f}x {b}" for b, _ in baselines)
+            print(f"{name:16s} wall {wall:6.1f} s  RTF {wall / args.duration_s:.3f}  CER {error:.3f}  {ratios}")
+
+        if args.memory_calls:
+            measure_memory(config, transcriber, call, args.memory_calls)
+
+
+def measure_memory(config, transcriber, call, n_calls: int) -> None:
+    """Transcribe a 20 s cut of the call ``n_calls`` times; print peak RSS as it goes."""
+    import dataclasses
+
+    import psutil
+
+    from pipeline.models import Channel
+
+    process = psutil.Process()
+    short = dataclasses.replace(call, channels=tuple(
+        Channel(c.role, c.samples[: 20 * RATE_HZ].copy()) for c in call.channels), duration_s=20.0)
+    for index in range(1, n_calls + 1):
+        segments = [s for channel in short.channels for s in detect_speech(channel, config.vad)]
+        transcribe_call(short, segments, transcriber, config.asr)
+        if index % max(1, n_calls // 4) == 0:
+            print(f"memory: after {index:4d} calls RSS {process.memory_info().rss / 2**20:7.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()

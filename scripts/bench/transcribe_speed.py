@@ -162,6 +162,7 @@ def main() -> None:
 def measure_memory(config, transcriber, call, n_calls: int) -> None:
     """Transcribe a 20 s cut of the call ``n_calls`` times; print peak RSS as it goes."""
     import dataclasses
+    import resource
 
     import psutil
 
@@ -174,7 +175,9 @@ def measure_memory(config, transcriber, call, n_calls: int) -> None:
         segments = [s for channel in short.channels for s in detect_speech(channel, config.vad)]
         transcribe_call(short, segments, transcriber, config.asr)
         if index % max(1, n_calls // 4) == 0:
-            print(f"memory: after {index:4d} calls RSS {process.memory_info().rss / 2**20:7.1f} MiB")
+            peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(f"memory: after {index:4d} calls RSS {process.memory_info().rss / 2**20:7.1f} MiB, "
+                  f"peak {peak_mib:7.1f} MiB")
 
 
 if __name__ == "__main__":

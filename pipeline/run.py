@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pipeline
+from pipeline.asr_model import resolve_model
 from pipeline.config import Config
 from pipeline.errors import CallqaError, UnsupportedAudioError
 from pipeline.ingest import file_sha256, load_call, measure_channel
@@ -32,7 +33,9 @@ from pipeline.store import (
     Store,
     common_columns,
     segments_rows,
+    utterances_rows,
 )
+from pipeline.transcribe import Transcriber, WhisperTranscriber, transcribe_call
 from pipeline.vad import detect_speech
 
 NO_MODEL = "none"
@@ -46,6 +49,7 @@ class Resources:
     config: Config
     model_id: str = NO_MODEL
     rules_version: str = NO_RULES
+    transcriber: Transcriber | None = None
 
 
 @dataclass(frozen=True)
@@ -100,13 +104,27 @@ class Progress:
 
 
 def build_resources(config: Config, options: RunOptions) -> Resources:
-    """Load the models and rule sets once for this worker."""
-    return Resources(config=config)
+    """Load the models and rule sets once for this worker.
+
+    Raises:
+        ModelError: the speech model is missing, corrupt or cannot be loaded.
+    """
+    transcriber = WhisperTranscriber.from_config(config.asr) if config.asr.enabled else None
+    return Resources(
+        config=config,
+        model_id=transcriber.model_id if transcriber else NO_MODEL,
+        transcriber=transcriber,
+    )
 
 
 def resolve_versions(config: Config, options: RunOptions) -> tuple[str, str]:
-    """(model_id, rules_version) for the resume key, without loading any model."""
-    return NO_MODEL, NO_RULES
+    """(model_id, rules_version) for the resume key, without loading any model into memory.
+
+    Raises:
+        ModelError: the configured speech model cannot be found or verified.
+    """
+    model_id = resolve_model(config.asr.model).model_id if config.asr.enabled else NO_MODEL
+    return model_id, NO_RULES
 
 
 # -- one call ------------------------------------------------------------------
@@ -151,11 +169,15 @@ def process_call(job: CallJob, sha: str, resources: Resources) -> CallOutcome:
         stage = "vad"
         segments = [s for channel in call.channels for s in detect_speech(channel, config.vad)]
         segments.sort(key=lambda s: (s.start_s, s.role))
+        stage = "transcribe"
+        utterances = (transcribe_call(call, segments, resources.transcriber, config.asr)
+                      if resources.transcriber is not None else [])
         call_row = _call_row(job, call, common, sha)
         call_row["channels"] = _channel_facts(call, segments, config.vad.clip_level)
         call_row["processing_s"] = time.perf_counter() - started
         dated = {**common, "call_date": job.call_date}
-        rows = {"calls": [call_row], "segments": segments_rows(segments, dated)}
+        rows = {"calls": [call_row], "segments": segments_rows(segments, dated),
+                "utterances": utterances_rows(utterances, dated)}
         return CallOutcome(job.call_id, True, call.duration_s, rows)
     except Exception as exc:  # noqa: BLE001 - one bad call must never stop the batch
         return _failed(job, sha, common, stage, exc, call)

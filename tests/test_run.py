@@ -175,3 +175,34 @@ def test_full_disk_stops_cleanly_and_the_next_run_resumes(tmp_path, stereo_call,
     resumed = run_batch(calls, tmp_path / "store", config)
     assert (resumed.skipped, resumed.done) == (2, 2)
     assert Store(tmp_path / "store").read("calls").num_rows == 4
+
+
+class ScriptedTranscriber:
+    """A fake Transcriber: one utterance per VAD segment, with text chosen per role."""
+
+    model_id = "fake@1"
+
+    def transcribe(self, samples, role, speech):
+        from pipeline.models import Utterance, Word
+
+        text = {"agent": "您好請問有什麼可以幫您", "customer": "我想查询一下订单"}[role]
+        return [Utterance(role, s.start_s, s.end_s, text,
+                          (Word(text, s.start_s, s.end_s, 0.9),), avg_logprob=-0.2, no_speech_prob=0.01,
+                          compression_ratio=1.0) for s in speech]
+
+
+def test_process_call_writes_role_tagged_simplified_utterances(tmp_path, stereo_call):
+    from pipeline.inputs import CallJob
+    from pipeline.run import Resources, process_call
+
+    config = load_config()
+    job = CallJob("c1", str(stereo_call()), "2026-11-22")
+    outcome = process_call(job, "sha", Resources(config=config, model_id="fake@1", transcriber=ScriptedTranscriber()))
+    assert outcome.ok, outcome.error
+    utterances = outcome.rows["utterances"]
+    assert [u["role"] for u in utterances] == sorted((u["role"] for u in utterances), key=["agent", "customer"].index)
+    assert {u["text"] for u in utterances if u["role"] == "agent"} == {"您好请问有什么可以帮您"}  # t2s applied
+    first_customer = min(u["start_s"] for u in utterances if u["role"] == "customer")
+    assert first_customer == pytest.approx(7.0 + speech_onset_s("BAC009S0764W0121.wav"), abs=0.1)
+    assert {u["model_id"] for u in utterances} == {"fake@1"}
+    assert all(u["words"][0]["probability"] == pytest.approx(0.9) for u in utterances)

@@ -62,6 +62,7 @@ class AsrConfig(_Section):
     to_simplified: bool
     batched: bool
     batch_size: int = Field(ge=1)
+    crosstalk_margin_db: float
     guard: GuardConfig
 
 

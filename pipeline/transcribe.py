@@ -39,6 +39,8 @@ JOIN_PAUSE_S = 0.2
 CUT_PAD_S = 0.4
 #: Longest piece of joined speech handed to Whisper as one window.
 WINDOW_S = 29.5
+#: Share of a segment that must lie under louder speech on another channel to be crosstalk.
+CROSSTALK_COVERED_SHARE = 0.8
 #: Consecutive identical utterances (at least this long) that reveal a decoding loop.
 REPEAT_RUN_MIN = 3
 REPEAT_MIN_CHARS = 4
@@ -382,15 +384,17 @@ def transcribe_call(call: Call, segments: Sequence[SpeechSegment], transcriber: 
     Returns:
         Utterances of all roles in call-clock order, text in Simplified Chinese
         when configured, suspect ones marked with a reason. A channel without
-        speech gives none (Whisper is not run on it).
+        speech gives none (Whisper is not run on it); speech that is only the
+        other channel's crosstalk is not decoded (:func:`drop_crosstalk`).
 
     Raises:
         LexiconError: the hallucination lexicon cannot be read.
     """
     lexicon = load_hallucination_lexicon(asr_config.guard.hallucination_lexicon)
     utterances: list[Utterance] = []
+    to_decode = drop_crosstalk(segments, asr_config.crosstalk_margin_db)
     for channel in call.channels:
-        speech = sorted((s for s in segments if s.role == channel.role), key=lambda s: s.start_s)
+        speech = sorted((s for s in to_decode if s.role == channel.role), key=lambda s: s.start_s)
         if not speech:
             continue
         finals = []
@@ -400,6 +404,28 @@ def transcribe_call(call: Call, segments: Sequence[SpeechSegment], transcriber: 
                 finals.append(final)
         utterances.extend(mark_repeats(sorted(finals, key=lambda u: (u.start_s, u.end_s))))
     return sorted(utterances, key=lambda u: (u.start_s, u.end_s, u.role))
+
+
+def drop_crosstalk(segments: Sequence[SpeechSegment], margin_db: float) -> list[SpeechSegment]:
+    """Leave out speech that is only the other channel leaking into this one.
+
+    On a stereo call the agent's voice often bleeds faintly into the customer
+    channel (and back). VAD calls that speech too; decoding it would cost time
+    and put the agent's words in the customer's mouth. A segment is dropped
+    when at least :data:`CROSSTALK_COVERED_SHARE` of it lies inside segments of
+    another role that are at least ``margin_db`` louder. Real double-talk has
+    similar levels on both channels and is kept. ``margin_db <= 0`` keeps all.
+    """
+    if margin_db <= 0:
+        return list(segments)
+    kept = []
+    for segment in segments:
+        louder = [o for o in segments if o.role != segment.role
+                  and o.loudness_dbfs - segment.loudness_dbfs >= margin_db]
+        covered = sum(max(0.0, min(o.end_s, segment.end_s) - max(o.start_s, segment.start_s)) for o in louder)
+        if segment.duration_s <= 0 or covered / segment.duration_s < CROSSTALK_COVERED_SHARE:
+            kept.append(segment)
+    return kept
 
 
 def mark_repeats(utterances: Sequence[Utterance]) -> list[Utterance]:

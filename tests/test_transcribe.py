@@ -230,11 +230,13 @@ def _clip(name: str) -> np.ndarray:
 
 @pytest.mark.slow
 def test_real_model_transcribes_a_stereo_call_with_roles_and_a_bounded_cer(real_transcriber) -> None:
-    # Agent: FunASR asr_example (19 chars) at 0.5 s; customer: AISHELL-1 BAC009S0764W0121 (13 chars) at 8 s.
+    # Agent: FunASR asr_example (19 chars) at 0.5 s; customer: AISHELL-1 BAC009S0764W0121 (13 chars) at 8 s,
+    # plus the agent's crosstalk, which must not be decoded as the customer's words.
     agent, customer = np.zeros(14 * SAMPLE_RATE_HZ, np.float32), np.zeros(14 * SAMPLE_RATE_HZ, np.float32)
     first, second = _clip("asr_example.wav"), _clip("BAC009S0764W0121.wav")
     agent[8000:8000 + len(first)] = first
     customer[8 * SAMPLE_RATE_HZ:8 * SAMPLE_RATE_HZ + len(second)] = second
+    customer[8000:8000 + len(first)] += first * 10 ** (-25 / 20)  # the agent leaking in at -25 dB
     config = default_config()
     call = make_call(("agent", agent), ("customer", customer))
     segments = [s for channel in call.channels for s in detect_speech(channel, config.vad)]
@@ -271,3 +273,17 @@ def test_a_run_of_identical_utterances_is_a_decoding_loop() -> None:
     result = transcribe_call(call, [seg("agent", 0.0, 14.0)], fake, ASR)
     assert [(u.text, u.suspect_reason) for u in result] == [
         ("您好", ""), *[("再次把鞋子放在鞋子上", "repeated(4)")] * 4, ("好的好的", "")]
+
+
+def test_crosstalk_is_not_decoded_but_double_talk_is() -> None:
+    agent_loud = SpeechSegment("agent", 1.0, 5.0, -18.0)
+    leak = SpeechSegment("customer", 1.1, 4.9, -45.0)  # 27 dB quieter, fully under the agent
+    barge_in = SpeechSegment("customer", 4.0, 6.0, -22.0)  # real interruption, similar level
+    call = make_call(("agent", np.zeros(8 * SAMPLE_RATE_HZ)), ("customer", np.zeros(8 * SAMPLE_RATE_HZ)))
+    fake = FakeTranscriber({})
+    transcribe_call(call, [agent_loud, leak, barge_in], fake, ASR)
+    assert [(role, [(s.start_s, s.end_s) for s in speech]) for role, _first, speech in fake.calls] == [
+        ("agent", [(1.0, 5.0)]), ("customer", [(4.0, 6.0)])]
+    fake.calls.clear()
+    transcribe_call(call, [agent_loud, leak, barge_in], fake, ASR.model_copy(update={"crosstalk_margin_db": 0.0}))
+    assert [len(speech) for _role, _first, speech in fake.calls] == [1, 2]

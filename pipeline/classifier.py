@@ -32,7 +32,7 @@ import pandas as pd
 import pyarrow as pa
 import sklearn
 import skops.io as sio
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -52,6 +52,28 @@ CARD_JSON = "model_card.json"
 CARD_MD = "model_card.md"
 PROMOTED_FILE = "PROMOTED"
 _TRUSTED_PREFIXES = ("sklearn.", "numpy.", "pipeline.classifier.", "builtins.", "collections.")
+
+
+class FillEmptyColumns(TransformerMixin, BaseEstimator):
+    """Set columns that were entirely missing at fit time to 0; keep NaN elsewhere.
+
+    HistGradientBoosting handles NaN natively but cannot bin a column with no
+    value at all (e.g. a timing feature no call had yet).
+    """
+
+    def fit(self, X: Any, y: Any = None) -> FillEmptyColumns:  # noqa: N803
+        self.empty_ = np.all(np.isnan(np.asarray(X, dtype=np.float64)), axis=0)
+        self.n_features_in_ = int(self.empty_.size)
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:  # noqa: N803
+        data = np.array(X, dtype=np.float64)
+        data[:, self.empty_] = 0.0
+        return data
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return np.asarray(input_features if input_features is not None else
+                          [f"x{i}" for i in range(self.n_features_in_)], dtype=object)
 
 
 class CumulativeOrdinalClassifier(ClassifierMixin, BaseEstimator):
@@ -176,7 +198,7 @@ def build_estimator(kind: str, columns: Sequence[str], seed: int = 0, max_iter: 
     categorical = [c for c in columns if c in CATEGORICAL_FEATURES]
     onehot = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
     if kind == "hgb":
-        numeric_step: Any = "passthrough"  # NaN is handled natively
+        numeric_step: Any = FillEmptyColumns()  # other NaN are handled natively
         model: Any = HistGradientBoostingClassifier(max_iter=max_iter, class_weight="balanced", random_state=seed)
     elif kind == "logreg":
         numeric_step = Pipeline([("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
@@ -431,8 +453,28 @@ def predict_promoted(features: pa.Table | pd.DataFrame,
     return model.version, probabilities, decisions
 
 
+def apply_promoted(rows: Sequence[dict[str, Any]], models_dir: str | Path) -> tuple[list[dict[str, Any]], str]:
+    """Fill the classifier columns of feature rows with the promoted model's output.
+
+    Returns:
+        (rows, message): rows unchanged and "no promoted model: scorecard only"
+        when none is promoted, else the filled rows and the model version.
+
+    Raises:
+        ModelError: the promoted model is missing or incompatible.
+    """
+    from pipeline.features import features_table, with_prediction
+
+    result = predict_promoted(features_table(rows), models_dir) if rows else None
+    if result is None:
+        return list(rows), "no promoted model: scorecard only"
+    version, probabilities, decisions = result
+    return [with_prediction(row, version, float(p), d)
+            for row, p, d in zip(rows, probabilities, decisions, strict=True)], version
+
+
 __all__ = [
-    "CumulativeOrdinalClassifier", "TrainedModel", "build_estimator", "choose_threshold", "feature_frame",
-    "load_labels", "load_model", "positive_label", "predict", "predict_promoted", "predict_proba",
-    "promoted_name", "save_model", "train", "training_data",
+    "CumulativeOrdinalClassifier", "FillEmptyColumns", "TrainedModel", "apply_promoted", "build_estimator",
+    "choose_threshold", "feature_frame", "load_labels", "load_model", "positive_label", "predict",
+    "predict_promoted", "predict_proba", "promoted_name", "save_model", "train", "training_data",
 ]

@@ -194,3 +194,82 @@ def test_too_few_labels(data) -> None:
     frame, labels, _ = data
     with pytest.raises(ModelError, match=">= 4 calls"):
         train(frame.head(5), labels.head(5), "tiny", kind="logreg")
+
+
+def _store_with_labels(tmp_path, n: int = 160):
+    from pipeline.features import build_features
+    from pipeline.models import CallEvidence, Hit
+    from pipeline.store import Store
+
+    rng = np.random.default_rng(4)
+    rows, labels = [], []
+    for i in range(n):
+        call_id = f"k{i:03d}"
+        silence = float(rng.exponential(10))
+        hits = [Hit(call_id, "forbid.1", "r", "forbidden_phrase", "non_fatal", "none", "agent", t, t + 1, "exact")
+                for t in range(int(rng.integers(0, 3)))]
+        row = build_features(CallEvidence(call_id, 100.0, ("agent", "customer")), hits,
+                             {"silence_total_s": silence, "answer_delay_s": float(rng.normal(2, 1))},
+                             {"call_date": "2026-11-2" + str(i % 2)}, {"config_hash": "c", "model_id": "m"})
+        rows.append(row)
+        labels.append((call_id, "fail" if silence / 10 + len(hits) + rng.normal(0, 0.5) > 2 else "pass"))
+    Store(tmp_path / "store").commit({"features": rows})
+    pd.DataFrame(labels, columns=["call_id", "label"]).to_csv(tmp_path / "labels.csv", index=False)
+    return tmp_path / "store", tmp_path / "labels.csv"
+
+
+def test_cli_train_evaluate_list_promote_compare(tmp_path) -> None:
+    from typer import Typer
+    from typer.testing import CliRunner
+
+    from pipeline.cli_models import evaluate as evaluate_command
+    from pipeline.cli_models import models_app
+    from pipeline.cli_models import train as train_command
+
+    store, labels = _store_with_labels(tmp_path)
+    app = Typer()
+    app.command("train")(train_command)
+    app.command("evaluate")(evaluate_command)
+    app.add_typer(models_app, name="models")
+    runner = CliRunner()
+    models_dir = tmp_path / "models"
+    for name, extra in (("lr", ["--kind", "logreg", "--target-recall", "0.8"]), ("gb", [])):
+        result = runner.invoke(app, ["train", str(store), "--labels", str(labels), "--out", str(models_dir / name),
+                                     *extra])
+        assert result.exit_code == 0, result.output
+        assert "held out" in result.output and (models_dir / name / "model.skops").exists()
+    card = json.loads((models_dir / "lr" / CARD_JSON).read_text())
+    assert card["target_recall"] == 0.8 and card["metrics"]["cv"]["recall"] >= 0.8
+    assert card["metrics"]["held_out"]["roc_auc"] > 0.85
+    result = runner.invoke(app, ["evaluate", str(models_dir / "lr"), str(store), "--labels", str(labels),
+                                 "--out", str(tmp_path / "ev"), "--cv", "3"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "ev" / "pr_curve.png").exists() and "per threshold" in result.output
+    result = runner.invoke(app, ["models", "promote", "gb", "--models-dir", str(models_dir)])
+    assert result.exit_code == 0 and (models_dir / "PROMOTED").read_text().strip() == "gb"
+    result = runner.invoke(app, ["models", "list", "--models-dir", str(models_dir)])
+    assert result.exit_code == 0 and "* " in result.output or "*" in result.output
+    assert "lr" in result.output and "gb" in result.output
+    result = runner.invoke(app, ["models", "compare", str(models_dir / "lr"), str(models_dir / "gb"), str(store),
+                                 "--labels", str(labels)])
+    assert result.exit_code == 0 and "roc_auc" in result.output
+    bad = runner.invoke(app, ["models", "promote", "nope", "--models-dir", str(models_dir)])
+    assert bad.exit_code == 2 and "not a callqa model directory" in bad.output
+
+
+def test_apply_promoted_fills_feature_rows(tmp_path, models) -> None:
+    from pipeline.classifier import apply_promoted
+    from pipeline.features import load
+
+    store, _ = _store_with_labels(tmp_path, n=20)
+    rows = load(store).to_pylist()
+    unchanged, message = apply_promoted(rows, tmp_path / "no_models")
+    assert unchanged == rows and "scorecard only" in message
+    root, _ = models
+    promote(root, "hgb")
+    try:
+        filled, version = apply_promoted(rows, root)
+    finally:
+        (root / "PROMOTED").unlink()
+    assert version.startswith("hgb@") and all(r["classifier_model"] == version for r in filled)
+    assert all(0 <= r["classifier_probability"] <= 1 and r["classifier_decision"] in ("pass", "fail") for r in filled)

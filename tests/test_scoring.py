@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pipeline.errors import ConfigError
@@ -137,3 +139,46 @@ def test_shipped_scorecard_weights_from_domain() -> None:
     assert {i.id for i in card.items if i.fatal} >= {"redline_abuse", "arguing", "hangup"}
     result = score_call([_hit("forbidden_phrase")], {}, card)
     assert result.score == pytest.approx((80 * 3 + 100 * 11 + 100 * 4 + 100 * 2) / 20)
+
+
+def test_callqa_score_rescores_a_store(tmp_path) -> None:
+    from typer import Typer
+    from typer.testing import CliRunner
+
+    from pipeline.cli_models import score
+    from pipeline.features import build_features, load, with_score
+    from pipeline.models import CallEvidence
+    from pipeline.store import Store, common_columns, hits_rows
+
+    shipped = load_scorecard()
+    versions = {"config_hash": "cfg", "model_id": "m", "rules_version": "r1"}
+    store = Store(tmp_path / "store")
+    feature_rows, hit_rows = [], []
+    for i, categories in enumerate([[], ["verbal_tic"], ["redline_abuse"]]):
+        call_id = f"call{i}"
+        hits = [Hit(call_id, f"rule.{c}", "r1", c, "fatal" if c == "redline_abuse" else "non_fatal", "none",
+                    "agent", 1.0, 2.0, "exact") for c in categories]
+        evidence = CallEvidence(call_id, 60.0, ("agent", "customer"))
+        row = build_features(evidence, hits, {}, {"call_date": "2026-11-20"}, versions)
+        feature_rows.append(with_score(row, score_call(hits, row, shipped)))
+        hit_rows += [{**r, "call_date": "2026-11-20"}
+                     for r in hits_rows(hits, common_columns(call_id, "cfg", "m", "r1"))]
+    store.commit({"features": feature_rows, "hits": hit_rows})
+    strict = tmp_path / "strict.toml"
+    text = (Path(__file__).resolve().parents[1] / "config" / "scorecard.toml").read_text(encoding="utf-8")
+    strict.write_text(text.replace('version = "callcentre-2026.11.1"', 'version = "strict-2"')
+                      .replace("deduction = 5.0\nmax_deduction = 15.0", "deduction = 100.0\nmax_deduction = 100.0"),
+                      encoding="utf-8")
+    app = Typer()
+    app.command()(score)
+    app.command("noop")(lambda: None)
+    result = CliRunner().invoke(app, ["score", str(tmp_path / "store"), "--scorecard", str(strict)])
+    assert result.exit_code == 0, result.output
+    assert "scored 3 calls with scorecard strict-2" in result.output
+    rows = {r["call_id"]: r for r in load(tmp_path / "store").to_pylist()}
+    assert len(rows) == 3 and {r["scorecard_version"] for r in rows.values()} == {"strict-2"}
+    assert rows["call0"]["score"] == 100.0
+    assert rows["call1"]["score"] == pytest.approx((0 * 3 + 100 * 17) / 20)  # the tic now costs the whole section
+    assert rows["call2"]["score"] == 0.0 and rows["call2"]["failed_hit_ids"]
+    bad = CliRunner().invoke(app, ["score", str(tmp_path / "store"), "--scorecard", str(tmp_path / "no.toml")])
+    assert bad.exit_code == 2 and "not found" in bad.output

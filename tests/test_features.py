@@ -118,3 +118,17 @@ def test_every_column_documented_and_model_features_numeric() -> None:
     columns = model_feature_columns()
     assert "hits_redline_abuse" in columns and "silence_total_s" in columns
     assert "score" not in columns and "classifier_probability" not in columns and "call_id" not in columns
+
+
+def test_feature_docs_are_generated_from_the_schema() -> None:
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "gen_feature_docs.py"
+    spec = importlib.util.spec_from_file_location("gen_feature_docs", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = module.render()
+    for field in FEATURES_SCHEMA:
+        assert f"| `{field.name}` |" in text
+    assert module.main(["--check"]) == 0, "docs/features.md is stale: run python scripts/gen_feature_docs.py"

@@ -104,6 +104,9 @@ class ScoringConfig(_Section):
 
 class ClassifierConfig(_Section):
     models_dir: str
+    redline_model: str
+    redline_threshold: float = Field(ge=0, le=1)
+    redline_severity: Literal["info", "non_fatal", "fatal"]
 
 
 class RunConfig(_Section):

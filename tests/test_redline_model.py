@@ -15,6 +15,7 @@ from pipeline.detectors.redline_model import (
     RULE_ID,
     RedlineTextModel,
     build_pipeline,
+    find_redline_model,
     score_utterances,
 )
 from pipeline.errors import ModelError
@@ -59,10 +60,18 @@ def test_hits_for_abusive_agent_utterances(model) -> None:
 
 def test_threshold_roles_and_severity(model) -> None:
     assert score_utterances(_evidence(), model, threshold=1.01) == []
+    assert len(score_utterances(_evidence(), model, threshold=0.0)) == 2  # 0 = the model's own threshold
     hits = score_utterances(_evidence(), model, roles=("customer",), severity="fatal")
     assert [h.start_s for h in hits] == [7.0] and hits[0].severity == "fatal"
     mono = CallEvidence("m", 5.0, ("mixed",), utterances=(Utterance("mixed", 0, 2, "你去死吧"),))
     assert [h.role for h in score_utterances(mono, model)] == ["unknown"]
+
+
+def test_find_model(tmp_path) -> None:
+    assert find_redline_model("") is None
+    assert find_redline_model(tmp_path / "absent") is None
+    if SHIPPED.exists():
+        assert find_redline_model("models/redline_text") is not None
 
 
 def test_save_load_round_trip_and_mismatch(model, tmp_path) -> None:

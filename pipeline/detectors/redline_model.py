@@ -112,6 +112,20 @@ class RedlineTextModel:
         return cls(pipeline, float(card["threshold"]), card)
 
 
+def find_redline_model(path: str | Path) -> Path | None:
+    """Where the configured model lives: ``path`` as given, else relative to the checkout; None if "" or absent.
+
+    ``[classifier] redline_model`` defaults to ``models/redline_text``, which a
+    checkout has but an installed wheel does not; absent means lexicon rules only.
+    """
+    if not str(path):
+        return None
+    candidates = [Path(path)]
+    if not Path(path).is_absolute():
+        candidates.append(Path(__file__).resolve().parents[2] / path)
+    return next((c for c in candidates if (c / CARD_FILE).exists()), None)
+
+
 def score_utterances(evidence: CallEvidence, model: RedlineTextModel, threshold: float | None = None,
                      roles: Sequence[str] = (AGENT, MIXED), severity: str = "info") -> list[Hit]:
     """One hit per utterance whose abuse probability reaches ``threshold``.
@@ -119,7 +133,7 @@ def score_utterances(evidence: CallEvidence, model: RedlineTextModel, threshold:
     Args:
         evidence: the call's utterances.
         model: from :meth:`RedlineTextModel.load`.
-        threshold: None = the model's own threshold (chosen at training).
+        threshold: None or 0 = the model's own threshold (chosen at training).
         roles: roles whose utterances are scored (mixed = a mono call).
         severity: severity of the hits ("info": flag for review only).
 
@@ -128,7 +142,7 @@ def score_utterances(evidence: CallEvidence, model: RedlineTextModel, threshold:
         type ``model``, confidence = the probability; suspect when the
         utterance is.
     """
-    cut = model.threshold if threshold is None else threshold
+    cut = threshold if threshold else model.threshold
     utterances = [u for u in evidence.utterances if u.role in roles and len(u.text.strip()) >= MIN_CHARS]
     probabilities = model.predict_proba([u.text for u in utterances])
     hits = []
@@ -146,4 +160,5 @@ def score_utterances(evidence: CallEvidence, model: RedlineTextModel, threshold:
     return hits
 
 
-__all__ = ["CARD_FILE", "MODEL_FILE", "RULE_ID", "RedlineTextModel", "build_pipeline", "score_utterances"]
+__all__ = ["CARD_FILE", "MODEL_FILE", "RULE_ID", "RedlineTextModel", "build_pipeline", "find_redline_model",
+           "score_utterances"]

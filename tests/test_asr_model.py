@@ -146,3 +146,20 @@ def test_auto_device_on_cpu_uses_int8_and_explicit_types_are_kept() -> None:
     assert resolve_device(asr.model_copy(update={"device": "cuda"})) == ("cuda", "float16")
     assert resolve_device(asr.model_copy(update={"device": "cpu", "compute_type": "float32"})) == (
         "cpu", "float32")
+
+
+def test_model_info_command_prints_the_model_and_fails_cleanly(fake_parts) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from pipeline.cli_asr import model_app
+
+    app = typer.Typer()
+    app.add_typer(model_app, name="model")
+    runner = CliRunner()
+    shown = runner.invoke(app, ["model", "info", "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert f'"model_id": "whisper-base-ct2@{asr_model.EMBEDDED_SHA256[:8]}"' in shown.output
+    refused = runner.invoke(app, ["model", "info", "--model", "./no/such/dir"])
+    assert refused.exit_code == 2
+    assert "model directory not found" in refused.output

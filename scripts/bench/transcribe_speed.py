@@ -15,7 +15,7 @@ baseline and the CER of each against the known script of the call. With
 ``--memory-calls N`` it then transcribes N short calls in a loop and prints the
 peak RSS every N/4 calls (it must stay flat).
 
-Usage: python scripts/bench/transcribe_speed.py [--duration-s 300] [--memory-calls 200]
+Usage: python scripts/bench/transcribe_speed.py [--duration-s 300] [--memory-calls 200] [--crosstalk-db 25]
 """
 
 from __future__ import annotations
@@ -115,11 +115,15 @@ def main() -> None:
     parser.add_argument("--duration-s", type=float, default=300.0)
     parser.add_argument("--silent-share", type=float, default=0.4)
     parser.add_argument("--memory-calls", type=int, default=0)
+    parser.add_argument("--crosstalk-db", type=float, default=0.0,
+                        help="leak each channel into the other this many dB down (0 = none)")
     parser.add_argument("--skip-default", action="store_true", help="skip the slow default baseline")
     args = parser.parse_args()
 
     config = default_config()
     audio, script = build_call(args.duration_s, args.silent_share)
+    if args.crosstalk_db > 0:
+        audio = audio + audio[::-1] * np.float32(10 ** (-args.crosstalk_db / 20))
     reference = "".join(text for *_times, text in sorted(script, key=lambda t: t[1]))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "call.wav"
@@ -128,7 +132,8 @@ def main() -> None:
         mono = decode_audio(str(path), sampling_rate=RATE_HZ)
         print(f"call: {args.duration_s:.0f} s stereo 8 kHz mu-law, {len(script)} turns, "
               f"{1 - sum(e - s for _r, s, e, _t in script) / args.duration_s:.0%} silent, "
-              f"{len(normalize_for_matching(reference))} reference characters")
+              f"{len(normalize_for_matching(reference))} reference characters"
+              + (f", crosstalk at -{args.crosstalk_db:.0f} dB" if args.crosstalk_db > 0 else ""))
 
         results: dict[str, tuple[float, float]] = {}
         transcriber = WhisperTranscriber.from_config(config.asr)

@@ -67,22 +67,22 @@ def evaluate_predictions(y_true: Sequence[str], probabilities: np.ndarray, card:
     Returns:
         ``{"metrics": {...}, "thresholds": [...], "confusion": {"labels": [...], "matrix": [[...]]}}``.
     """
-    y_true = np.asarray([str(v) for v in y_true])
+    truth_labels = np.asarray([str(v) for v in y_true])
     classes = card["classes"]
     if card["target"] == "ordinal":
         predicted = np.asarray(classes, dtype=object)[probabilities.argmax(axis=1)]
         index = {c: i for i, c in enumerate(classes)}
-        errors = [abs(index[a] - index[b]) for a, b in zip(y_true, predicted, strict=True)]
-        metrics = {"n": int(len(y_true)), "accuracy": round(float(accuracy_score(y_true, predicted)), 4),
-                   "macro_f1": round(float(f1_score(y_true, predicted, labels=classes, average="macro",
+        errors = [abs(index[a] - index[b]) for a, b in zip(truth_labels, predicted, strict=True)]
+        metrics = {"n": int(len(truth_labels)), "accuracy": round(float(accuracy_score(truth_labels, predicted)), 4),
+                   "macro_f1": round(float(f1_score(truth_labels, predicted, labels=classes, average="macro",
                                                     zero_division=0)), 4),
                    "mean_abs_grade_error": round(float(np.mean(errors)), 4),
-                   "roc_auc_ovr": _safe(roc_auc_score, y_true, probabilities, multi_class="ovr", labels=classes)}
-        matrix = confusion_matrix(y_true, predicted, labels=classes)
+                   "roc_auc_ovr": _safe(roc_auc_score, truth_labels, probabilities, multi_class="ovr", labels=classes)}
+        matrix = confusion_matrix(truth_labels, predicted, labels=classes)
         return {"metrics": metrics, "thresholds": [],
                 "confusion": {"labels": classes, "matrix": matrix.tolist()}}
     positive, threshold = card["positive_label"], card["threshold"]
-    truth = (y_true == positive).astype(int)
+    truth = (truth_labels == positive).astype(int)
     decided = (probabilities >= threshold).astype(int)
     metrics = {
         "n": int(len(truth)), "positives": int(truth.sum()), "threshold": round(float(threshold), 4),
@@ -114,12 +114,12 @@ def save_plots(y_true: Sequence[str], probabilities: np.ndarray, card: dict[str,
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    y_true = np.asarray([str(v) for v in y_true])
+    truth_labels = np.asarray([str(v) for v in y_true])
     if card["target"] == "ordinal":
         positive, score = card["classes"][-1], probabilities[:, -1]
     else:
         positive, score = card["positive_label"], probabilities
-    truth = (y_true == positive).astype(int)
+    truth = (truth_labels == positive).astype(int)
     paths = []
     precision, recall, _ = precision_recall_curve(truth, score)
     fig, ax = plt.subplots(figsize=(5, 4))

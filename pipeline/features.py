@@ -97,8 +97,8 @@ _FIELDS: list[pa.Field] = [
     *[_f(f"hits_{key}", pa.int32(), "hits", f"Hits in category {key} ({name}).")
       for key, name in CATEGORIES.items()],
     _f("rule_counts", pa.map_(pa.string(), pa.int32()), "rules", "Hits per rule id (rule ids vary by rule set)."),
-    _f("redline", pa.bool_(), "hits", "True if any hit is in a red-line category (辱骂/反问/冷漠)."),
-    _f("redline_hits", pa.int32(), "hits", "Hits in red-line categories."),
+    _f("redline", pa.bool_(), "hits", "True if any non-suspect hit is in a red-line category (辱骂/反问/冷漠)."),
+    _f("redline_hits", pa.int32(), "hits", "Non-suspect hits in red-line categories."),
     *[_f(name, kind, "timing", doc) for name, (kind, doc) in TIMING_COLUMNS.items()],
     _f("timing_other", pa.map_(pa.string(), pa.float64()), "timing_extra",
        "Other numeric features from the timing detectors, by name."),
@@ -170,7 +170,8 @@ def _hit_columns(hits: Sequence[Hit]) -> dict[str, Any]:
     categories = Counter(h.category for h in hits)
     severities = Counter(h.severity for h in hits)
     classes = Counter(h.error_class for h in hits)
-    redline_hits = sum(categories[c] for c in REDLINE_CATEGORIES)
+    # Like the scorecard, distrusted (suspect) evidence does not make a red-line call.
+    redline_hits = sum(1 for h in hits if h.category in REDLINE_CATEGORIES and not h.suspect)
     row: dict[str, Any] = {
         "hits_total": len(hits), "hits_fatal": severities["fatal"], "hits_non_fatal": severities["non_fatal"],
         "hits_suspect": sum(h.suspect for h in hits),
@@ -246,9 +247,9 @@ def build_features(
     Returns:
         The row, including ``call_date`` when known.
     """
-    meta = {**dict(evidence.metadata), **{k: v for k, v in call_facts.items() if v is not None}}
+    meta: dict[str, Any] = {**dict(evidence.metadata), **{k: v for k, v in call_facts.items() if v is not None}}
     channels = meta.get("channels") or []
-    clipping = [_num(c.get("clipping_ratio")) for c in channels if isinstance(c, Mapping)]  # type: ignore[union-attr]
+    clipping = [_num(c.get("clipping_ratio")) for c in channels if isinstance(c, Mapping)]
     clipping_max = _num(meta.get("clipping_ratio_max"))
     if clipping_max is None and any(v is not None for v in clipping):
         clipping_max = max(v for v in clipping if v is not None)

@@ -86,6 +86,8 @@ def test_timing_mapping_typed_and_other() -> None:
 def test_no_hits_no_redline() -> None:
     row = _row(hits=[])
     assert row["redline"] is False and row["hits_total"] == 0
+    suspect = _row(hits=[_hit("abuse.die", "redline_abuse", "fatal", suspect=True)])
+    assert suspect["redline"] is False and suspect["hits_redline_abuse"] == 1 and suspect["hits_suspect"] == 1
     assert all(row[f"hits_{c}"] == 0 for c in CATEGORIES)
 
 

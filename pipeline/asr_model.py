@@ -115,7 +115,7 @@ def _assemble_into(tmp: Path, part_dirs: list[Traversable]) -> str:
                     raise ModelError(dist, f"file {name} missing from the installed package; {_FIX_INSTALL}")
                 if name.startswith("model.bin."):
                     with source.open("rb") as handle:
-                        for block in iter(lambda h=handle: h.read(_BLOCK), b""):
+                        while block := handle.read(_BLOCK):
                             digest.update(block)
                             out.write(block)
                 else:

@@ -113,25 +113,25 @@ def join_speech(samples: np.ndarray, speech: Sequence[SpeechSegment]) -> tuple[n
 def windows(pieces: Sequence[_Piece], max_s: float = WINDOW_S) -> list[dict[str, float]]:
     """Group joined pieces into Whisper windows of at most ``max_s``, cut between pieces."""
     result: list[dict[str, float]] = []
-    start = end = None
-    for piece in pieces:
-        if start is None:
-            start, end = piece.joined_start_s, piece.joined_end_s
-        elif piece.joined_end_s - start <= max_s:
-            end = piece.joined_end_s
-        else:
-            result.append({"start": start, "end": end})
-            start, end = piece.joined_start_s, piece.joined_end_s
+    if not pieces:
+        return result
+    start, end = pieces[0].joined_start_s, pieces[0].joined_end_s
+    for index, piece in enumerate(pieces):
+        if index > 0:
+            if piece.joined_end_s - start <= max_s:
+                end = piece.joined_end_s
+            else:
+                result.append({"start": start, "end": end})
+                start, end = piece.joined_start_s, piece.joined_end_s
         while end - start > max_s:  # one segment longer than a window
             result.append({"start": start, "end": start + max_s})
             start += max_s
-    if start is not None and end > start:
+    if end > start:
         result.append({"start": start, "end": end})
     return result
 
 
-def _piece_index(pieces: Sequence[_Piece], joined_s: float) -> int:
-    starts = [p.joined_start_s for p in pieces]
+def _piece_index(pieces: Sequence[_Piece], joined_s: float, starts: Sequence[float]) -> int:
     index = max(0, bisect.bisect_right(starts, joined_s) - 1)
     # in the pause after a piece: belongs to the nearer of the two neighbours
     if index + 1 < len(pieces) and joined_s > pieces[index].joined_end_s:
@@ -148,21 +148,19 @@ def _to_call_clock(piece: _Piece, joined_s: float) -> float:
 
 def _utterances_from_segment(segment: Any, role: str, pieces: Sequence[_Piece]) -> list[Utterance]:
     """Split one Whisper segment at speech-segment boundaries and map it to the call clock."""
-    stats = {
-        "avg_logprob": float(segment.avg_logprob),
-        "no_speech_prob": float(segment.no_speech_prob),
-        "compression_ratio": float(segment.compression_ratio),
-    }
+    logprob, no_speech = float(segment.avg_logprob), float(segment.no_speech_prob)
+    ratio = float(segment.compression_ratio)
+    starts = [p.joined_start_s for p in pieces]
     if not segment.words:
-        first = pieces[_piece_index(pieces, float(segment.start))]
-        last = pieces[_piece_index(pieces, max(float(segment.start), float(segment.end) - 1e-3))]
+        first = pieces[_piece_index(pieces, float(segment.start), starts)]
+        last = pieces[_piece_index(pieces, max(float(segment.start), float(segment.end) - 1e-3), starts)]
         start_s = _to_call_clock(first, float(segment.start))
         end_s = max(start_s, _to_call_clock(last, float(segment.end)))
-        return [Utterance(role, start_s, end_s, segment.text.strip(), **stats)]
+        return [Utterance(role, start_s, end_s, segment.text.strip(), (), logprob, no_speech, ratio)]
     groups: list[tuple[int, list[Word]]] = []
     for word in segment.words:
         start, end = float(word.start), float(word.end)
-        index = _piece_index(pieces, (start + end) / 2)
+        index = _piece_index(pieces, (start + end) / 2, starts)
         piece = pieces[index]
         call_start = _to_call_clock(piece, start)
         mapped = Word(word.word, call_start, max(call_start, _to_call_clock(piece, end)),
@@ -177,7 +175,7 @@ def _utterances_from_segment(segment: Any, role: str, pieces: Sequence[_Piece]) 
         words_clean = tuple(replace(w, text=w.text.strip()) for w in words if w.text.strip())
         if text and words_clean:
             utterances.append(Utterance(role, words_clean[0].start_s, max(w.end_s for w in words_clean),
-                                        text, words_clean, **stats))
+                                        text, words_clean, logprob, no_speech, ratio))
     return utterances
 
 

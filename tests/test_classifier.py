@@ -273,3 +273,24 @@ def test_apply_promoted_fills_feature_rows(tmp_path, models) -> None:
         (root / "PROMOTED").unlink()
     assert version.startswith("hgb@") and all(r["classifier_model"] == version for r in filled)
     assert all(0 <= r["classifier_probability"] <= 1 and r["classifier_decision"] in ("pass", "fail") for r in filled)
+
+
+class Foreign:
+    """A type no callqa model contains."""
+
+
+def test_untrusted_types_are_refused(models, tmp_path) -> None:
+    import hashlib
+    import shutil
+
+    import skops.io as sio
+
+    root, _ = models
+    target = tmp_path / "foreign"
+    shutil.copytree(root / "hgb", target)
+    sio.dump({"estimator": Foreign()}, target / MODEL_FILE)
+    card = json.loads((target / CARD_JSON).read_text())
+    card["estimator_sha256"] = hashlib.sha256((target / MODEL_FILE).read_bytes()).hexdigest()
+    (target / CARD_JSON).write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="does not trust"):
+        load_model(target)

@@ -152,7 +152,7 @@ def parse_scorecard(text: str, source: str = "scorecard.toml", pass_score: float
         data: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, f"not valid TOML: {exc}") from None
-    if pass_score is not None:
+    if pass_score:  # None or 0 = the scorecard's own
         data["pass_score"] = pass_score
     try:
         return Scorecard.model_validate(data)
@@ -167,7 +167,8 @@ def load_scorecard(path: str | Path | None = None, pass_score: float | None = No
 
     Args:
         path: a scorecard TOML file (config ``[scoring] scorecard``).
-        pass_score: overrides the file's ``pass_score`` (config ``[scoring] pass_score``).
+        pass_score: overrides the file's ``pass_score`` (config ``[scoring] pass_score``;
+            None or 0 = keep the file's).
 
     Raises:
         ConfigError: the file is missing or invalid.

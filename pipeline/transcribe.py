@@ -233,16 +233,48 @@ class WhisperTranscriber:
         # run-on text per 30 s window and drops sentences (measured: CER 0.64 vs
         # 0.45 on the bench call, scripts/bench/transcribe_speed.py).
         if self._batched is not None:
+            spans = windows(pieces)
             segments, _info = self._batched.transcribe(
-                joined, clip_timestamps=windows(pieces), batch_size=self.asr.batch_size,
+                joined, clip_timestamps=spans, batch_size=self.asr.batch_size,
                 without_timestamps=False, **self._options())
+            found = self._redecode_loops(joined, pieces, spans, list(segments))
         else:
             segments, _info = self.model.transcribe(
                 joined, vad_filter=False, condition_on_previous_text=False, **self._options())
+            found = list(segments)  # a lazy generator: decoding happens here
         utterances: list[Utterance] = []
-        for segment in segments:  # a lazy generator: decoding happens here
+        for segment in found:
             utterances.extend(_utterances_from_segment(segment, role, pieces))
         return utterances
+
+    def _redecode_loops(self, joined: np.ndarray, pieces: Sequence[_Piece], spans: list[dict[str, float]],
+                        segments: list[Any]) -> list[Any]:
+        """Decode again, piece by piece, the windows where batched decoding fell into a loop.
+
+        Batched decoding uses temperature 0 only; a 30 s window that comes out
+        repetitive ("今天 今天 今天 ...", compression ratio above the guard's
+        limit) loses all its speech. Decoding that window's speech segments one
+        at a time (shorter context) recovers it; it costs extra only where a loop
+        happened (bench call with crosstalk: see scripts/bench/transcribe_speed.py).
+        """
+        limit = self.asr.guard.compression_ratio_max
+
+        def window_of(start_s: float, end_s: float) -> int:
+            middle = (start_s + end_s) / 2
+            return next((i for i, w in enumerate(spans) if w["start"] <= middle <= w["end"]), -1)
+
+        looping = {window_of(float(s.start), float(s.end)) for s in segments
+                   if float(s.compression_ratio) > limit}
+        looping.discard(-1)
+        if not looping:
+            return segments
+        kept = [s for s in segments if window_of(float(s.start), float(s.end)) not in looping]
+        redo = [{"start": p.joined_start_s, "end": min(p.joined_end_s, p.joined_start_s + WINDOW_S)}
+                for p in pieces if window_of(p.joined_start_s, p.joined_end_s) in looping]
+        redone, _info = self._batched.transcribe(
+            joined, clip_timestamps=redo, batch_size=self.asr.batch_size, without_timestamps=False,
+            **self._options())
+        return sorted([*kept, *redone], key=lambda s: float(s.start))
 
 
 # ---------------------------------------------------------------- post-processing

@@ -6,7 +6,8 @@ scikit-learn ``Pipeline`` (``ColumnTransformer`` + HistGradientBoosting by
 default, or LogisticRegression as an interpretable baseline) with balanced
 class weights, wrapped in ``CalibratedClassifierCV`` so probabilities mean
 what they say. Binary models get a decision threshold picked on
-out-of-fold predictions for a target precision or recall (default: best F1).
+out-of-fold predictions for a target precision or recall (default: best F1;
+training is in :mod:`pipeline.classifier_train`).
 Ordered grades are learned as cumulative binary models
 (:class:`CumulativeOrdinalClassifier`, P(grade worse than k) per cut).
 
@@ -23,7 +24,6 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +38,8 @@ from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
-from threadpoolctl import threadpool_limits
 
 from pipeline.errors import ModelError
 from pipeline.features import CATEGORICAL_FEATURES, FEATURES_SCHEMA_VERSION, model_feature_columns
@@ -211,42 +209,6 @@ def build_estimator(kind: str, columns: Sequence[str], seed: int = 0, max_iter: 
     return CalibratedClassifierCV(pipeline, method="sigmoid", cv=calibration_cv)
 
 
-def positive_label(labels: Sequence[str]) -> str:
-    """The label a binary model predicts the probability of: fail/1/true if present, else the rarer one."""
-    values = pd.Series(list(labels)).value_counts()
-    for candidate in ("fail", "failed", "1", "true", "yes", "bad"):
-        if candidate in values.index:
-            return candidate
-    return str(values.index[-1])
-
-
-def choose_threshold(y_true: np.ndarray, probability: np.ndarray, target_precision: float | None = None,
-                     target_recall: float | None = None) -> float:
-    """Decision threshold on out-of-fold probabilities.
-
-    Target precision: the lowest threshold reaching it (most recall).
-    Target recall: the highest threshold still reaching it (most precision).
-    Neither: the threshold with the best F1. Unreachable targets fall back
-    to the closest achievable value.
-    """
-    candidates = np.unique(np.round(probability, 6))
-    rows = []
-    for t in candidates:
-        predicted = probability >= t
-        tp = float(np.sum(predicted & (y_true == 1)))
-        precision = tp / max(predicted.sum(), 1)
-        recall = tp / max((y_true == 1).sum(), 1)
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        rows.append((float(t), precision, recall, f1))
-    if target_precision is not None:
-        ok = [r for r in rows if r[1] >= target_precision]
-        return min(ok)[0] if ok else max(rows, key=lambda r: (r[1], r[0]))[0]
-    if target_recall is not None:
-        ok = [r for r in rows if r[2] >= target_recall]
-        return max(ok)[0] if ok else min(rows)[0]
-    return max(rows, key=lambda r: (r[3], -r[0]))[0]
-
-
 def out_of_fold_proba(estimator: Any, X: pd.DataFrame, y: pd.Series, splitter: Any) -> np.ndarray:  # noqa: N803
     """``predict_proba`` of clones fitted on the other folds (labels passed through unchanged,
     unlike ``cross_val_predict``, which re-encodes them)."""
@@ -259,100 +221,6 @@ def out_of_fold_proba(estimator: Any, X: pd.DataFrame, y: pd.Series, splitter: A
         result[test_rows] = probabilities
     assert result is not None
     return result
-
-
-def _data_hash(X: pd.DataFrame, y: pd.Series) -> str:  # noqa: N803
-    hashed = pd.util.hash_pandas_object(pd.concat([X, y], axis=1), index=False).to_numpy()
-    return hashlib.sha256(hashed.tobytes()).hexdigest()[:16]
-
-
-def train(features: pa.Table | pd.DataFrame, labels: pd.DataFrame, name: str, kind: str = "hgb",
-          target_precision: float | None = None, target_recall: float | None = None, ordinal: bool = False,
-          grade_order: Sequence[str] | None = None, test_size: float = 0.25, cv: int = 5, seed: int = 0,
-          max_iter: int = 200, threads: int | None = 1) -> tuple[TrainedModel, dict[str, Any]]:
-    """Train a calibrated classifier and measure it (cross-validation and held-out).
-
-    Args:
-        features: feature rows (``pipeline.features.load``).
-        labels: ``call_id,label`` (:func:`load_labels`).
-        name: model name (the directory name under ``models_dir``).
-        kind: "hgb" or "logreg".
-        target_precision / target_recall: choose the binary threshold for it.
-        ordinal: treat labels as ordered grades (cumulative binary models).
-        grade_order: grade order, best first; default: sorted labels (A, B, C).
-        test_size: share of calls held out for the card's held-out metrics.
-        cv: folds for the out-of-fold metrics and threshold.
-        seed: random state for splits and models.
-        max_iter: boosting iterations.
-        threads: OpenMP/BLAS threads (None = all). Feature tables are small:
-            one thread is fastest and does not fight other work on the machine.
-
-    Returns:
-        The fitted model (fitted on the non-held-out part) and its evaluation report.
-
-    Raises:
-        ModelError: too few labelled calls per class.
-    """
-    with threadpool_limits(threads):
-        return _train(features, labels, name, kind, target_precision, target_recall, ordinal, grade_order,
-                      test_size, cv, seed, max_iter)
-
-
-def _train(features: pa.Table | pd.DataFrame, labels: pd.DataFrame, name: str, kind: str,
-           target_precision: float | None, target_recall: float | None, ordinal: bool,
-           grade_order: Sequence[str] | None, test_size: float, cv: int, seed: int,
-           max_iter: int) -> tuple[TrainedModel, dict[str, Any]]:
-    from pipeline.classifier_eval import evaluate_predictions  # evaluation helpers (same stage)
-
-    if target_precision is not None and target_recall is not None:
-        raise ValueError("give a target precision or a target recall, not both")
-    X, y = training_data(features, labels)  # noqa: N806
-    classes = sorted(y.unique())
-    counts = y.value_counts()
-    if len(classes) < 2 or counts.min() < 4:
-        raise ModelError("labels", f"need >= 2 classes with >= 4 calls each, got {counts.to_dict()}")
-    columns = list(X.columns)
-    X_train, X_test, y_train, y_test = train_test_split(  # noqa: N806
-        X, y, test_size=test_size, stratify=y, random_state=seed)
-    folds = int(min(cv, y_train.value_counts().min()))
-    calibration_cv = int(min(3, max(2, y_train.value_counts().min() // 2)))
-    binary = build_estimator(kind, columns, seed, max_iter, calibration_cv)
-    splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
-    card: dict[str, Any] = {
-        "name": name, "kind": kind, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "sklearn_version": sklearn.__version__, "features_schema_version": FEATURES_SCHEMA_VERSION,
-        "features": columns, "data_sha256": _data_hash(X, y), "n_calls": int(len(y)),
-        "n_train": int(len(y_train)), "n_test": int(len(y_test)),
-        "label_distribution": {str(k): int(v) for k, v in counts.sort_index().items()},
-        "seed": seed, "cv_folds": folds, "calibration": f"sigmoid, {calibration_cv}-fold CalibratedClassifierCV",
-    }
-    if ordinal:
-        if target_precision is not None or target_recall is not None:
-            raise ValueError("target precision/recall applies to binary labels, not ordinal grades")
-        order = [str(g) for g in (grade_order or classes)]
-        if set(order) != set(classes):
-            raise ModelError("labels", f"grade order {order} does not match the labels {classes}")
-        estimator: Any = CumulativeOrdinalClassifier(binary, order)
-        oof = out_of_fold_proba(estimator, X_train, y_train, splitter)
-        estimator.fit(X_train, y_train)
-        card.update(target="ordinal", classes=order, positive_label=None, threshold=None)
-        cv_report = evaluate_predictions(y_train.to_numpy(), oof, card)
-    else:
-        if len(classes) != 2:
-            raise ModelError("labels", f"binary training needs 2 labels, got {classes}; use --ordinal for grades")
-        positive = positive_label(y.tolist())
-        oof = out_of_fold_proba(binary, X_train, (y_train == positive).astype(int), splitter)[:, 1]
-        threshold = choose_threshold((y_train == positive).to_numpy().astype(int), oof,
-                                     target_precision, target_recall)
-        estimator = binary.fit(X_train, (y_train == positive).astype(int))
-        negative = next(c for c in classes if c != positive)
-        card.update(target="binary", classes=[negative, positive], positive_label=positive, threshold=threshold,
-                    target_precision=target_precision, target_recall=target_recall)
-        cv_report = evaluate_predictions(y_train.to_numpy(), oof, card)
-    model = TrainedModel(estimator, card)
-    held_out = evaluate_predictions(y_test.to_numpy(), predict_proba(model, X_test), card)
-    card["metrics"] = {"cv": cv_report["metrics"], "held_out": held_out["metrics"]}
-    return model, {"cv": cv_report, "held_out": held_out}
 
 
 def predict_proba(model: TrainedModel, features: pa.Table | pd.DataFrame) -> np.ndarray:
@@ -432,6 +300,16 @@ def promoted_name(models_dir: str | Path) -> str | None:
     return path.read_text(encoding="utf-8").strip() or None
 
 
+def load_promoted(models_dir: str | Path) -> TrainedModel | None:
+    """Load the promoted model once per worker; None when none is promoted (scorecard only).
+
+    Raises:
+        ModelError: the promoted model is missing or incompatible.
+    """
+    name = promoted_name(models_dir)
+    return None if name is None else load_model(Path(models_dir) / name)
+
+
 def predict_promoted(features: pa.Table | pd.DataFrame,
                      models_dir: str | Path) -> tuple[str, np.ndarray, list[str]] | None:
     """Apply the promoted model to feature rows.
@@ -443,38 +321,39 @@ def predict_promoted(features: pa.Table | pd.DataFrame,
     Raises:
         ModelError: the promoted model is missing or incompatible.
     """
-    name = promoted_name(models_dir)
-    if name is None:
+    model = load_promoted(models_dir)
+    if model is None:
         return None
-    model = load_model(Path(models_dir) / name)
     if len(features) == 0:
         return model.version, np.zeros(0), []
     probabilities, decisions = predict(model, features)
     return model.version, probabilities, decisions
 
 
-def apply_promoted(rows: Sequence[dict[str, Any]], models_dir: str | Path) -> tuple[list[dict[str, Any]], str]:
-    """Fill the classifier columns of feature rows with the promoted model's output.
-
-    Returns:
-        (rows, message): rows unchanged and "no promoted model: scorecard only"
-        when none is promoted, else the filled rows and the model version.
-
-    Raises:
-        ModelError: the promoted model is missing or incompatible.
-    """
+def apply_model(rows: Sequence[dict[str, Any]], model: TrainedModel | None) -> list[dict[str, Any]]:
+    """Fill the classifier columns of feature rows (unchanged when ``model`` is None)."""
     from pipeline.features import features_table, with_prediction
 
-    result = predict_promoted(features_table(rows), models_dir) if rows else None
-    if result is None:
-        return list(rows), "no promoted model: scorecard only"
-    version, probabilities, decisions = result
-    return [with_prediction(row, version, float(p), d)
-            for row, p, d in zip(rows, probabilities, decisions, strict=True)], version
+    if model is None or not rows:
+        return list(rows)
+    probabilities, decisions = predict(model, features_table(rows))
+    return [with_prediction(row, model.version, float(p), d)
+            for row, p, d in zip(rows, probabilities, decisions, strict=True)]
+
+
+def apply_promoted(rows: Sequence[dict[str, Any]], models_dir: str | Path) -> tuple[list[dict[str, Any]], str]:
+    """:func:`load_promoted` then :func:`apply_model`; also says which model (or none) was used.
+
+    Returns:
+        (rows, message): the message is the model version, or
+        "no promoted model: scorecard only".
+    """
+    model = load_promoted(models_dir)
+    return apply_model(rows, model), model.version if model else "no promoted model: scorecard only"
 
 
 __all__ = [
-    "CumulativeOrdinalClassifier", "FillEmptyColumns", "TrainedModel", "apply_promoted", "build_estimator",
-    "choose_threshold", "feature_frame", "load_labels", "load_model", "positive_label", "predict",
-    "predict_promoted", "predict_proba", "promoted_name", "save_model", "train", "training_data",
+    "CumulativeOrdinalClassifier", "FillEmptyColumns", "TrainedModel", "apply_model", "apply_promoted",
+    "build_estimator", "feature_frame", "load_labels", "load_model", "load_promoted", "out_of_fold_proba",
+    "predict", "predict_promoted", "predict_proba", "promoted_name", "save_model", "training_data",
 ]

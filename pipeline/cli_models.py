@@ -1,7 +1,7 @@
 """``callqa train | evaluate | models list/compare/promote | score``: classifiers and re-scoring.
 
 Each command is a thin layer over a library function
-(:func:`pipeline.classifier.train`, :func:`pipeline.classifier_eval.evaluate`,
+(:func:`pipeline.classifier_train.train`, :func:`pipeline.classifier_eval.evaluate`,
 :func:`~pipeline.classifier_eval.list_models`, :func:`~pipeline.classifier_eval.compare_models`,
 :func:`~pipeline.classifier_eval.promote`, :func:`pipeline.scoring.rescore_store`).
 Register with::
@@ -95,7 +95,7 @@ def train(
     Example:  callqa train store/ --labels verdicts.csv --out models/fail_v1 --target-precision 0.8
     """
     from pipeline.classifier import load_labels, save_model
-    from pipeline.classifier import train as train_model
+    from pipeline.classifier_train import train as train_model
 
     if target_precision is not None and target_recall is not None:
         raise _fail("give --target-precision or --target-recall, not both")

@@ -12,15 +12,14 @@ import sklearn
 from pipeline.classifier import (
     CARD_JSON,
     MODEL_FILE,
-    choose_threshold,
     load_labels,
     load_model,
     predict,
     predict_promoted,
     save_model,
-    train,
 )
 from pipeline.classifier_eval import compare_models, evaluate, list_models, promote
+from pipeline.classifier_train import choose_threshold, train
 from pipeline.errors import ModelError
 from pipeline.features import model_feature_columns
 

@@ -104,3 +104,16 @@ def test_shipped_model_on_cold_dev(tmp_path) -> None:
     assert precision > 0.85 and recall > 0.8
     results = loaded.card["dev_results"]
     assert results["model_only"]["f1"] > results["lexicon_only"]["f1"]
+
+
+def test_model_hits_flag_red_line_without_failing_the_scorecard(model) -> None:
+    from pipeline.features import build_features
+    from pipeline.scoring import load_scorecard, score_call
+
+    hits = [h for h in score_utterances(_evidence(), model) if not h.suspect]
+    row = build_features(_evidence(), hits, {}, {}, {})
+    assert row["redline"] is True and dict(row["rule_counts"]) == {RULE_ID: 1}
+    result = score_call(hits, row, load_scorecard())
+    assert result.redline and not result.fatal and result.passed
+    fatal_hits = score_utterances(_evidence(), model, severity="fatal")
+    assert score_call(fatal_hits, row, load_scorecard()).fatal

@@ -65,31 +65,27 @@ class Transcriber(Protocol):
 
 @dataclass(frozen=True)
 class _Piece:
-    """One VAD segment placed in the joined audio."""
+    """One VAD segment (of one role) placed in the joined audio."""
 
     joined_start_s: float
     call_start_s: float
     call_end_s: float
+    role: str = ""
 
     @property
     def joined_end_s(self) -> float:
         return self.joined_start_s + (self.call_end_s - self.call_start_s)
 
 
-def join_speech(samples: np.ndarray, speech: Sequence[SpeechSegment]) -> tuple[np.ndarray, list[_Piece]]:
-    """Cut the speech segments out of a channel and join them with short pauses.
+def _cut_spans(n_samples: int, speech: Sequence[SpeechSegment]) -> list[tuple[int, int]]:
+    """Sample spans of the speech segments, each widened by CUT_PAD_S.
 
-    Returns:
-        The joined audio and where each segment sits in it.
+    A span never reaches past the middle of the gap to its neighbour: VAD
+    edges clip soft onsets and final syllables Whisper needs.
     """
-    pause = np.zeros(int(JOIN_PAUSE_S * SAMPLE_RATE_HZ), dtype=np.float32)
-    parts: list[np.ndarray] = []
-    pieces: list[_Piece] = []
-    cursor = 0
     ordered = sorted(speech, key=lambda s: s.start_s)
+    spans = []
     for index, segment in enumerate(ordered):
-        # widen by CUT_PAD_S (never past the middle of the gap to a neighbour):
-        # VAD edges clip soft onsets and final syllables Whisper needs.
         low = max(0.0, segment.start_s - CUT_PAD_S)
         if index > 0:
             low = max(low, (ordered[index - 1].end_s + segment.start_s) / 2)
@@ -97,17 +93,45 @@ def join_speech(samples: np.ndarray, speech: Sequence[SpeechSegment]) -> tuple[n
         if index + 1 < len(ordered):
             high = min(high, (segment.end_s + ordered[index + 1].start_s) / 2)
         start = int(round(min(low, segment.start_s) * SAMPLE_RATE_HZ))
-        end = min(len(samples), int(round(max(high, segment.end_s) * SAMPLE_RATE_HZ)))
-        if end <= start:
-            continue
+        end = min(n_samples, int(round(max(high, segment.end_s) * SAMPLE_RATE_HZ)))
+        if end > start:
+            spans.append((start, end))
+    return spans
+
+
+def join_channels(
+    channels: Sequence[tuple[str, np.ndarray, Sequence[SpeechSegment]]],
+) -> tuple[np.ndarray, list[_Piece]]:
+    """Cut the speech out of each (role, samples, speech) channel and join it all in call order.
+
+    Pieces of all roles are laid end to end in the order they were spoken,
+    with a :data:`JOIN_PAUSE_S` pause between them, so Whisper hears the
+    conversation without its silences and its 30 s windows are filled by
+    both sides (fewer windows to encode than one stream per channel).
+
+    Returns:
+        The joined audio and where each piece (with its role) sits in it.
+    """
+    cuts = sorted(((start, role, end, samples) for role, samples, speech in channels
+                   for start, end in _cut_spans(len(samples), speech)), key=lambda c: (c[0], c[1]))
+    pause = np.zeros(int(JOIN_PAUSE_S * SAMPLE_RATE_HZ), dtype=np.float32)
+    parts: list[np.ndarray] = []
+    pieces: list[_Piece] = []
+    cursor = 0
+    for start, role, end, samples in cuts:
         if parts:
             parts.append(pause)
             cursor += len(pause)
-        pieces.append(_Piece(cursor / SAMPLE_RATE_HZ, start / SAMPLE_RATE_HZ, end / SAMPLE_RATE_HZ))
+        pieces.append(_Piece(cursor / SAMPLE_RATE_HZ, start / SAMPLE_RATE_HZ, end / SAMPLE_RATE_HZ, role))
         parts.append(samples[start:end])
         cursor += end - start
     joined = np.concatenate(parts).astype(np.float32, copy=False) if parts else np.zeros(0, np.float32)
     return joined, pieces
+
+
+def join_speech(samples: np.ndarray, speech: Sequence[SpeechSegment]) -> tuple[np.ndarray, list[_Piece]]:
+    """Cut the speech segments out of one channel and join them with short pauses."""
+    return join_channels([("", samples, speech)])
 
 
 def windows(pieces: Sequence[_Piece], max_s: float = WINDOW_S) -> list[dict[str, float]]:
@@ -156,7 +180,8 @@ def _utterances_from_segment(segment: Any, role: str, pieces: Sequence[_Piece]) 
         last = pieces[_piece_index(pieces, max(float(segment.start), float(segment.end) - 1e-3), starts)]
         start_s = _to_call_clock(first, float(segment.start))
         end_s = max(start_s, _to_call_clock(last, float(segment.end)))
-        return [Utterance(role, start_s, end_s, segment.text.strip(), (), logprob, no_speech, ratio)]
+        return [Utterance(first.role or role, start_s, end_s, segment.text.strip(), (), logprob, no_speech,
+                          ratio)]
     groups: list[tuple[int, list[Word]]] = []
     for word in segment.words:
         start, end = float(word.start), float(word.end)
@@ -170,11 +195,12 @@ def _utterances_from_segment(segment: Any, role: str, pieces: Sequence[_Piece]) 
         else:
             groups.append((index, [mapped]))
     utterances = []
-    for _index, words in groups:
+    for index, words in groups:
         text = "".join(w.text for w in words).strip()
         words_clean = tuple(replace(w, text=w.text.strip()) for w in words if w.text.strip())
         if text and words_clean:
-            utterances.append(Utterance(role, words_clean[0].start_s, max(w.end_s for w in words_clean),
+            end_s = max(w.end_s for w in words_clean)
+            utterances.append(Utterance(pieces[index].role or role, words_clean[0].start_s, end_s,
                                         text, words_clean, logprob, no_speech, ratio))
     return utterances
 
@@ -226,9 +252,21 @@ class WhisperTranscriber:
 
     def transcribe(self, samples: np.ndarray, role: str, speech: Sequence[SpeechSegment]) -> list[Utterance]:
         """Decode only the speech segments of one channel; times on the call clock."""
-        joined, pieces = join_speech(samples, speech)
+        return self.transcribe_channels([(role, samples, speech)])
+
+    def transcribe_channels(
+        self, channels: Sequence[tuple[str, np.ndarray, Sequence[SpeechSegment]]]
+    ) -> list[Utterance]:
+        """Decode the speech of several channels in one pass; each utterance keeps its channel's role.
+
+        Every piece of speech comes from exactly one channel and each word is
+        mapped back to the piece it lies in, so roles stay exact while the
+        Whisper windows are shared (see :func:`join_channels`).
+        """
+        joined, pieces = join_channels(channels)
         if not pieces:
             return []
+        role = channels[0][0] if len(channels) == 1 else ""
         # Batched decoding with timestamp tokens: without them Whisper writes one
         # run-on text per 30 s window and drops sentences (measured: CER 0.64 vs
         # 0.45 on the bench call, scripts/bench/transcribe_speed.py).
@@ -423,15 +461,22 @@ def transcribe_call(call: Call, segments: Sequence[SpeechSegment], transcriber: 
     lexicon = load_hallucination_lexicon(asr_config.guard.hallucination_lexicon)
     utterances: list[Utterance] = []
     to_decode = drop_crosstalk(segments, asr_config.crosstalk_margin_db)
-    for channel in call.channels:
-        speech = sorted((s for s in to_decode if s.role == channel.role), key=lambda s: s.start_s)
-        if not speech:
-            continue
+    work = [(channel.role, channel.samples, speech) for channel in call.channels
+            if (speech := sorted((s for s in to_decode if s.role == channel.role), key=lambda s: s.start_s))]
+    raw: list[Utterance] = []
+    decode_together = getattr(transcriber, "transcribe_channels", None)
+    if decode_together is not None and len(work) > 1:
+        raw = decode_together(work)
+    else:
+        for role, samples, speech in work:
+            raw.extend(replace(u, role=role) for u in transcriber.transcribe(samples, role, speech))
+    for role, _samples, speech in work:
         finals = []
-        for raw in transcriber.transcribe(channel.samples, channel.role, speech):
-            final = finalize_utterance(replace(raw, role=channel.role), speech, asr_config, lexicon)
-            if final is not None:
-                finals.append(final)
+        for utterance in raw:
+            if utterance.role == role:
+                final = finalize_utterance(utterance, speech, asr_config, lexicon)
+                if final is not None:
+                    finals.append(final)
         utterances.extend(mark_repeats(sorted(finals, key=lambda u: (u.start_s, u.end_s))))
     return sorted(utterances, key=lambda u: (u.start_s, u.end_s, u.role))
 

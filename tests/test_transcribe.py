@@ -312,3 +312,28 @@ def test_a_batched_window_that_loops_is_decoded_again_piece_by_piece() -> None:
     assert [u.text for u in result] == ["第0句", "第1句"]
     assert result[0].start_s == pytest.approx(10.0 - transcribe_module.CUT_PAD_S + 0.1)
     assert result[1].start_s == pytest.approx(20.0 - transcribe_module.CUT_PAD_S + 0.1)
+
+
+def test_both_channels_share_whisper_windows_but_keep_exact_roles() -> None:
+    seen = {}
+    pad = transcribe_module.CUT_PAD_S
+
+    class FakeModel:
+        def transcribe(self, audio: np.ndarray, **options):
+            seen["seconds"] = len(audio) / SAMPLE_RATE_HZ
+            # joined order: agent 1-3 s, customer 4-5 s, agent 8-9 s (pieces padded by CUT_PAD_S)
+            second = 2 + 2 * pad + JOIN_PAUSE_S
+            third = second + 1 + 2 * pad + JOIN_PAUSE_S
+            words = [SimpleNamespace(word=w, start=t + pad + 0.1, end=t + pad + 0.5, probability=0.9)
+                     for w, t in (("您好", 0.0), ("喂", second), ("再见", third))]
+            segment = SimpleNamespace(text="您好喂再见", start=0.0, end=len(audio) / SAMPLE_RATE_HZ,
+                                      words=words, avg_logprob=-0.1, no_speech_prob=0.0, compression_ratio=1.0)
+            return iter([segment]), None
+
+    transcriber = WhisperTranscriber(FakeModel(), ASR.model_copy(update={"batched": False}), "fake")
+    call = make_call(("agent", np.zeros(10 * SAMPLE_RATE_HZ)), ("customer", np.zeros(10 * SAMPLE_RATE_HZ)))
+    speech = [seg("agent", 1.0, 3.0), seg("customer", 4.0, 5.0), seg("agent", 8.0, 9.0)]
+    result = transcribe_call(call, speech, transcriber, ASR)
+    assert seen["seconds"] == pytest.approx(4 + 6 * pad + 2 * JOIN_PAUSE_S, abs=1e-3)
+    assert [(u.role, u.text, round(u.start_s, 2)) for u in result] == [
+        ("agent", "您好", 1.1), ("customer", "喂", 4.1), ("agent", "再见", 8.1)]

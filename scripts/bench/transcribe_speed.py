@@ -136,6 +136,7 @@ def main() -> None:
               + (f", crosstalk at -{args.crosstalk_db:.0f} dB" if args.crosstalk_db > 0 else ""))
 
         results: dict[str, tuple[float, float]] = {}
+        role_cers: dict[str, str] = {}
         transcriber = WhisperTranscriber.from_config(config.asr)
         model = transcriber.model
         baselines = [("vad", {"vad_filter": True})]
@@ -154,11 +155,17 @@ def main() -> None:
 
             wall, utterances = _time(run)
             text = "".join(u.text for u in utterances)
-            results["callqa-batched" if batched else "callqa-plain"] = (wall, cer(reference, text))
+            name = "callqa-batched" if batched else "callqa-plain"
+            results[name] = (wall, cer(reference, text))
+            by_role = {role: cer("".join(t for r, _s, _e, t in script if r == role),
+                                 "".join(u.text for u in utterances if u.role == role))
+                       for role in ("agent", "customer")}
+            role_cers[name] = "  per-role CER " + " ".join(f"{r} {c:.3f}" for r, c in by_role.items())
 
         for name, (wall, error) in results.items():
             ratios = "  ".join(f"{wall / results[b][0]:.2f}x {b}" for b, _ in baselines)
-            print(f"{name:16s} wall {wall:6.1f} s  RTF {wall / args.duration_s:.3f}  CER {error:.3f}  {ratios}")
+            print(f"{name:16s} wall {wall:6.1f} s  RTF {wall / args.duration_s:.3f}  CER {error:.3f}  {ratios}"
+                  + role_cers.get(name, ""))
 
         if args.memory_calls:
             measure_memory(config, transcriber, call, args.memory_calls)

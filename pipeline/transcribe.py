@@ -1,10 +1,11 @@
 """Turn each channel's speech into role-tagged utterances on the call clock.
 
-Each role's channel is decoded on its own (stereo calls have no crosstalk
-and exact roles; a mono call has one ``mixed`` role). Only the VAD speech
-segments are decoded: they are cut out of the channel, joined with a short
-pause between them, and handed to Whisper, so Whisper never sees the call's
-silences; every time is then mapped back to the call clock.
+Each role's speech comes from its own channel (a mono call has one ``mixed``
+role). Only the VAD speech segments are decoded: they are cut out of their
+channel, laid end to end in the order they were spoken with a short pause
+between them, and handed to Whisper, so Whisper never hears the call's
+silences nor the other side's crosstalk. Every word is mapped back to the
+piece it came from, which gives its role and its time on the call clock.
 
 Whisper sits behind the small :class:`Transcriber` protocol; the real one is
 :class:`WhisperTranscriber`. :func:`transcribe_call` adds what every

@@ -11,19 +11,11 @@ import numpy as np
 import pytest
 
 import pipeline.transcribe as transcribe_module
+from pipeline.asr_guard import load_hallucination_lexicon, normalize_for_matching, parse_hallucination_lexicon
 from pipeline.config import default_config
 from pipeline.errors import LexiconError
 from pipeline.models import SAMPLE_RATE_HZ, Call, Channel, SpeechSegment, Utterance, Word
-from pipeline.transcribe import (
-    JOIN_PAUSE_S,
-    WhisperTranscriber,
-    join_speech,
-    load_hallucination_lexicon,
-    normalize_for_matching,
-    parse_hallucination_lexicon,
-    transcribe_call,
-    windows,
-)
+from pipeline.transcribe import JOIN_PAUSE_S, WhisperTranscriber, join_speech, transcribe_call, windows
 from pipeline.vad import detect_speech
 
 CLIPS = Path(__file__).resolve().parent / "data" / "clips"

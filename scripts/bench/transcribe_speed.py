@@ -33,9 +33,10 @@ import jiwer
 import numpy as np
 from faster_whisper import decode_audio
 
+from pipeline.asr_guard import normalize_for_matching
 from pipeline.config import default_config
 from pipeline.ingest import load_call
-from pipeline.transcribe import WhisperTranscriber, normalize_for_matching, transcribe_call
+from pipeline.transcribe import WhisperTranscriber, transcribe_call
 from pipeline.vad import detect_speech
 
 SPEECH_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "speech"

@@ -13,7 +13,8 @@ must never hang up while the customer is still speaking (八大要点
   less than ``hangup_trailing_silence_s`` after the customer's last words,
   with the customer speaking last, reads as the agent cutting the customer
   off; the agent speaking last followed by a longer silence reads as the
-  customer hanging up after the closing; anything else is ``unknown``. An
+  customer hanging up after the closing; anything else (including a call where
+  only one side spoke) is ``unknown``. An
   estimated agent hang-up raises a ``non_fatal`` hit with confidence 0.5
   marked *estimated*: a guess never fails a call on its own.
 """
@@ -45,10 +46,10 @@ def hangup_party(evidence: CallEvidence, config: TimingConfig) -> tuple[str, boo
         return "unknown", True
     agent_end, customer_end = _last_end(evidence, AGENT), _last_end(evidence, CUSTOMER)
     last = _last_end(evidence, None)
-    if math.isnan(last):
-        return "unknown", True
+    if math.isnan(agent_end) or math.isnan(customer_end):
+        return "unknown", True  # a one-sided call says nothing about who ended it
     trailing_s = evidence.duration_s - last
-    customer_last = not math.isnan(customer_end) and (math.isnan(agent_end) or customer_end > agent_end)
+    customer_last = customer_end > agent_end
     if customer_last and trailing_s < config.hangup_trailing_silence_s:
         return AGENT, True
     if not customer_last and trailing_s >= config.hangup_trailing_silence_s:

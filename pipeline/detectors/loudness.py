@@ -191,3 +191,41 @@ def detect_raised_voice(evidence: CallEvidence, config: TimingConfig, spans: lis
                    f"(>= {config.raised_voice_db:g} dB, >= {config.raised_voice_min_s:g} s)")
         for s in spans if s.role == AGENT
     ]
+
+
+def refine_segments(segments: Iterable[SpeechSegment], tracks: Mapping[str, LoudnessTrack],
+                    above_floor_db: float = 12.0, below_speech_db: float = 10.0,
+                    max_shift_s: float = 1.5) -> list[SpeechSegment]:
+    """Move each segment's start back over loud frames the VAD missed.
+
+    Under telephone coding and noise the Silero VAD can start a turn up to a
+    second late after a long silence (measured in ``scripts/bench/detector_eval.py``),
+    while the frame energy rises clearly at the true onset. A segment's start
+    moves back, at most ``max_shift_s``, over contiguous frames at least
+    ``above_floor_db`` above the channel's noise floor (10th percentile of its
+    non-speech frames) and no more than ``below_speech_db`` under its median
+    speech frame. Call this once after VAD and store the result, so that
+    ``rescore`` sees the same segments.
+
+    Returns:
+        The segments in the input order, with ``loudness_dbfs`` unchanged.
+    """
+    out = []
+    for s in segments:
+        track = tracks.get(s.role)
+        quiet = track.dbfs[~track.speech] if track is not None else np.empty(0)
+        if track is None or quiet.size < 10:
+            out.append(s)
+            continue
+        speech = track.dbfs[track.speech]
+        threshold = float(np.percentile(quiet, 10)) + above_floor_db
+        if speech.size:
+            threshold = max(threshold, float(np.median(speech)) - below_speech_db)
+        i = min(int(s.start_s / track.frame_s), len(track.dbfs))
+        lowest = max(0, i - int(round(max_shift_s / track.frame_s)))
+        j = i
+        while j > lowest and track.dbfs[j - 1] >= threshold:
+            j -= 1
+        start_s = min(s.start_s, j * track.frame_s)
+        out.append(SpeechSegment(s.role, start_s, s.end_s, s.loudness_dbfs) if start_s < s.start_s else s)
+    return out

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from pipeline.config import Config, TimingConfig, default_config  # noqa: E402
 from pipeline.detectors.interruptions import find_interruptions  # noqa: E402
-from pipeline.detectors.loudness import find_raised_voice, loudness_tracks  # noqa: E402
+from pipeline.detectors.loudness import find_raised_voice, loudness_tracks, refine_segments  # noqa: E402
 from pipeline.detectors.silence import find_silences, normalise  # noqa: E402
 from pipeline.detectors.timing import TimingResult, detect_timing  # noqa: E402
 from pipeline.models import AGENT, CUSTOMER, Call, CallEvidence, Channel  # noqa: E402
@@ -60,7 +60,7 @@ class Analysis:
 
 def analyse(audio: np.ndarray, truth: dict[str, Any], config: Config, *, transcript: bool = True,
             hold_phrases: Sequence[str] = HOLD_PHRASES, backchannels: Sequence[str] = BACKCHANNELS,
-            call_id: str = "synthetic") -> Analysis:
+            call_id: str = "synthetic", refine: bool = False) -> Analysis:
     """Run the real VAD and every timing detector on a built call (agent = column 0)."""
     channels = tuple(Channel(role, np.ascontiguousarray(audio[:, i])) for i, role in enumerate((AGENT, CUSTOMER)))
     segments = sorted((s for c in channels for s in detect_speech(c, config.vad)), key=lambda s: (s.start_s, s.role))
@@ -70,6 +70,10 @@ def analyse(audio: np.ndarray, truth: dict[str, Any], config: Config, *, transcr
     utterances = tuple(reference_utterances(truth)) if transcript else ()
     evidence = CallEvidence(call_id, duration_s, (AGENT, CUSTOMER), tuple(segments), utterances, metadata)
     tracks = loudness_tracks(call, segments)
+    if refine:
+        segments = sorted(refine_segments(segments, tracks), key=lambda s: (s.start_s, s.role))
+        tracks = loudness_tracks(call, segments)
+    evidence = CallEvidence(call_id, duration_s, (AGENT, CUSTOMER), tuple(segments), utterances, metadata)
     result = detect_timing(evidence, config.timing, tracks, hold_phrases, backchannels)
     silences = [(s.start_s, s.end_s) for s in find_silences(evidence, config.timing, hold_phrases)]
     found = find_interruptions(evidence, config.timing, backchannels)
@@ -133,7 +137,7 @@ class Tally:
 
 
 def evaluate(calls: int, *, seed: int = 0, telephone: bool = True, snr_db: float | None = 20.0,
-             tolerance_s: float = 0.3, turns: int = 10) -> dict[str, Any]:
+             tolerance_s: float = 0.3, turns: int = 10, refine: bool = False) -> dict[str, Any]:
     """Build and score ``calls`` random calls; returns the tallies and rate errors."""
     config = default_config()
     timing = config.timing
@@ -146,7 +150,7 @@ def evaluate(calls: int, *, seed: int = 0, telephone: bool = True, snr_db: float
         layout = random_layout(bank, rng, turns=turns)
         audio, truth = build_call(layout, bank, telephone=telephone, snr_db=snr_db, seed=seed * 100_000 + i)
         audio_s += layout.duration_s
-        got = analyse(audio, truth, config)
+        got = analyse(audio, truth, config, refine=refine)
         tallies["silence"].add(true_silences(truth, timing), got.silences,
                                lambda t, f: abs(t[0] - f[0]) <= tolerance_s and abs(t[1] - f[1]) <= tolerance_s)
         tallies["interruption"].add(true_interruptions(truth, timing), got.interruptions,
@@ -167,14 +171,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--snr-db", type=float, default=20.0)
     parser.add_argument("--tolerance-s", type=float, default=0.3)
+    parser.add_argument("--refine", action="store_true", help="refine_segments() after VAD")
     parser.add_argument("--clean", action="store_true", help="16 kHz, no telephone coding, no noise")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     out = evaluate(args.calls, seed=args.seed, telephone=not args.clean, snr_db=None if args.clean else args.snr_db,
-                   tolerance_s=args.tolerance_s)
+                   tolerance_s=args.tolerance_s, refine=args.refine)
     condition = "clean 16 kHz" if args.clean else f"8 kHz mu-law, band-pass, noise SNR {args.snr_db:g} dB"
     print(f"{args.calls} calls, {out['audio_s'] / 60:.1f} min of audio, {condition}, "
-          f"boundary tolerance {args.tolerance_s:g} s, {time.perf_counter() - started:.0f} s")
+          f"boundary tolerance {args.tolerance_s:g} s, "
+          f"{'refined' if args.refine else 'raw'} VAD segments, {time.perf_counter() - started:.0f} s")
     print(f"{'event':<14}{'truth':>7}{'found':>7}{'precision':>11}{'recall':>8}{'MAE_s':>8}  goal")
     goals = {"silence": 0.95, "interruption": 0.95, "raised_voice": 0.9}
     for name, t in out["tallies"].items():

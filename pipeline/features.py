@@ -39,7 +39,7 @@ FEATURES_SCHEMA_VERSION = 1
 _DICT = pa.dictionary(pa.int32(), pa.string())
 ERROR_CLASS_KEYS = ("customer", "business", "compliance")
 #: Categorical classifier inputs (one-hot encoded by the classifier).
-CATEGORICAL_FEATURES = ("direction",)
+CATEGORICAL_FEATURES = ("direction", "hangup_party")
 #: Words recognised with a probability below this count as low-confidence.
 LOW_CONFIDENCE_PROBABILITY = 0.5
 
@@ -51,30 +51,49 @@ def _f(name: str, kind: pa.DataType, group: str, doc: str) -> pa.Field:
 #: Typed timing columns filled from the timing detectors' feature mapping;
 #: any other key of that mapping goes to ``timing_other``.
 TIMING_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
-    "agent_rate_chars_per_min_mean": (pa.float32(), "Agent speech rate, mean over utterances (chars/min)."),
-    "agent_rate_chars_per_min_p90": (pa.float32(), "Agent speech rate, 90th percentile (chars/min)."),
-    "customer_rate_chars_per_min_mean": (pa.float32(), "Customer speech rate, mean (chars/min)."),
-    "customer_rate_chars_per_min_p90": (pa.float32(), "Customer speech rate, 90th percentile (chars/min)."),
-    "silence_total_s": (pa.float32(), "Total mutual silence longer than timing.silence_min_s (s)."),
-    "silence_max_s": (pa.float32(), "Longest mutual silence (s)."),
-    "silence_count": (pa.int32(), "Number of mutual silences longer than timing.silence_min_s."),
-    "hold_count": (pa.int32(), "Number of holds (long silences)."),
+    **{f"{role}_rate_chars_per_min_{stat}": (pa.float32(), f"{role.capitalize()} speech rate, {text} (chars/min).")
+       for role in ("agent", "customer", "mixed")
+       for stat, text in (("mean", "mean over rated utterances"), ("p90", "90th percentile over utterances"),
+                          ("overall", "characters / rated speech time"))},
+    **{f"{role}_rated_speech_s": (pa.float32(), f"{role.capitalize()} speech time long enough to rate (s).")
+       for role in ("agent", "customer", "mixed")},
+    "silence_count": (pa.int32(), "Silences (nobody speaking) of at least timing.silence_min_s, holds included."),
+    "silence_total_s": (pa.float32(), "Total time of those silences (s)."),
+    "silence_max_s": (pa.float32(), "Longest silence (s)."),
+    "dead_air_count": (pa.int32(), "Unexcused silences (not announced as a hold)."),
+    "dead_air_total_s": (pa.float32(), "Total unexcused silence (s)."),
+    "dead_air_max_s": (pa.float32(), "Longest unexcused silence (s)."),
+    "hold_count": (pa.int32(), "Holds: silences announced by the agent (请稍等, ...)."),
     "hold_total_s": (pa.float32(), "Total hold time (s)."),
     "hold_max_s": (pa.float32(), "Longest hold (s)."),
-    "answer_delay_s": (pa.float32(), "Time from call start to the agent's first speech (s)."),
-    "interruptions_agent_count": (pa.int32(), "Times the agent started speaking over the customer."),
+    "answer_delay_s": (pa.float32(), "Time from call start to the agent's first words (s)."),
+    "first_speech_s": (pa.float32(), "Time from call start to anyone's first speech (s)."),
+    "interruptions_agent_count": (pa.int32(), "Times the agent started speaking over the customer (QA fault)."),
     "interruptions_customer_count": (pa.int32(), "Times the customer started speaking over the agent."),
+    "interruptions_overlap_s": (pa.float32(), "Overlap time of those interruptions (s)."),
+    "response_latency_count": (pa.int32(), "Agent replies after a customer turn."),
     "response_latency_mean_s": (pa.float32(), "Mean gap from a customer turn's end to the agent's reply (s)."),
     "response_latency_median_s": (pa.float32(), "Median agent response latency (s)."),
     "response_latency_p90_s": (pa.float32(), "90th percentile of the agent's response latency (s)."),
     "response_latency_max_s": (pa.float32(), "Longest agent response latency (s)."),
+    "speech_total_s": (pa.float32(), "Speech time of all roles (s)."),
     "agent_talk_ratio": (pa.float32(), "Agent speech time / (agent + customer speech time)."),
     "overlap_total_s": (pa.float32(), "Time both roles speak at once (s)."),
     "longest_monologue_s": (pa.float32(), "Longest stretch one role speaks without the other (s)."),
+    "agent_speech_level_dbfs_median": (pa.float32(), "Agent's median speech loudness (dBFS), the raised-voice "
+                                                     "baseline."),
+    "customer_speech_level_dbfs_median": (pa.float32(), "Customer's median speech loudness (dBFS)."),
+    "agent_raised_voice_count": (pa.int32(), "Spans where the agent is timing.raised_voice_db above own median."),
+    "agent_raised_voice_s": (pa.float32(), "Total agent raised-voice time (s)."),
+    "customer_raised_voice_count": (pa.int32(), "Customer raised-voice spans (agitation signal)."),
+    "customer_raised_voice_s": (pa.float32(), "Total customer raised-voice time (s)."),
     "agent_loudness_dbfs_mean": (pa.float32(), "Mean loudness of the agent's speech segments (dBFS)."),
     "agent_loudness_dbfs_std": (pa.float32(), "Spread of the agent's segment loudness (dB)."),
     "customer_loudness_dbfs_mean": (pa.float32(), "Mean loudness of the customer's speech segments (dBFS)."),
     "customer_loudness_dbfs_std": (pa.float32(), "Spread of the customer's segment loudness (dB)."),
+    "hangup_party": (_DICT, "Who hung up first: agent, customer or unknown (metadata, else estimated)."),
+    "hangup_estimated": (pa.int32(), "1 if hangup_party was estimated from the audio, 0 if from metadata."),
+    "trailing_silence_s": (pa.float32(), "Silence after the last speech until the call ends (s)."),
 }
 
 _FIELDS: list[pa.Field] = [
@@ -208,8 +227,9 @@ def _asr_columns(evidence: CallEvidence) -> dict[str, Any]:
 def _segment_columns(evidence: CallEvidence) -> dict[str, Any]:
     speech = {role: sum(s.duration_s for s in evidence.segments_of(role)) for role in (AGENT, CUSTOMER)}
     total = sum(s.duration_s for s in evidence.segments)
+    mono = evidence.is_mono
     row: dict[str, Any] = {
-        "agent_speech_s": speech[AGENT], "customer_speech_s": speech[CUSTOMER],
+        "agent_speech_s": None if mono else speech[AGENT], "customer_speech_s": None if mono else speech[CUSTOMER],
         "speech_share": total / evidence.duration_s if evidence.duration_s > 0 else None,
     }
     # Fallbacks used only when the timing detectors do not provide these keys.
@@ -272,7 +292,9 @@ def build_features(
     other: dict[str, float] = {}
     for key, value in timing_features.items():
         number = _num(value)
-        if key in TIMING_COLUMNS:
+        if key in TIMING_COLUMNS and pa.types.is_dictionary(TIMING_COLUMNS[key][0]):
+            row[key] = None if value is None else str(value)
+        elif key in TIMING_COLUMNS:
             if number is not None:
                 row[key] = int(round(number)) if pa.types.is_integer(TIMING_COLUMNS[key][0]) else number
         elif number is not None and key not in row:

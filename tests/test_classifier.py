@@ -31,6 +31,7 @@ def synthetic(n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
     frame = pd.DataFrame(rng.normal(size=(n, len(columns))), columns=columns)
     frame["call_id"] = [f"c{i:04d}" for i in range(n)]
     frame["direction"] = rng.choice(["inbound", "outbound"], n)
+    frame["hangup_party"] = rng.choice(["agent", "customer", None], n)
     frame.loc[rng.random(n) < 0.1, "asr_word_prob_mean"] = np.nan
     signal = frame["silence_total_s"] + 1.5 * frame["hits_forbidden_phrase"]
     fail = rng.random(n) < 1 / (1 + np.exp(-4 * (signal - 1.0)))

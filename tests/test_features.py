@@ -134,3 +134,24 @@ def test_feature_docs_are_generated_from_the_schema() -> None:
     for field in FEATURES_SCHEMA:
         assert f"| `{field.name}` |" in text
     assert module.main(["--check"]) == 0, "docs/features.md is stale: run python scripts/gen_feature_docs.py"
+
+
+def test_features_from_the_timing_detectors() -> None:
+    """Every key detect_timing returns lands in a typed column or in timing_other; nothing is lost."""
+    detectors = pytest.importorskip("pipeline.detectors.timing")
+    from pipeline.config import load_config
+
+    evidence = _evidence()
+    result = detectors.detect_timing(evidence, load_config().timing, None, ["请稍等"], ["嗯"])
+    row = build_features(evidence, list(result.hits), result.features, {}, VERSIONS)
+    other = dict(row["timing_other"])
+    for key, value in result.features.items():
+        if key in ("agent_chars", "customer_chars", "agent_speech_s", "customer_speech_s"):
+            continue  # computed here from the evidence (same meaning)
+        if isinstance(value, str):
+            assert row[key] == value, key
+        elif value is not None and value == value:  # not NaN
+            stored = row[key] if key in row else other[key]
+            assert stored == pytest.approx(value), key
+    assert row["hangup_party"] in ("agent", "customer", "unknown")
+    features_table([row])  # every value fits the schema

@@ -182,3 +182,12 @@ def test_callqa_score_rescores_a_store(tmp_path) -> None:
     assert rows["call2"]["score"] == 0.0 and rows["call2"]["failed_hit_ids"]
     bad = CliRunner().invoke(app, ["score", str(tmp_path / "store"), "--scorecard", str(tmp_path / "no.toml")])
     assert bad.exit_code == 2 and "not found" in bad.output
+
+
+def test_shipped_hangup_items_follow_severity() -> None:
+    card = load_scorecard()
+    estimated = score_call([_hit("hangup", rule="timing.agent_hung_up_first")], {}, card)
+    assert not estimated.fatal and [f.item_id for f in estimated.failed_items] == ["hangup_first"]
+    assert estimated.section_scores["awareness"] == 70.0
+    known = score_call([_hit("hangup", rule="timing.agent_hung_up_first", severity="fatal")], {}, card)
+    assert known.fatal and known.score == 0.0 and known.copc["customer"] is False

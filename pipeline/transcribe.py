@@ -36,6 +36,9 @@ JOIN_PAUSE_S = 0.2
 CUT_PAD_S = 0.4
 #: Longest piece of joined speech handed to Whisper as one window.
 WINDOW_S = 29.5
+#: A piece of speech at least this long (padding included) that batched decoding
+#: left without a word is decoded again on its own.
+MIN_REDO_S = 1.5
 #: Share of a segment that must lie under louder speech on another channel to be crosstalk.
 CROSSTALK_COVERED_SHARE = 0.8
 
@@ -259,34 +262,36 @@ class WhisperTranscriber:
         if not pieces:
             return []
         role = channels[0][0] if len(channels) == 1 else ""
-        # Batched decoding with timestamp tokens: without them Whisper writes one
-        # run-on text per 30 s window and drops sentences (measured: CER 0.64 vs
-        # 0.45 on the bench call, scripts/bench/transcribe_speed.py).
-        if self._batched is not None:
-            spans = windows(pieces)
-            segments, _info = self._batched.transcribe(
-                joined, clip_timestamps=spans, batch_size=self.asr.batch_size,
-                without_timestamps=False, **self._options())
-            found = self._redecode_loops(joined, pieces, spans, list(segments))
-        else:
+        if self._batched is None:
             segments, _info = self.model.transcribe(
                 joined, vad_filter=False, condition_on_previous_text=False, **self._options())
-            found = list(segments)  # a lazy generator: decoding happens here
-        utterances: list[Utterance] = []
-        for segment in found:
-            utterances.extend(_utterances_from_segment(segment, role, pieces))
-        return utterances
+            # a lazy generator: decoding happens here
+            return [u for segment in segments for u in _utterances_from_segment(segment, role, pieces)]
+        kept, missed = self._batched_pass(joined, pieces)
+        utterances = [u for segment in kept for u in _utterances_from_segment(segment, role, pieces)]
+        if missed:
+            # Second and last pass over what the first looped on or skipped, in fresh windows.
+            again_audio, again_pieces = _rejoin(joined, [pieces[i] for i in missed])
+            kept, _missed = self._batched_pass(again_audio, again_pieces)
+            utterances += [u for segment in kept for u in _utterances_from_segment(segment, role, again_pieces)]
+        return sorted(utterances, key=lambda u: (u.start_s, u.role))
 
-    def _redecode_loops(self, joined: np.ndarray, pieces: Sequence[_Piece], spans: list[dict[str, float]],
-                        segments: list[Any]) -> list[Any]:
-        """Decode again, piece by piece, the windows where batched decoding fell into a loop.
+    def _batched_pass(self, joined: np.ndarray, pieces: Sequence[_Piece]) -> tuple[list[Any], list[int]]:
+        """One batched pass: (segments to keep, indices of pieces to decode again).
 
-        Batched decoding uses temperature 0 only; a 30 s window that comes out
-        repetitive ("今天 今天 今天 ...", compression ratio above the guard's
-        limit) loses all its speech. Decoding that window's speech segments one
-        at a time (shorter context) recovers it; it costs extra only where a loop
-        happened (bench call with crosstalk: see scripts/bench/transcribe_speed.py).
+        Batched decoding makes one pass per 30 s window at temperature 0, with
+        no fallback and no seeking: a window that comes out repetitive ("今天
+        今天 今天 ...", compression ratio above the guard's limit) loses all its
+        speech, and a window where Whisper stops early loses the pieces after
+        that point. Those pieces (at least :data:`MIN_REDO_S` long) are returned
+        for a second pass in new windows. Timestamp tokens stay on: without
+        them Whisper writes one run-on text per window and drops sentences.
         """
+        spans = windows(pieces)
+        segments, _info = self._batched.transcribe(
+            joined, clip_timestamps=spans, batch_size=self.asr.batch_size, without_timestamps=False,
+            **self._options())
+        segments = list(segments)
         limit = self.asr.guard.compression_ratio_max
 
         def window_of(start_s: float, end_s: float) -> int:
@@ -296,15 +301,34 @@ class WhisperTranscriber:
         looping = {window_of(float(s.start), float(s.end)) for s in segments
                    if float(s.compression_ratio) > limit}
         looping.discard(-1)
-        if not looping:
-            return segments
         kept = [s for s in segments if window_of(float(s.start), float(s.end)) not in looping]
-        redo = [{"start": p.joined_start_s, "end": min(p.joined_end_s, p.joined_start_s + WINDOW_S)}
-                for p in pieces if window_of(p.joined_start_s, p.joined_end_s) in looping]
-        redone, _info = self._batched.transcribe(
-            joined, clip_timestamps=redo, batch_size=self.asr.batch_size, without_timestamps=False,
-            **self._options())
-        return sorted([*kept, *redone], key=lambda s: float(s.start))
+        covered = set()
+        starts = [p.joined_start_s for p in pieces]
+        for segment in kept:
+            stamps = [(float(w.start) + float(w.end)) / 2 for w in segment.words or []]
+            for stamp in stamps or [float(segment.start), float(segment.end)]:
+                covered.add(_piece_index(pieces, stamp, starts))
+        missed = [index for index, p in enumerate(pieces)
+                  if index not in covered and p.call_end_s - p.call_start_s >= MIN_REDO_S]
+        return kept, missed
+
+
+def _rejoin(joined: np.ndarray, pieces: Sequence[_Piece]) -> tuple[np.ndarray, list[_Piece]]:
+    """Lay the given pieces of ``joined`` end to end again (for a second decoding pass)."""
+    pause = np.zeros(int(JOIN_PAUSE_S * SAMPLE_RATE_HZ), dtype=np.float32)
+    parts: list[np.ndarray] = []
+    placed: list[_Piece] = []
+    cursor = 0
+    for piece in pieces:
+        if parts:
+            parts.append(pause)
+            cursor += len(pause)
+        start = int(round(piece.joined_start_s * SAMPLE_RATE_HZ))
+        length = int(round((piece.call_end_s - piece.call_start_s) * SAMPLE_RATE_HZ))
+        placed.append(replace(piece, joined_start_s=cursor / SAMPLE_RATE_HZ))
+        parts.append(joined[start:start + length])
+        cursor += length
+    return np.concatenate(parts), placed
 
 
 def transcribe_call(call: Call, segments: Sequence[SpeechSegment], transcriber: Transcriber,

@@ -281,29 +281,31 @@ def test_crosstalk_is_not_decoded_but_double_talk_is() -> None:
     assert [len(speech) for _role, _first, speech in fake.calls] == [1, 2]
 
 
-def test_a_batched_window_that_loops_is_decoded_again_piece_by_piece() -> None:
-    requests: list[list[dict[str, float]]] = []
-
-    def segment(text: str, start: float, end: float, ratio: float) -> SimpleNamespace:
-        return SimpleNamespace(text=text, start=start, end=end, words=[], avg_logprob=-0.2,
-                               no_speech_prob=0.01, compression_ratio=ratio)
+def test_a_batched_window_that_loops_is_decoded_again_in_a_second_pass() -> None:
+    requests: list[tuple[float, list[dict[str, float]]]] = []
+    pad = transcribe_module.CUT_PAD_S
+    second = 2 + 2 * pad + JOIN_PAUSE_S  # where the second piece starts in the joined audio
 
     class FakeBatched:
         def transcribe(self, audio: np.ndarray, clip_timestamps: list[dict[str, float]], **options):
-            requests.append(clip_timestamps)
-            if len(requests) == 1:  # the whole window: a decoding loop
-                return iter([segment("今天" * 30, 0.0, clip_timestamps[0]["end"], 20.0)]), None
-            return iter([segment(f"第{i}句", c["start"] + 0.1, c["end"] - 0.1, 1.0)
-                         for i, c in enumerate(clip_timestamps)]), None
+            requests.append((len(audio) / SAMPLE_RATE_HZ, clip_timestamps))
+            if len(requests) == 1:  # first pass: a decoding loop over the whole window
+                return iter([SimpleNamespace(text="今天" * 30, start=0.0, end=clip_timestamps[0]["end"],
+                                             words=[], avg_logprob=-0.2, no_speech_prob=0.01,
+                                             compression_ratio=20.0)]), None
+            words = [SimpleNamespace(word=w, start=t + pad + 0.1, end=t + pad + 0.6, probability=0.9)
+                     for w, t in (("第一句", 0.0), ("第二句", second))]
+            return iter([SimpleNamespace(text="第一句第二句", start=0.0, end=clip_timestamps[0]["end"],
+                                         words=words, avg_logprob=-0.2, no_speech_prob=0.01,
+                                         compression_ratio=1.0)]), None
 
     transcriber = WhisperTranscriber(object(), ASR.model_copy(update={"batched": False}), "fake")
     transcriber._batched = FakeBatched()
     speech = [seg("agent", 10.0, 12.0), seg("agent", 20.0, 22.0)]
     result = transcriber.transcribe(np.zeros(30 * SAMPLE_RATE_HZ, np.float32), "agent", speech)
-    assert len(requests) == 2 and len(requests[0]) == 1 and len(requests[1]) == 2
-    assert [u.text for u in result] == ["第0句", "第1句"]
-    assert result[0].start_s == pytest.approx(10.0 - transcribe_module.CUT_PAD_S + 0.1)
-    assert result[1].start_s == pytest.approx(20.0 - transcribe_module.CUT_PAD_S + 0.1)
+    assert len(requests) == 2
+    assert requests[1][0] == pytest.approx(2 * second - JOIN_PAUSE_S, abs=1e-3)  # the two pieces again
+    assert [(u.text, u.start_s) for u in result] == [("第一句", pytest.approx(10.1)), ("第二句", pytest.approx(20.1))]
 
 
 def test_both_channels_share_whisper_windows_but_keep_exact_roles() -> None:

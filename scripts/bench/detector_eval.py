@@ -137,9 +137,12 @@ class Tally:
 
 
 def evaluate(calls: int, *, seed: int = 0, telephone: bool = True, snr_db: float | None = 20.0,
-             tolerance_s: float = 0.3, turns: int = 10, refine: bool = False) -> dict[str, Any]:
+             tolerance_s: float = 0.3, turns: int = 10, refine: bool = False,
+             timing_overrides: dict[str, float] | None = None) -> dict[str, Any]:
     """Build and score ``calls`` random calls; returns the tallies and rate errors."""
     config = default_config()
+    if timing_overrides:
+        config = config.model_copy(update={"timing": config.timing.model_copy(update=timing_overrides)})
     timing = config.timing
     bank = ClipBank.load()
     rng = np.random.default_rng(seed)
@@ -172,11 +175,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--snr-db", type=float, default=20.0)
     parser.add_argument("--tolerance-s", type=float, default=0.3)
     parser.add_argument("--refine", action="store_true", help="refine_segments() after VAD")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a [timing] threshold, e.g. --set raised_voice_db=8")
     parser.add_argument("--clean", action="store_true", help="16 kHz, no telephone coding, no noise")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     out = evaluate(args.calls, seed=args.seed, telephone=not args.clean, snr_db=None if args.clean else args.snr_db,
-                   tolerance_s=args.tolerance_s, refine=args.refine)
+                   tolerance_s=args.tolerance_s, refine=args.refine,
+                   timing_overrides={k: float(v) for k, v in (item.split("=", 1) for item in args.set)})
     condition = "clean 16 kHz" if args.clean else f"8 kHz mu-law, band-pass, noise SNR {args.snr_db:g} dB"
     print(f"{args.calls} calls, {out['audio_s'] / 60:.1f} min of audio, {condition}, "
           f"boundary tolerance {args.tolerance_s:g} s, "

@@ -118,11 +118,11 @@ def raised_spans_from_track(track: LoudnessTrack, config: TimingConfig) -> tuple
     above = track.speech & (np.nan_to_num(level, nan=-np.inf) >= baseline + config.raised_voice_db)
     runs: list[list[int]] = []
     bridge = int(round(BRIDGE_S / track.frame_s))
-    for i in np.flatnonzero(above):
-        if runs and i - runs[-1][1] <= bridge:
-            runs[-1][1] = i + 1
+    for frame in np.flatnonzero(above).tolist():
+        if runs and frame - runs[-1][1] <= bridge:
+            runs[-1][1] = frame + 1
         else:
-            runs.append([int(i), int(i) + 1])
+            runs.append([frame, frame + 1])
     spans = []
     for i, j in runs:
         start_s, end_s = i * track.frame_s, j * track.frame_s

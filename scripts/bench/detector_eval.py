@@ -16,8 +16,11 @@ truth:
 Goal (issue 6): precision and recall >= 0.95 for silence and interruptions,
 >= 0.9 for raised voice, rate error <= 5 %.
 
+Each run prints the table for the raw VAD segments (the baseline) and after
+:func:`pipeline.detectors.loudness.refine_segments`, on the same calls.
+
     python scripts/bench/detector_eval.py --calls 300
-    python scripts/bench/detector_eval.py --calls 20 --clean   # quick, 16 kHz clean
+    python scripts/bench/detector_eval.py --calls 20 --clean --segments raw   # quick
 """
 
 from __future__ import annotations
@@ -174,19 +177,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--snr-db", type=float, default=20.0)
     parser.add_argument("--tolerance-s", type=float, default=0.3)
-    parser.add_argument("--refine", action="store_true", help="refine_segments() after VAD")
+    parser.add_argument("--segments", choices=("raw", "refined", "both"), default="both",
+                        help="VAD segments as they come (baseline), after refine_segments(), or both")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a [timing] threshold, e.g. --set raised_voice_db=8")
     parser.add_argument("--clean", action="store_true", help="16 kHz, no telephone coding, no noise")
     args = parser.parse_args(argv)
-    started = time.perf_counter()
-    out = evaluate(args.calls, seed=args.seed, telephone=not args.clean, snr_db=None if args.clean else args.snr_db,
-                   tolerance_s=args.tolerance_s, refine=args.refine,
-                   timing_overrides={k: float(v) for k, v in (item.split("=", 1) for item in args.set)})
-    condition = "clean 16 kHz" if args.clean else f"8 kHz mu-law, band-pass, noise SNR {args.snr_db:g} dB"
-    print(f"{args.calls} calls, {out['audio_s'] / 60:.1f} min of audio, {condition}, "
-          f"boundary tolerance {args.tolerance_s:g} s, "
-          f"{'refined' if args.refine else 'raw'} VAD segments, {time.perf_counter() - started:.0f} s")
+    modes = {"raw": [False], "refined": [True], "both": [False, True]}[args.segments]
+    overrides = {k: float(v) for k, v in (item.split("=", 1) for item in args.set)}
+    for refine in modes:
+        started = time.perf_counter()
+        out = evaluate(args.calls, seed=args.seed, telephone=not args.clean,
+                       snr_db=None if args.clean else args.snr_db, tolerance_s=args.tolerance_s,
+                       refine=refine, timing_overrides=overrides)
+        condition = "clean 16 kHz" if args.clean else f"8 kHz mu-law, band-pass, noise SNR {args.snr_db:g} dB"
+        print(f"\n{args.calls} calls, {out['audio_s'] / 60:.1f} min of audio, {condition}, "
+              f"boundary tolerance {args.tolerance_s:g} s, "
+              f"{'refined' if refine else 'raw (baseline)'} VAD segments, {time.perf_counter() - started:.0f} s")
+        _print_table(out)
+    return 0
+
+
+def _print_table(out: dict[str, Any]) -> None:
     print(f"{'event':<14}{'truth':>7}{'found':>7}{'precision':>11}{'recall':>8}{'MAE_s':>8}  goal")
     goals = {"silence": 0.95, "interruption": 0.95, "raised_voice": 0.9}
     for name, t in out["tallies"].items():
@@ -196,7 +208,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     errors = out["rate_errors"]
     print(f"{'speech_rate':<14}{len(errors):>7} role-calls, mean abs error {100 * float(np.mean(errors)):.1f} % "
           f"(max {100 * float(np.max(errors)):.1f} %)  goal <= 5 %" if errors else "speech_rate: no rated speech")
-    return 0
 
 
 if __name__ == "__main__":

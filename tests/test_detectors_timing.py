@@ -303,3 +303,22 @@ def test_invariants_on_random_segments(raw, with_text):
     assert f["silence_total_s"] <= 120.0 and f["overlap_total_s"] <= min(f["agent_speech_s"], f["customer_speech_s"])
     assert f["silence_count"] == sum(1 for h in result.hits if h.rule_id == "timing.silence")
     assert sorted(result.hits, key=lambda h: (h.start_s, h.rule_id)) == list(result.hits)
+
+
+def test_zero_length_gaps_and_segments():
+    touching = run(evidence([seg(CUSTOMER, 0.0, 2.0), seg(AGENT, 2.0, 4.0), seg(CUSTOMER, 4.0, 4.0)]))
+    f = touching.features
+    assert f["response_latency_count"] == 1 and f["response_latency_max_s"] == 0.0
+    assert f["interruptions_agent_count"] == 0 and f["interruptions_customer_count"] == 0
+    assert f["overlap_total_s"] == 0.0 and f["silence_count"] == 0
+    assert not [h for h in touching.hits if h.category in ("interruption", "silence", "response_latency")]
+
+
+def test_feature_keys_are_the_same_for_every_call():
+    stereo = run(evidence([seg(AGENT, 0.0, 2.0)]))
+    mono = run(evidence([seg(MIXED, 0.0, 2.0)], mono=True))
+    empty = run(evidence())
+    assert set(stereo.features) == set(mono.features) == set(empty.features)
+    assert {"agent_rate_chars_per_min_mean", "silence_total_s", "hold_count", "answer_delay_s",
+            "interruptions_agent_count", "response_latency_median_s", "agent_talk_ratio",
+            "longest_monologue_s", "agent_raised_voice_count", "hangup_party"} <= set(stereo.features)

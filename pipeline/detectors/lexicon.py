@@ -1,0 +1,304 @@
+"""Lexicon detector: QA rule sets matched on transcripts.
+
+``build_matcher`` compiles a :class:`~pipeline.lexicon.RuleSet` once (an
+Aho-Corasick automaton over normalised phrases, a pinyin automaton for fuzzy
+rules, compiled regexes, the isolated jieba segmenter). ``detect_phrases`` is
+pure: evidence in, hits out. A phrase hit must start and end on jieba token
+boundaries, so "喂" does not fire inside "喂养".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import ahocorasick
+from pypinyin import Style, lazy_pinyin
+
+from pipeline.lexicon import Rule, RuleSet
+from pipeline.models import AGENT, CUSTOMER, MIXED, UNKNOWN, CallEvidence, Hit, Utterance
+from pipeline.segment import Normaliser, NormText, Segmenter
+
+#: Fuzzy (homophone) matches of words jieba counts as this common are ignored.
+COMMON_WORD_FREQ = 2000
+
+
+@dataclass
+class LexiconMatcher:
+    """Compiled form of a rule set; build with :func:`build_matcher`, then reuse."""
+
+    rules: RuleSet
+    normaliser: Normaliser
+    segmenter: Segmenter
+    exact: Any  # ahocorasick.Automaton: normalised phrase -> list of (rule index, phrase)
+    fuzzy: Any | None  # pinyin automaton or None
+    regexes: dict[int, tuple[re.Pattern[str], ...]] = field(default_factory=dict)
+    norm_lists: dict[int, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+
+
+def _pinyin_key(text: str) -> str:
+    return "|".join(lazy_pinyin(text, style=Style.NORMAL, errors=lambda x: list(x))) + "|"
+
+
+def build_matcher(rules: RuleSet, text_config: Any) -> LexiconMatcher:
+    """Compile ``rules`` once (automata, regexes, segmenter with phrases as user words)."""
+    norm = Normaliser()
+    exact = ahocorasick.Automaton()
+    fuzzy = ahocorasick.Automaton() if getattr(text_config, "fuzzy", True) else None
+    table: dict[str, list[tuple[int, str]]] = {}
+    ftable: dict[str, list[tuple[int, str]]] = {}
+    regexes: dict[int, tuple[re.Pattern[str], ...]] = {}
+    norm_lists: dict[int, dict[str, tuple[str, ...]]] = {}
+    for i, rule in enumerate(rules.rules):
+        for phrase in rule.phrases:
+            key = norm.text(phrase)
+            if key:
+                table.setdefault(key, []).append((i, key))
+                if fuzzy is not None and rule.fuzzy and len(key) >= 3:
+                    ftable.setdefault(_pinyin_key(key), []).append((i, key))
+        regexes[i] = tuple(re.compile(p) for p in rule.regexes)
+        norm_lists[i] = {name: tuple(norm.text(p) for p in getattr(rule, name))
+                         for name in ("exceptions_preceded", "exceptions_followed",
+                                      "allowed_longer", "requires_nearby")}
+    for key, value in table.items():
+        exact.add_word(key, (key, tuple(value)))
+    exact.make_automaton() if table else None
+    if fuzzy is not None and ftable:
+        for key, value in ftable.items():
+            fuzzy.add_word(key, (key, tuple(value)))
+        fuzzy.make_automaton()
+    else:
+        fuzzy = None
+    user_words = {norm.text(p) for p in rules.phrases()}
+    return LexiconMatcher(rules, norm, Segmenter(user_words), exact if table else None,
+                          fuzzy, regexes, norm_lists)
+
+
+@dataclass(frozen=True)
+class _Match:
+    rule_index: int
+    utt_index: int
+    start: int  # char offsets in the normalised text
+    end: int
+    text: str
+    match_type: str
+
+
+def _scan(matcher: LexiconMatcher, norm: NormText, bounds: set[int], ui: int) -> list[_Match]:
+    out: list[_Match] = []
+    text = norm.text
+    if matcher.exact is not None and text:
+        for end_idx, (key, owners) in matcher.exact.iter(text):
+            start = end_idx - len(key) + 1
+            if start in bounds and end_idx + 1 in bounds:
+                out.extend(_Match(ri, ui, start, end_idx + 1, key, "exact") for ri, _ in owners)
+    for ri, patterns in matcher.regexes.items():
+        for pattern in patterns:
+            out.extend(_Match(ri, ui, m.start(), m.end(), m.group(0), "regex")
+                       for m in pattern.finditer(text) if m.end() > m.start())
+    if matcher.fuzzy is not None and text:
+        syllables = lazy_pinyin(text, style=Style.NORMAL, errors=lambda x: list(x))
+        offsets = [0]
+        for syl in syllables:
+            offsets.append(offsets[-1] + len(syl) + 1)
+        key_text = "|".join(syllables) + "|"
+        char_at = {off: i for i, off in enumerate(offsets)}
+        for end_idx, (key, owners) in matcher.fuzzy.iter(key_text):
+            start_off = end_idx - len(_pinyin_key(key)) + 1
+            if start_off not in char_at:
+                continue
+            start = char_at[start_off]
+            end = start + len(key)
+            found = text[start:end]
+            if found == key or start not in bounds or end not in bounds:
+                continue
+            if matcher.segmenter.word_freq(found) >= COMMON_WORD_FREQ:
+                continue  # common-word guard: a real word, not an ASR slip
+            out.extend(_Match(ri, ui, start, end, found, "fuzzy") for ri, _ in owners)
+    return out
+
+
+def _in_scope(rule: Rule, role: str) -> bool:
+    return rule.role == "any" or role == MIXED or rule.role == role
+
+
+def _context(text: str, start: int, end: int, width: int = 12) -> str:
+    return text[max(0, start - width):end + width]
+
+
+def _near(matcher: LexiconMatcher, norms: list[NormText], utts: tuple[Utterance, ...], phrases: tuple[str, ...],
+          m: _Match, before: bool, after: bool, window_s: float) -> bool:
+    """Whether any of ``phrases`` occurs on the same role within ``window_s`` before/after ``m``."""
+    if not phrases:
+        return False
+    norm = norms[m.utt_index]
+    t0, t1 = norm.char_start_s[m.start], norm.char_end_s[m.end - 1]
+    role = utts[m.utt_index].role
+    for ui, (utt, other) in enumerate(zip(utts, norms, strict=True)):
+        if utt.role != role:
+            continue
+        for p in phrases:
+            pos = other.text.find(p)
+            while pos >= 0:
+                ps, pe = other.char_start_s[pos], other.char_end_s[pos + len(p) - 1]
+                same = ui == m.utt_index
+                is_after = (pos >= m.end) if same else ps >= t1
+                is_before = (pos + len(p) <= m.start) if same else pe <= t0
+                if after and is_after and ps - t1 <= window_s:
+                    return True
+                if before and is_before and t0 - pe <= window_s:
+                    return True
+                pos = other.text.find(p, pos + 1)
+    return False
+
+
+def _allowed_longer(text: str, m: _Match, longer: tuple[str, ...]) -> bool:
+    for phrase in longer:
+        pos = text.find(phrase)
+        while pos >= 0:
+            if pos <= m.start and m.end <= pos + len(phrase):
+                return True
+            pos = text.find(phrase, pos + 1)
+    return False
+
+
+def _make_hit(evidence: CallEvidence, rule: Rule, version: str, role: str, start_s: float, end_s: float,
+              match_type: str, confidence: float, text: str, context: str, suspect: bool,
+              detail: str, text_config: Any) -> Hit:
+    severity = rule.severity
+    if suspect and severity == "fatal" and not getattr(text_config, "suspect_can_raise_fatal", False):
+        severity = "non_fatal"
+        detail = (detail + "; " if detail else "") + "fatal downgraded: suspect utterance"
+    return Hit(call_id=evidence.call_id, rule_id=rule.id, rules_version=version, category=rule.category,
+               severity=severity, error_class=rule.error_class, role=role, start_s=start_s,
+               end_s=max(start_s, end_s), match_type=match_type, confidence=round(min(1.0, max(0.0, confidence)), 4),
+               matched_text=text, context=context, suspect=suspect, detail=detail)
+
+
+def detect_phrases(evidence: CallEvidence, matcher: LexiconMatcher, text_config: Any) -> list[Hit]:
+    """Run every rule of ``matcher`` on one call's utterances; pure, deterministic.
+
+    Args:
+        evidence: the call's utterances (any role; a mono call has role ``mixed``).
+        matcher: from :func:`build_matcher`.
+        text_config: ``config.text`` (``fuzzy_confidence``, ``suspect_can_raise_fatal``).
+
+    Returns:
+        Hits sorted by start time then rule id. On mono calls role-scoped rules report role ``unknown``.
+    """
+    rules = matcher.rules.rules
+    version = matcher.rules.version
+    utts = tuple(sorted(evidence.utterances, key=lambda u: (u.start_s, u.role)))
+    norms = [matcher.normaliser.utterance(u) for u in utts]
+    matches: list[_Match] = []
+    for ui, norm in enumerate(norms):
+        if norm.text:
+            matches.extend(_scan(matcher, norm, matcher.segmenter.boundaries(norm.text), ui))
+    fuzzy_conf = float(getattr(text_config, "fuzzy_confidence", 0.6))
+    hits: list[Hit] = []
+    by_rule: dict[int, list[_Match]] = {}
+    for m in matches:
+        rule = rules[m.rule_index]
+        utt = utts[m.utt_index]
+        if not _in_scope(rule, utt.role):
+            continue
+        norm = norms[m.utt_index]
+        lists = matcher.norm_lists[m.rule_index]
+        if _allowed_longer(norm.text, m, lists["allowed_longer"]):
+            continue
+        if _near(matcher, norms, utts, lists["exceptions_followed"], m, False, True, rule.exception_window_s):
+            continue
+        if _near(matcher, norms, utts, lists["exceptions_preceded"], m, True, False, rule.exception_window_s):
+            continue
+        if lists["requires_nearby"] and not _near(matcher, norms, utts, lists["requires_nearby"], m, True, True,
+                                                  rule.nearby_window_s):
+            continue
+        start_s, end_s = norm.char_start_s[m.start], norm.char_end_s[m.end - 1]
+        if rule.window == "first" and start_s > rule.window_s:
+            continue
+        if rule.window == "last" and end_s < evidence.duration_s - rule.window_s:
+            continue
+        by_rule.setdefault(m.rule_index, []).append(m)
+    for ri, rule in enumerate(rules):
+        found = sorted(by_rule.get(ri, []), key=lambda m: (m.utt_index, m.start))
+        if rule.kind == "phrase":
+            for m in found:
+                hits.append(_phrase_hit(evidence, rule, version, utts, norms, m, fuzzy_conf, text_config))
+        elif rule.kind == "count":
+            hits.extend(_count_hit(evidence, rule, version, utts, norms, found, text_config))
+        else:
+            hits.extend(_absence_hit(evidence, rule, version, utts, found, text_config))
+    hits.sort(key=lambda h: (h.start_s, h.rule_id, h.end_s))
+    return hits
+
+
+def _hit_role(rule: Rule, utt_role: str) -> str:
+    return UNKNOWN if utt_role == MIXED and rule.role != "any" else utt_role
+
+
+def _phrase_hit(evidence: CallEvidence, rule: Rule, version: str, utts: tuple[Utterance, ...],
+                norms: list[NormText], m: _Match, fuzzy_conf: float, text_config: Any) -> Hit:
+    norm, utt = norms[m.utt_index], utts[m.utt_index]
+    probs = norm.char_prob[m.start:m.end]
+    conf = sum(probs) / len(probs) if probs else 1.0
+    if m.match_type == "fuzzy":
+        conf *= fuzzy_conf
+    detail = "mono: role-scoped rule on mixed channel" if utt.role == MIXED and rule.role != "any" else ""
+    return _make_hit(evidence, rule, version, _hit_role(rule, utt.role), norm.char_start_s[m.start],
+                     norm.char_end_s[m.end - 1], m.match_type, conf, m.text,
+                     _context(norm.text, m.start, m.end), utt.suspect, detail, text_config)
+
+
+def _count_hit(evidence: CallEvidence, rule: Rule, version: str, utts: tuple[Utterance, ...],
+               norms: list[NormText], found: list[_Match], text_config: Any) -> list[Hit]:
+    if len(found) < rule.min_count:
+        return []
+    first, last = found[0], found[-1]
+    start_s = norms[first.utt_index].char_start_s[first.start]
+    end_s = norms[last.utt_index].char_end_s[last.end - 1]
+    words = sorted({m.text for m in found})
+    return [_make_hit(evidence, rule, version, _hit_role(rule, utts[first.utt_index].role), start_s, end_s,
+                      "count", 1.0, "/".join(words), f"{len(found)} uses",
+                      any(utts[m.utt_index].suspect for m in found),
+                      f"count={len(found)} min_count={rule.min_count}", text_config)]
+
+
+def _absence_hit(evidence: CallEvidence, rule: Rule, version: str, utts: tuple[Utterance, ...],
+                 found: list[_Match], text_config: Any) -> list[Hit]:
+    if found:
+        return []
+    roles = {u.role for u in utts if _in_scope(rule, u.role)}
+    if not roles:
+        return []  # nobody to judge: no speech on the rule's side
+    role = AGENT if rule.role == AGENT and AGENT in roles else CUSTOMER if rule.role == CUSTOMER else (
+        UNKNOWN if MIXED in roles else rule.role)
+    if rule.window == "first":
+        start_s, end_s = 0.0, min(rule.window_s, evidence.duration_s)
+    elif rule.window == "last":
+        start_s, end_s = max(0.0, evidence.duration_s - rule.window_s), evidence.duration_s
+    else:
+        start_s, end_s = 0.0, evidence.duration_s
+    return [_make_hit(evidence, rule, version, role, start_s, max(start_s, end_s), "absence", 1.0, "", "",
+                      False, f"none of {len(rule.phrases)} phrases in window {rule.window}", text_config)]
+
+
+def example_evidence(text: str, role: str, call_id: str = "example") -> CallEvidence:
+    """A one-utterance call for rule examples and ``callqa rules match`` (1 s per 4 characters)."""
+    duration = max(1.0, len(text) / 4.0)
+    return CallEvidence(call_id=call_id, duration_s=duration, roles=(AGENT, CUSTOMER),
+                        utterances=(Utterance(role=role, start_s=0.0, end_s=duration, text=text),))
+
+
+def run_examples(matcher: LexiconMatcher, text_config: Any) -> list[str]:
+    """Check every rule's own examples; return one failure line per wrong example (empty = all pass)."""
+    failures: list[str] = []
+    for rule in matcher.rules.rules:
+        role = CUSTOMER if rule.role == CUSTOMER else AGENT
+        for expect, examples in ((True, rule.examples_match), (False, rule.examples_no_match)):
+            for text in examples:
+                hits = detect_phrases(example_evidence(text, role), matcher, text_config)
+                got = any(h.rule_id == rule.id for h in hits)
+                if got != expect:
+                    failures.append(f"{rule.source}: rule {rule.id}: {'missed' if expect else 'false hit on'} {text!r}")
+    return failures

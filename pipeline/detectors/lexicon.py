@@ -10,7 +10,7 @@ boundaries, so "喂" does not fire inside "喂养".
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import ahocorasick
@@ -18,6 +18,7 @@ from pypinyin import Style, lazy_pinyin
 
 from pipeline.lexicon import Rule, RuleSet
 from pipeline.models import AGENT, CUSTOMER, MIXED, UNKNOWN, CallEvidence, Hit, Utterance
+from pipeline.pii import find_pii, mask_text
 from pipeline.segment import Normaliser, NormText, Segmenter
 
 #: Fuzzy (homophone) matches of words jieba counts as this common are ignored.
@@ -119,6 +120,13 @@ def _scan(matcher: LexiconMatcher, norm: NormText, bounds: set[int], ui: int) ->
     return out
 
 
+def _masked(norm: NormText, pii_config: Any) -> NormText:
+    spans = find_pii(norm.text, pii_config.chinese_digits)
+    if not spans:
+        return norm
+    return replace(norm, text=mask_text(norm.text, spans, pii_config.mask_char))
+
+
 def _in_scope(rule: Rule, role: str) -> bool:
     return rule.role == "any" or role == MIXED or rule.role == role
 
@@ -170,19 +178,22 @@ def _make_hit(evidence: CallEvidence, rule: Rule, version: str, role: str, start
     if suspect and severity == "fatal" and not getattr(text_config, "suspect_can_raise_fatal", False):
         severity = "non_fatal"
         detail = (detail + "; " if detail else "") + "fatal downgraded: suspect utterance"
+    start_s, end_s = round(start_s, 3), round(max(start_s, end_s), 3)
     return Hit(call_id=evidence.call_id, rule_id=rule.id, rules_version=version, category=rule.category,
                severity=severity, error_class=rule.error_class, role=role, start_s=start_s,
-               end_s=max(start_s, end_s), match_type=match_type, confidence=round(min(1.0, max(0.0, confidence)), 4),
+               end_s=end_s, match_type=match_type, confidence=round(min(1.0, max(0.0, confidence)), 4),
                matched_text=text, context=context, suspect=suspect, detail=detail)
 
 
-def detect_phrases(evidence: CallEvidence, matcher: LexiconMatcher, text_config: Any) -> list[Hit]:
+def detect_phrases(evidence: CallEvidence, matcher: LexiconMatcher, text_config: Any,
+                   pii_config: Any = None) -> list[Hit]:
     """Run every rule of ``matcher`` on one call's utterances; pure, deterministic.
 
     Args:
         evidence: the call's utterances (any role; a mono call has role ``mixed``).
         matcher: from :func:`build_matcher`.
         text_config: ``config.text`` (``fuzzy_confidence``, ``suspect_can_raise_fatal``).
+        pii_config: ``config.pii``; when ``mask`` is on, personal data in hit contexts is masked.
 
     Returns:
         Hits sorted by start time then rule id. On mono calls role-scoped rules report role ``unknown``.
@@ -191,6 +202,8 @@ def detect_phrases(evidence: CallEvidence, matcher: LexiconMatcher, text_config:
     version = matcher.rules.version
     utts = tuple(sorted(evidence.utterances, key=lambda u: (u.start_s, u.role)))
     norms = [matcher.normaliser.utterance(u) for u in utts]
+    if pii_config is not None and getattr(pii_config, "mask", False):
+        norms = [_masked(n, pii_config) for n in norms]
     matches: list[_Match] = []
     for ui, norm in enumerate(norms):
         if norm.text:
@@ -286,7 +299,8 @@ def _absence_hit(evidence: CallEvidence, rule: Rule, version: str, utts: tuple[U
 def example_evidence(text: str, role: str, call_id: str = "example") -> CallEvidence:
     """A one-utterance call for rule examples and ``callqa rules match`` (1 s per 4 characters)."""
     duration = max(1.0, len(text) / 4.0)
-    return CallEvidence(call_id=call_id, duration_s=duration, roles=(AGENT, CUSTOMER),
+    roles = (MIXED,) if role == MIXED else (AGENT, CUSTOMER)
+    return CallEvidence(call_id=call_id, duration_s=duration, roles=roles,
                         utterances=(Utterance(role=role, start_s=0.0, end_s=duration, text=text),))
 
 

@@ -80,6 +80,12 @@ class RuleSet:
         return out
 
 
+def _lex_error(message: str) -> LexiconError:
+    """LexiconError from "PATH[:LINE]: reason"."""
+    path, _, reason = message.partition(": ")
+    return LexiconError(path, reason)
+
+
 def _line_of(text: str, rule_index: int, key: str | None) -> int:
     """Best-effort 1-based line of the ``rule_index``-th ``[[rules]]`` (and ``key`` inside it)."""
     lines = text.splitlines()
@@ -103,7 +109,7 @@ def _line_of(text: str, rule_index: int, key: str | None) -> int:
 
 def _strs(value: Any, where: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        raise LexiconError(f"{where}: expected a list of non-empty strings")
+        raise _lex_error(f"{where}: expected a list of non-empty strings")
     return tuple(value)
 
 
@@ -114,15 +120,15 @@ def _rule(raw: dict[str, Any], path: str, text: str, index: int) -> Rule:
     unknown = set(raw) - _KEYS
     if unknown:
         key = sorted(unknown)[0]
-        raise LexiconError(f"{where(key)}: unknown key")
+        raise _lex_error(f"{where(key)}: unknown key")
     for key in ("id", "name_zh", "name_en", "category", "severity", "error_class", "role"):
         if not isinstance(raw.get(key), str) or not raw[key]:
-            raise LexiconError(f"{where(key if key in raw else None)}: missing or empty {key!r}")
+            raise _lex_error(f"{where(key if key in raw else None)}: missing or empty {key!r}")
     checks = {"category": tuple(CATEGORIES), "severity": SEVERITIES, "error_class": ERROR_CLASSES,
               "role": SCOPES, "kind": KINDS, "window": WINDOWS}
     for key, allowed in checks.items():
         if key in raw and raw[key] not in allowed:
-            raise LexiconError(f"{where(key)}: {raw[key]!r} not one of {', '.join(allowed)}")
+            raise _lex_error(f"{where(key)}: {raw[key]!r} not one of {', '.join(allowed)}")
     fields: dict[str, Any] = {k: raw[k] for k in ("id", "name_zh", "name_en", "category",
                                                    "severity", "error_class", "role")}
     fields["kind"] = raw.get("kind", "phrase")
@@ -134,27 +140,27 @@ def _rule(raw: dict[str, Any], path: str, text: str, index: int) -> Rule:
     for key in ("window_s", "exception_window_s", "nearby_window_s"):
         if key in raw:
             if not isinstance(raw[key], int | float) or isinstance(raw[key], bool) or raw[key] < 0:
-                raise LexiconError(f"{where(key)}: expected a number >= 0")
+                raise _lex_error(f"{where(key)}: expected a number >= 0")
             fields[key] = float(raw[key])
     if "min_count" in raw:
         if not isinstance(raw["min_count"], int) or isinstance(raw["min_count"], bool) or raw["min_count"] < 1:
-            raise LexiconError(f"{where('min_count')}: expected an integer >= 1")
+            raise _lex_error(f"{where('min_count')}: expected an integer >= 1")
         fields["min_count"] = raw["min_count"]
     if "fuzzy" in raw:
         if not isinstance(raw["fuzzy"], bool):
-            raise LexiconError(f"{where('fuzzy')}: expected true or false")
+            raise _lex_error(f"{where('fuzzy')}: expected true or false")
         fields["fuzzy"] = raw["fuzzy"]
     for pattern in fields.get("regexes", ()):
         try:
             re.compile(pattern)
         except re.error as exc:
-            raise LexiconError(f"{where('regexes')}: bad regex {pattern!r}: {exc}") from None
+            raise _lex_error(f"{where('regexes')}: bad regex {pattern!r}: {exc}") from None
     if not fields.get("phrases") and not fields.get("regexes"):
-        raise LexiconError(f"{where('phrases')}: a rule needs phrases or regexes")
+        raise _lex_error(f"{where('phrases')}: a rule needs phrases or regexes")
     if fields["window"] != "anywhere" and fields.get("window_s", 0.0) <= 0:
-        raise LexiconError(f"{where('window_s')}: window {fields['window']!r} needs window_s > 0")
+        raise _lex_error(f"{where('window_s')}: window {fields['window']!r} needs window_s > 0")
     if len(fields.get("examples_match", ())) < 2 or len(fields.get("examples_no_match", ())) < 2:
-        raise LexiconError(f"{where('examples_match')}: need >= 2 examples_match and >= 2 examples_no_match")
+        raise _lex_error(f"{where('examples_match')}: need >= 2 examples_match and >= 2 examples_no_match")
     return Rule(source=path, **fields)
 
 
@@ -165,19 +171,19 @@ def parse_rule_file(path: str | Path, text: str | None = None) -> tuple[str, lis
         try:
             text = Path(path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise LexiconError(f"{name}: cannot read: {exc}") from None
+            raise _lex_error(f"{name}: cannot read: {exc}") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise LexiconError(f"{name}: invalid TOML: {exc}") from None
+        raise _lex_error(f"{name}: invalid TOML: {exc}") from None
     if not isinstance(data.get("version"), str) or not data["version"]:
-        raise LexiconError(f"{name}:1: key 'version': missing or not a string")
+        raise _lex_error(f"{name}:1: key 'version': missing or not a string")
     lists: dict[str, tuple[str, ...]] = {}
     for key, values in (data.get("lists") or {}).items():
         lists[key] = _strs(values, f"{name}: lists key {key!r}")
     raw_rules = data.get("rules", [])
     if not isinstance(raw_rules, list):
-        raise LexiconError(f"{name}: key 'rules': use [[rules]] tables")
+        raise _lex_error(f"{name}: key 'rules': use [[rules]] tables")
     rules = [_rule(r, name, text, i) for i, r in enumerate(raw_rules)]
     return data["version"], rules, lists
 
@@ -196,16 +202,16 @@ def load_rules(directory: str | Path | None = None) -> RuleSet:
     else:
         base_path = Path(directory)
         if not base_path.is_dir():
-            raise LexiconError(f"{base_path}: rules directory not found")
+            raise _lex_error(f"{base_path}: rules directory not found")
         files = []
         for p in sorted(base_path.glob("*.toml")):
             try:
                 files.append((p.name, p.read_text(encoding="utf-8")))
             except (OSError, UnicodeDecodeError) as exc:
-                raise LexiconError(f"{p}: cannot read: {exc}") from None
+                raise _lex_error(f"{p}: cannot read: {exc}") from None
         label = str(base_path)
     if not files:
-        raise LexiconError(f"{label}: no *.toml rule sets")
+        raise _lex_error(f"{label}: no *.toml rule sets")
     digest = hashlib.sha256()
     versions: list[str] = []
     rules: list[Rule] = []
@@ -217,7 +223,7 @@ def load_rules(directory: str | Path | None = None) -> RuleSet:
         digest.update(name.encode() + b"\0" + text.encode("utf-8") + b"\0")
         for rule in file_rules:
             if rule.id in seen:
-                raise LexiconError(f"{rule.source}: key 'id': duplicate rule id {rule.id!r} (also in {seen[rule.id]})")
+                raise _lex_error(f"{rule.source}: key 'id': duplicate rule id {rule.id!r} (also in {seen[rule.id]})")
             seen[rule.id] = rule.source
             rules.append(rule)
         for key, values in file_lists.items():
@@ -234,5 +240,5 @@ def load_phrase_list(name: str, directory: str | Path | None = None) -> tuple[st
     """
     rules = load_rules(directory)
     if name not in rules.lists:
-        raise LexiconError(f"{directory or 'lexicons'}: no phrase list {name!r} (have {sorted(rules.lists)})")
+        raise _lex_error(f"{directory or 'lexicons'}: no phrase list {name!r} (have {sorted(rules.lists)})")
     return rules.lists[name]

@@ -82,7 +82,7 @@ def redact_file(src: str | Path, dst: str | Path, spans: Sequence[tuple[float, f
                     chunks.append(out_frame.to_ndarray().reshape(-1, len(stream.codec_context.layout.channels)))
             layout = stream.codec_context.layout.name
     except (av.FFmpegError, IndexError, OSError) as exc:
-        raise UnsupportedAudioError(f"{src}: cannot decode audio for redaction: {exc}") from None
+        raise UnsupportedAudioError(str(src), f"cannot decode audio for redaction: {exc}") from None
     n_ch = len(av.AudioLayout(layout).channels)
     samples = np.concatenate(chunks) if chunks else np.zeros((0, n_ch), np.float32)
     redacted = redact_samples(samples.astype(np.float32), rate, spans, mode)

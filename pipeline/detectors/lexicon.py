@@ -105,14 +105,14 @@ def _scan(matcher: LexiconMatcher, norm: NormText, bounds: set[int], ui: int) ->
             offsets.append(offsets[-1] + len(syl) + 1)
         key_text = "|".join(syllables) + "|"
         char_at = {off: i for i, off in enumerate(offsets)}
-        for end_idx, (key, owners) in matcher.fuzzy.iter(key_text):
-            start_off = end_idx - len(_pinyin_key(key)) + 1
+        for end_idx, (pkey, owners) in matcher.fuzzy.iter(key_text):
+            start_off = end_idx - len(pkey) + 1
             if start_off not in char_at:
                 continue
             start = char_at[start_off]
-            end = start + len(key)
+            end = start + len(owners[0][1])
             found = text[start:end]
-            if found == key or start not in bounds or end not in bounds:
+            if found == owners[0][1] or start not in bounds or end not in bounds:
                 continue
             if matcher.segmenter.word_freq(found) >= COMMON_WORD_FREQ:
                 continue  # common-word guard: a real word, not an ASR slip
@@ -234,7 +234,7 @@ def detect_phrases(evidence: CallEvidence, matcher: LexiconMatcher, text_config:
             continue
         by_rule.setdefault(m.rule_index, []).append(m)
     for ri, rule in enumerate(rules):
-        found = sorted(by_rule.get(ri, []), key=lambda m: (m.utt_index, m.start))
+        found = _dedupe(by_rule.get(ri, []))
         if rule.kind == "phrase":
             for m in found:
                 hits.append(_phrase_hit(evidence, rule, version, utts, norms, m, fuzzy_conf, text_config))
@@ -244,6 +244,19 @@ def detect_phrases(evidence: CallEvidence, matcher: LexiconMatcher, text_config:
             hits.extend(_absence_hit(evidence, rule, version, utts, found, text_config))
     hits.sort(key=lambda h: (h.start_s, h.rule_id, h.end_s))
     return hits
+
+
+_TYPE_RANK = {"exact": 0, "regex": 1, "fuzzy": 2}
+
+
+def _dedupe(matches: list[_Match]) -> list[_Match]:
+    """One match per overlapping stretch of one utterance: longest first, exact before regex before fuzzy."""
+    kept: list[_Match] = []
+    for m in sorted(matches, key=lambda m: (m.utt_index, m.start, m.start - m.end, _TYPE_RANK[m.match_type])):
+        if kept and kept[-1].utt_index == m.utt_index and m.start < kept[-1].end:
+            continue
+        kept.append(m)
+    return kept
 
 
 def _hit_role(rule: Rule, utt_role: str) -> str:

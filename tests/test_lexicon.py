@@ -1,0 +1,87 @@
+"""Rule-set loading and validation (pipeline/lexicon.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import LexiconError
+from pipeline.lexicon import load_phrase_list, load_rules, parse_rule_file
+from pipeline.models import CATEGORIES
+
+GOOD_RULE = '''
+[[rules]]
+id = "t.one"
+name_zh = "测试"
+name_en = "Test"
+category = "forbidden_phrase"
+severity = "non_fatal"
+error_class = "customer"
+role = "agent"
+phrases = ["不知道"]
+examples_match = ["我不知道", "不知道啊"]
+examples_no_match = ["我知道", "好的"]
+'''
+
+
+def write(tmp_path: Path, text: str, name: str = "r.toml") -> Path:
+    (tmp_path / name).write_text(text, encoding="utf-8")
+    return tmp_path
+
+
+def test_shipped_rules_load_with_categories_and_examples() -> None:
+    rules = load_rules(None)
+    assert len(rules.rules) >= 15
+    assert all(r.category in CATEGORIES for r in rules.rules)
+    assert all(len(r.examples_match) >= 2 and len(r.examples_no_match) >= 2 for r in rules.rules)
+    assert rules.version == load_rules(None).version  # stable
+    ids = {r.id for r in rules.rules}
+    assert {"redline.abuse", "forbidden.wei", "opening.greeting", "redline.insult.agent"} <= ids
+
+
+def test_phrase_lists_for_timing_detectors() -> None:
+    assert "请稍等" in load_phrase_list("hold_announcement")
+    assert {"嗯", "对", "好的", "是的"} <= set(load_phrase_list("backchannel"))
+    with pytest.raises(LexiconError, match="no phrase list 'nope'"):
+        load_phrase_list("nope")
+
+
+def test_version_changes_with_content(tmp_path: Path) -> None:
+    a = load_rules(write(tmp_path, 'version = "1"\n' + GOOD_RULE)).version
+    b = load_rules(write(tmp_path, 'version = "1"\n' + GOOD_RULE.replace("我知道", "我们知道"))).version
+    assert a != b and a.startswith("1-")
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (("category = \"forbidden_phrase\"", "category = \"nonsense\""), r"r.toml:7: rule #1 key 'category'"),
+    (("severity = \"non_fatal\"", "severity = \"bad\""), r"r.toml:8: rule #1 key 'severity'"),
+    (("role = \"agent\"", "role = \"boss\""), r"key 'role'"),
+    (("phrases = [\"不知道\"]", "phrases = []"), r"key 'phrases'"),
+    (("examples_no_match = [\"我知道\", \"好的\"]", "examples_no_match = [\"我知道\"]"), r"examples"),
+    (("phrases = [\"不知道\"]", "phrases = [\"不知道\"]\nregexes = [\"(\"]"), r"key 'regexes': bad regex"),
+    (("phrases = [\"不知道\"]", "phrases = [\"不知道\"]\nspeling = 1"), r"key 'speling': unknown key"),
+    (("phrases = [\"不知道\"]", "phrases = [\"不知道\"]\nmin_count = 0"), r"key 'min_count'"),
+    (("phrases = [\"不知道\"]", "phrases = [\"不知道\"]\nwindow = \"first\""), r"key 'window_s'"),
+])
+def test_malformed_rules_name_file_line_and_key(tmp_path: Path, change: tuple[str, str], message: str) -> None:
+    text = 'version = "1"\n' + GOOD_RULE.replace(*change)
+    with pytest.raises(LexiconError, match=message):
+        load_rules(write(tmp_path, text))
+
+
+def test_missing_version_bad_toml_duplicates_and_empty_dir(tmp_path: Path) -> None:
+    with pytest.raises(LexiconError, match="key 'version'"):
+        parse_rule_file("x.toml", GOOD_RULE)
+    with pytest.raises(LexiconError, match="x.toml: invalid TOML"):
+        parse_rule_file("x.toml", "version = ")
+    write(tmp_path, 'version = "1"\n' + GOOD_RULE, "a.toml")
+    write(tmp_path, 'version = "2"\n' + GOOD_RULE, "b.toml")
+    with pytest.raises(LexiconError, match="duplicate rule id 't.one'"):
+        load_rules(tmp_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(LexiconError, match="no \\*.toml"):
+        load_rules(write(empty, "", "note.txt"))
+    with pytest.raises(LexiconError, match="not found"):
+        load_rules(tmp_path / "missing")

@@ -1,0 +1,101 @@
+"""``callqa rules check|test|match`` and ``rescore`` (pipeline/cli_rules.py, pipeline/rescore.py)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pyarrow as pa
+from typer.testing import CliRunner
+
+from pipeline.cli_rules import rules_app
+from pipeline.lexicon import load_rules
+from pipeline.models import AGENT, CUSTOMER, CallEvidence, Utterance
+from pipeline.rescore import rescore
+
+REPO = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+def test_check_and_test_shipped() -> None:
+    res = runner.invoke(rules_app, ["check"])
+    assert res.exit_code == 0 and "ok: 20 rules" in res.output
+    res = runner.invoke(rules_app, ["test"])
+    assert res.exit_code == 0 and "80/80 examples pass" in res.output
+
+
+def test_check_reports_bad_file(tmp_path: Path) -> None:
+    (tmp_path / "bad.toml").write_text('version = "1"\n[[rules]]\nid = "x"\n', encoding="utf-8")
+    res = runner.invoke(rules_app, ["check", str(tmp_path)])
+    assert res.exit_code == 2 and "bad.toml:2" in res.output
+
+
+def test_test_reports_failing_example(tmp_path: Path) -> None:
+    text = (REPO / "lexicons" / "qa_rules.toml").read_text(encoding="utf-8")
+    (tmp_path / "qa.toml").write_text(text.replace('"宝宝喂养的问题我帮您记录"', '"喂您好"'), encoding="utf-8")
+    res = runner.invoke(rules_app, ["test", str(tmp_path)])
+    assert res.exit_code == 1 and "forbidden.wei: false hit on '喂您好'" in res.output
+
+
+def test_match_text_file_and_jsonl(tmp_path: Path) -> None:
+    res = runner.invoke(rules_app, ["match", "--role", "agent", "你这话什么意思"])
+    rows = [json.loads(x) for x in res.output.splitlines()]
+    assert res.exit_code == 0 and "redline.counter_question" in {r["rule_id"] for r in rows}
+    lines = tmp_path / "u.txt"
+    lines.write_text("你去死\n您好\n", encoding="utf-8")
+    rows = [json.loads(x) for x in runner.invoke(rules_app, ["match", "--file", str(lines)]).output.splitlines()]
+    assert {r["call_id"] for r in rows if r["rule_id"] == "redline.abuse"} == {"line1"}
+    conv = tmp_path / "c.jsonl"
+    conv.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in [
+        {"role": "agent", "start_s": 0, "end_s": 2, "text": "您好"},
+        {"role": "customer", "start_s": 2, "end_s": 5, "text": "你们太烂了"},
+        {"role": "agent", "start_s": 5, "end_s": 7, "text": "那你去买别的好了"}]), encoding="utf-8")
+    rows = [json.loads(x) for x in runner.invoke(rules_app, ["match", "--jsonl", str(conv)]).output.splitlines()]
+    hit = [r for r in rows if r["rule_id"] == "contradicting.go_buy_elsewhere"]
+    assert len(hit) == 1 and hit[0]["start_s"] == 5.0 and hit[0]["role"] == "agent"
+    assert runner.invoke(rules_app, ["match", "--role", "boss", "x"]).exit_code == 2
+
+
+class FakeStore:
+    """The slice of pipeline.store.Store that rescore uses."""
+
+    def __init__(self) -> None:
+        self.commits: list[dict[str, Any]] = []
+        self.ev = CallEvidence("c1", 30.0, (AGENT, CUSTOMER), utterances=(
+            Utterance(AGENT, 1, 2, "喂"), Utterance(CUSTOMER, 2, 3, "你好")))
+
+    def read(self, table: str, columns: Any = None) -> pa.Table:
+        return pa.Table.from_pylist([{"call_id": "c1", "config_hash": "h", "model_id": "m", "status": "ok",
+                                      "call_date": "2026-01-01"}])
+
+    def evidence(self, call_ids: Any = None) -> Any:
+        yield self.ev
+
+    def commit(self, rows: dict[str, Any], kind: str = "run") -> str:
+        self.commits.append({"rows": rows, "kind": kind})
+        return "x"
+
+
+def test_rescore_commits_hits_keyed_by_version(tmp_path: Path) -> None:
+    store = FakeStore()
+    rules = load_rules(None)
+    summary = rescore(store, rules, SimpleNamespace(text=SimpleNamespace(
+        fuzzy=True, fuzzy_confidence=0.6, suspect_can_raise_fatal=False)))  # type: ignore[arg-type]
+    assert summary.calls == 1 and summary.hits >= 1 and summary.chunks == 1
+    [commit] = store.commits
+    rows = commit["rows"]["hits"]
+    assert commit["kind"] == "rescore"
+    assert {r["rules_version"] for r in rows} == {rules.version}
+    assert "forbidden.wei" in {r["rule_id"] for r in rows}
+    assert all(r["call_date"] == "2026-01-01" and r["model_id"] == "m" for r in rows)
+    # a new rule version writes new rows with a different version
+    new = tmp_path / "rules"
+    shutil.copytree(REPO / "lexicons", new, ignore=shutil.ignore_patterns("*.py", "*.txt", "*.md"))
+    text = (new / "qa_rules.toml").read_text(encoding="utf-8").replace("qa-2026.11.1", "qa-2026.12.1")
+    (new / "qa_rules.toml").write_text(text, encoding="utf-8")
+    rescore(store, load_rules(new), SimpleNamespace(text=SimpleNamespace(
+        fuzzy=False, fuzzy_confidence=0.6, suspect_can_raise_fatal=False)))  # type: ignore[arg-type]
+    assert store.commits[1]["rows"]["hits"][0]["rules_version"] != rules.version

@@ -1,0 +1,49 @@
+"""Normalisation and isolated segmentation (pipeline/segment.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jieba
+import pytest
+
+from pipeline.models import Utterance, Word
+from pipeline.segment import Normaliser, Segmenter
+
+
+@pytest.fixture(scope="module")
+def norm() -> Normaliser:
+    return Normaliser()
+
+
+def test_traditional_fullwidth_punctuation(norm: Normaliser) -> None:
+    assert norm.text("妳這話什麼意思？ ＡＢＣ１２３，好的！") == "你这话什么意思abc123好的"
+    assert norm.text("") == ""
+    assert norm.text("，。！？ ") == ""
+
+
+def test_char_times_follow_words(norm: Normaliser) -> None:
+    utt = Utterance("agent", 1.0, 3.0, "您好，请讲", words=(
+        Word("您好，", 1.0, 1.5, 0.9), Word("请讲", 2.0, 3.0, 0.5)))
+    nt = norm.utterance(utt)
+    assert nt.text == "您好请讲"
+    assert nt.char_start_s == (1.0, 1.0, 2.0, 2.0)
+    assert nt.char_end_s == (1.5, 1.5, 3.0, 3.0)
+    assert nt.char_prob == (0.9, 0.9, 0.5, 0.5)
+
+
+def test_char_times_without_words_spread_evenly(norm: Normaliser) -> None:
+    nt = norm.utterance(Utterance("agent", 2.0, 4.0, "一二三四"))
+    assert nt.char_start_s == (2.0, 2.5, 3.0, 3.5)
+    assert nt.char_end_s[-1] == 4.0
+
+
+def test_isolated_tokenizer_with_user_words(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CALLQA_CACHE", str(tmp_path))
+    seg = Segmenter({"你这话什么意思", "喂"})
+    assert "你这话什么意思" in seg.cut("喂你这话什么意思")
+    assert "喂养" in seg.cut("宝宝喂养的问题")
+    assert seg.boundaries("宝宝喂养") == {0, 2, 4}
+    assert (tmp_path / "jieba.callqa.cache").exists()
+    assert "你这话什么意思" not in jieba.dt.FREQ  # the global tokenizer is untouched
+    assert seg.word_freq("喂养") > 0 and seg.word_freq("zzzq") == 0

@@ -1,0 +1,86 @@
+"""Precision and recall of the red-line / insult rules.
+
+1. On COLD dev (``../shared/data/text/cold/dev.csv``, thu-coai, Apache-2.0): every text is
+   treated as one agent utterance; a "positive" prediction is any hit in a red-line category
+   (REDLINE_CATEGORIES). COLD's offensive label covers much more than spoken insults (racism,
+   sexism, region bias in social-media comments), so recall here is a lower bound; precision
+   is what matters for trust. Baseline printed in the same run: the raw LDNOOBW word list
+   matched as plain substrings (no curation, no token boundaries).
+2. On the rules' own examples (every red-line rule's examples_match / examples_no_match).
+
+    python scripts/bench/lexicon_eval.py [--rules DIR] [--limit N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+from types import SimpleNamespace
+
+from pipeline.detectors.lexicon import build_matcher, detect_phrases, example_evidence
+from pipeline.lexicon import load_rules
+from pipeline.models import AGENT, CUSTOMER, REDLINE_CATEGORIES
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "text"
+
+
+def prf(pred: list[bool], gold: list[bool]) -> tuple[float, float, float, int, int, int]:
+    tp = sum(p and g for p, g in zip(pred, gold, strict=True))
+    fp = sum(p and not g for p, g in zip(pred, gold, strict=True))
+    fn = sum(g and not p for p, g in zip(pred, gold, strict=True))
+    precision = tp / (tp + fp) if tp + fp else float("nan")
+    recall = tp / (tp + fn) if tp + fn else float("nan")
+    return precision, recall, 0.0, tp, fp, fn
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rules", type=Path, default=None)
+    parser.add_argument("--limit", type=int, default=0, help="only the first N COLD rows (0 = all)")
+    parser.add_argument("--no-fuzzy", action="store_true")
+    args = parser.parse_args()
+    text_cfg = SimpleNamespace(fuzzy=not args.no_fuzzy, fuzzy_confidence=0.6, suspect_can_raise_fatal=False)
+    rules = load_rules(args.rules)
+    matcher = build_matcher(rules, text_cfg)
+    red_ids = {r.id for r in rules.rules if r.category in REDLINE_CATEGORIES}
+
+    def flagged(text: str, role: str = AGENT) -> bool:
+        return any(h.rule_id in red_ids and h.match_type != "absence"
+                   for h in detect_phrases(example_evidence(text, role), matcher, text_cfg))
+
+    print(f"rules {rules.version}: {len(red_ids)} red-line rules")
+    cold = DATA / "cold" / "dev.csv"
+    if cold.exists():
+        with cold.open(encoding="utf-8-sig") as f:
+            rows = list(csv.DictReader(f))
+        if args.limit:
+            rows = rows[: args.limit]
+        gold = [r["label"] == "1" for r in rows]
+        pred = [flagged(r["TEXT"]) for r in rows]
+        words = [w.strip() for w in (DATA / "profanity_zh" / "words.txt").read_text(encoding="utf-8").splitlines()
+                 if w.strip()]
+        base = [any(w in r["TEXT"] for w in words) for r in rows]
+        print(f"COLD dev: {len(rows)} texts, {sum(gold)} offensive")
+        for name, p in (("raw LDNOOBW substring (baseline)", base), ("callqa red-line rules", pred)):
+            precision, recall, _, tp, fp, fn = prf(p, gold)
+            print(f"  {name:34s} precision {precision:.3f}  recall {recall:.3f}  (tp {tp} fp {fp} fn {fn})")
+    else:
+        print(f"COLD dev not found at {cold}; skipped")
+    pred, gold = [], []
+    for rule in rules.rules:
+        if rule.id not in red_ids:
+            continue
+        role = CUSTOMER if rule.role == CUSTOMER else AGENT
+        for text in rule.examples_match:
+            pred.append(flagged(text, role))
+            gold.append(True)
+        for text in rule.examples_no_match:
+            pred.append(flagged(text, role))
+            gold.append(False)
+    precision, recall, _, tp, fp, fn = prf(pred, gold)
+    print(f"rule examples: {len(gold)}  precision {precision:.3f}  recall {recall:.3f}  (tp {tp} fp {fp} fn {fn})")
+
+
+if __name__ == "__main__":
+    main()

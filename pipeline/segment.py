@@ -58,12 +58,21 @@ class Normaliser:
         ends: list[float] = []
         probs: list[float] = []
         if utt.words:
-            for word in utt.words:
-                norm = self.text(word.text)
-                chars.append(norm)
-                starts.extend([word.start_s] * len(norm))
-                ends.extend([word.end_s] * len(norm))
-                probs.extend([word.probability] * len(norm))
+            pieces = [unicodedata.normalize("NFKC", w.text) for w in utt.words]
+            joined = "".join(pieces)
+            converted = self._t2s.convert(joined).replace("妳", "你").lower()
+            if len(converted) != len(joined):  # rare: a conversion changed the length
+                pieces = [self.text(w.text) for w in utt.words]
+                converted = "".join(pieces)
+            pos = 0
+            for word, piece in zip(utt.words, pieces, strict=True):
+                for ch in converted[pos:pos + len(piece)]:
+                    if _keep(ch):
+                        chars.append(ch)
+                        starts.append(word.start_s)
+                        ends.append(word.end_s)
+                        probs.append(word.probability)
+                pos += len(piece)
             return NormText("".join(chars), tuple(starts), tuple(ends), tuple(probs))
         norm = self.text(utt.text)
         n = max(len(norm), 1)

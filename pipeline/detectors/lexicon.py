@@ -36,10 +36,23 @@ class LexiconMatcher:
     fuzzy: Any | None  # pinyin automaton or None
     regexes: dict[int, tuple[re.Pattern[str], ...]] = field(default_factory=dict)
     norm_lists: dict[int, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    pinyin_cache: dict[str, str] = field(default_factory=dict)
 
 
-def _pinyin_key(text: str) -> str:
-    return "|".join(lazy_pinyin(text, style=Style.NORMAL, errors=lambda x: list(x))) + "|"
+def _syllables(text: str, cache: dict[str, str]) -> list[str]:
+    """Toneless pinyin per character (first reading), memoised in ``cache``; other characters as-is."""
+    out = []
+    for ch in text:
+        syl = cache.get(ch)
+        if syl is None:
+            syl = lazy_pinyin(ch, style=Style.NORMAL, errors=lambda x: list(x))[0] if ch.strip() else ch
+            cache[ch] = syl
+        out.append(syl)
+    return out
+
+
+def _pinyin_key(text: str, cache: dict[str, str]) -> str:
+    return "|".join(_syllables(text, cache)) + "|"
 
 
 def build_matcher(rules: RuleSet, text_config: Any) -> LexiconMatcher:
@@ -51,13 +64,14 @@ def build_matcher(rules: RuleSet, text_config: Any) -> LexiconMatcher:
     ftable: dict[str, list[tuple[int, str]]] = {}
     regexes: dict[int, tuple[re.Pattern[str], ...]] = {}
     norm_lists: dict[int, dict[str, tuple[str, ...]]] = {}
+    pinyin_cache: dict[str, str] = {}
     for i, rule in enumerate(rules.rules):
         for phrase in rule.phrases:
             key = norm.text(phrase)
             if key:
                 table.setdefault(key, []).append((i, key))
                 if fuzzy is not None and rule.fuzzy and len(key) >= 3:
-                    ftable.setdefault(_pinyin_key(key), []).append((i, key))
+                    ftable.setdefault(_pinyin_key(key, pinyin_cache), []).append((i, key))
         regexes[i] = tuple(re.compile(p) for p in rule.regexes)
         norm_lists[i] = {name: tuple(norm.text(p) for p in getattr(rule, name))
                          for name in ("exceptions_preceded", "exceptions_followed",
@@ -73,7 +87,7 @@ def build_matcher(rules: RuleSet, text_config: Any) -> LexiconMatcher:
         fuzzy = None
     user_words = {norm.text(p) for p in rules.phrases()}
     return LexiconMatcher(rules, norm, Segmenter(user_words), exact if table else None,
-                          fuzzy, regexes, norm_lists)
+                          fuzzy, regexes, norm_lists, pinyin_cache)
 
 
 @dataclass(frozen=True)
@@ -99,7 +113,7 @@ def _scan(matcher: LexiconMatcher, norm: NormText, bounds: set[int], ui: int) ->
             out.extend(_Match(ri, ui, m.start(), m.end(), m.group(0), "regex")
                        for m in pattern.finditer(text) if m.end() > m.start())
     if matcher.fuzzy is not None and text:
-        syllables = lazy_pinyin(text, style=Style.NORMAL, errors=lambda x: list(x))
+        syllables = _syllables(text, matcher.pinyin_cache)
         offsets = [0]
         for syl in syllables:
             offsets.append(offsets[-1] + len(syl) + 1)

@@ -28,7 +28,7 @@ _KEYS = {
     "id", "name_zh", "name_en", "category", "severity", "error_class", "role", "kind",
     "phrases", "regexes", "fuzzy", "window", "window_s", "min_count", "exceptions_preceded",
     "exceptions_followed", "exception_window_s", "allowed_longer", "requires_nearby",
-    "nearby_window_s", "examples_match", "examples_no_match",
+    "nearby_window_s", "examples_match", "examples_no_match", "triggers",
 }
 
 
@@ -58,6 +58,7 @@ class Rule:
     nearby_window_s: float = 10.0
     examples_match: tuple[str, ...] = ()
     examples_no_match: tuple[str, ...] = ()
+    triggers: tuple[str, ...] = ()
     source: str = ""
 
 
@@ -74,7 +75,7 @@ class RuleSet:
         out: set[str] = set()
         for r in self.rules:
             out.update(r.phrases, r.exceptions_preceded, r.exceptions_followed,
-                       r.allowed_longer, r.requires_nearby)
+                       r.allowed_longer, r.requires_nearby, r.triggers)
         for values in self.lists.values():
             out.update(values)
         return out
@@ -134,7 +135,7 @@ def _rule(raw: dict[str, Any], path: str, text: str, index: int) -> Rule:
     fields["kind"] = raw.get("kind", "phrase")
     fields["window"] = raw.get("window", "anywhere")
     for key in ("phrases", "regexes", "exceptions_preceded", "exceptions_followed", "allowed_longer",
-                "requires_nearby", "examples_match", "examples_no_match"):
+                "requires_nearby", "examples_match", "examples_no_match", "triggers"):
         if key in raw:
             fields[key] = _strs(raw[key], where(key))
     for key in ("window_s", "exception_window_s", "nearby_window_s"):
@@ -157,6 +158,8 @@ def _rule(raw: dict[str, Any], path: str, text: str, index: int) -> Rule:
             raise _lex_error(f"{where('regexes')}: bad regex {pattern!r}: {exc}") from None
     if not fields.get("phrases") and not fields.get("regexes"):
         raise _lex_error(f"{where('phrases')}: a rule needs phrases or regexes")
+    if fields.get("triggers") and fields["kind"] != "required":
+        raise _lex_error(f"{where('triggers')}: triggers only apply to kind = \"required\" rules")
     if fields["window"] != "anywhere" and fields.get("window_s", 0.0) <= 0:
         raise _lex_error(f"{where('window_s')}: window {fields['window']!r} needs window_s > 0")
     if len(fields.get("examples_match", ())) < 2 or len(fields.get("examples_no_match", ())) < 2:

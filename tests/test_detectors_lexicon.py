@@ -175,3 +175,16 @@ def test_pii_masked_in_context(matcher: LexiconMatcher) -> None:
 def test_insults_curated(matcher: LexiconMatcher) -> None:
     assert len(rule_hits(matcher, "你这个笨蛋", rule="redline.insult.agent")) == 1
     assert rule_hits(matcher, "乳制品性价比很高", rule="redline.insult.agent") == []
+
+
+def test_apology_required_only_after_complaint(matcher: LexiconMatcher) -> None:
+    def missing(*utts: Utterance) -> list[Hit]:
+        return [h for h in detect_phrases(call(*utts), matcher, TEXT) if h.rule_id == "apology.missing_after_complaint"]
+
+    complaint = Utterance(CUSTOMER, 10, 13, "你们服务太差了")
+    assert missing(Utterance(AGENT, 1, 3, "您好"), complaint) != []
+    [hit] = missing(complaint, Utterance(AGENT, 14, 16, "您说"))
+    assert hit.start_s == pytest.approx(10 + 4 * 3 / 7, abs=1e-3) and hit.match_type == "absence"
+    assert missing(complaint, Utterance(AGENT, 14, 16, "非常抱歉")) == []
+    assert missing(Utterance(AGENT, 1, 3, "对不起"), complaint) != []  # apology before the complaint
+    assert missing(Utterance(AGENT, 1, 3, "您好"), Utterance(CUSTOMER, 4, 6, "我查话费")) == []

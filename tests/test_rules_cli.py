@@ -22,7 +22,7 @@ runner = CliRunner()
 
 def test_check_and_test_shipped() -> None:
     res = runner.invoke(rules_app, ["check"])
-    assert res.exit_code == 0 and "ok: 20 rules" in res.output
+    assert res.exit_code == 0 and f"ok: {len(load_rules(None).rules)} rules" in res.output
     res = runner.invoke(rules_app, ["test"])
     n = sum(len(r.examples_match) + len(r.examples_no_match) for r in load_rules(None).rules)
     assert res.exit_code == 0 and f"{n}/{n} examples pass" in res.output and n >= 80
@@ -95,7 +95,7 @@ def test_rescore_commits_hits_keyed_by_version(tmp_path: Path) -> None:
     # a new rule version writes new rows with a different version
     new = tmp_path / "rules"
     shutil.copytree(REPO / "lexicons", new, ignore=shutil.ignore_patterns("*.py", "*.txt", "*.md"))
-    text = (new / "qa_rules.toml").read_text(encoding="utf-8").replace("qa-2026.11.1", "qa-2026.12.1")
+    text = (new / "qa_rules.toml").read_text(encoding="utf-8").replace('version = "qa-', 'version = "qb-')
     (new / "qa_rules.toml").write_text(text, encoding="utf-8")
     rescore(store, load_rules(new), SimpleNamespace(text=SimpleNamespace(
         fuzzy=False, fuzzy_confidence=0.6, suspect_can_raise_fatal=False)))  # type: ignore[arg-type]

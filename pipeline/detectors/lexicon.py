@@ -75,7 +75,7 @@ def build_matcher(rules: RuleSet, text_config: Any) -> LexiconMatcher:
         regexes[i] = tuple(re.compile(p) for p in rule.regexes)
         norm_lists[i] = {name: tuple(norm.text(p) for p in getattr(rule, name))
                          for name in ("exceptions_preceded", "exceptions_followed",
-                                      "allowed_longer", "requires_nearby")}
+                                      "allowed_longer", "requires_nearby", "triggers")}
     for key, value in table.items():
         exact.add_word(key, (key, tuple(value)))
     exact.make_automaton() if table else None
@@ -254,8 +254,13 @@ def detect_phrases(evidence: CallEvidence, matcher: LexiconMatcher, text_config:
                 hits.append(_phrase_hit(evidence, rule, version, utts, norms, m, fuzzy_conf, text_config))
         elif rule.kind == "count":
             hits.extend(_count_hit(evidence, rule, version, utts, norms, found, text_config))
-        else:
+        elif not rule.triggers:
             hits.extend(_absence_hit(evidence, rule, version, utts, found, text_config))
+        else:
+            trigger_s = _first_trigger_s(rule, utts, norms, matcher.norm_lists[ri]["triggers"])
+            if trigger_s is not None:
+                after = [m for m in found if norms[m.utt_index].char_end_s[m.end - 1] >= trigger_s]
+                hits.extend(_absence_hit(evidence, rule, version, utts, after, text_config, trigger_s))
     hits.sort(key=lambda h: (h.start_s, h.rule_id, h.end_s))
     return hits
 
@@ -304,8 +309,20 @@ def _count_hit(evidence: CallEvidence, rule: Rule, version: str, utts: tuple[Utt
                       f"count={len(found)} min_count={rule.min_count}", text_config)]
 
 
+def _first_trigger_s(rule: Rule, utts: tuple[Utterance, ...], norms: list[NormText],
+                     triggers: tuple[str, ...]) -> float | None:
+    """Start of the first trigger phrase said by the other side (any side on mono calls), or None."""
+    for utt, norm in zip(utts, norms, strict=True):
+        if utt.role != MIXED and rule.role != "any" and utt.role == rule.role:
+            continue
+        positions = [p for p in (norm.text.find(t) for t in triggers if t) if p >= 0]
+        if positions:
+            return norm.char_start_s[min(positions)]
+    return None
+
+
 def _absence_hit(evidence: CallEvidence, rule: Rule, version: str, utts: tuple[Utterance, ...],
-                 found: list[_Match], text_config: Any) -> list[Hit]:
+                 found: list[_Match], text_config: Any, trigger_s: float | None = None) -> list[Hit]:
     if found:
         return []
     roles = {u.role for u in utts if _in_scope(rule, u.role)}
@@ -319,16 +336,32 @@ def _absence_hit(evidence: CallEvidence, rule: Rule, version: str, utts: tuple[U
         start_s, end_s = max(0.0, evidence.duration_s - rule.window_s), evidence.duration_s
     else:
         start_s, end_s = 0.0, evidence.duration_s
+    detail = f"none of {len(rule.phrases) + len(rule.regexes)} phrases in window {rule.window}"
+    if trigger_s is not None:
+        start_s = max(start_s, trigger_s)
+        detail += f" after trigger at {trigger_s:.2f} s"
     return [_make_hit(evidence, rule, version, role, start_s, max(start_s, end_s), "absence", 1.0, "", "",
-                      False, f"none of {len(rule.phrases)} phrases in window {rule.window}", text_config)]
+                      False, detail, text_config)]
 
 
 def example_evidence(text: str, role: str, call_id: str = "example") -> CallEvidence:
-    """A one-utterance call for rule examples and ``callqa rules match`` (1 s per 4 characters)."""
-    duration = max(1.0, len(text) / 4.0)
+    """A small call for rule examples and ``callqa rules match`` (1 s per 4 characters).
+
+    ``text`` is one utterance by ``role``, or several turns joined by ``||``, each optionally
+    prefixed ``agent:`` or ``customer:`` (e.g. ``"customer: 太烂了 || agent: 非常抱歉"``).
+    """
+    utts: list[Utterance] = []
+    t = 0.0
+    for turn in text.split("||"):
+        turn_role, body = role, turn.strip()
+        head, sep, rest = body.partition(":")
+        if sep and head.strip() in (AGENT, CUSTOMER):
+            turn_role, body = head.strip(), rest.strip()
+        length = max(1.0, len(body) / 4.0)
+        utts.append(Utterance(role=turn_role, start_s=t, end_s=t + length, text=body))
+        t += length + 0.5
     roles = (MIXED,) if role == MIXED else (AGENT, CUSTOMER)
-    return CallEvidence(call_id=call_id, duration_s=duration, roles=roles,
-                        utterances=(Utterance(role=role, start_s=0.0, end_s=duration, text=text),))
+    return CallEvidence(call_id=call_id, duration_s=max(1.0, t - 0.5), roles=roles, utterances=tuple(utts))
 
 
 def run_examples(matcher: LexiconMatcher, text_config: Any) -> list[str]:

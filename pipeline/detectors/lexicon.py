@@ -45,7 +45,7 @@ def _syllables(text: str, cache: dict[str, str]) -> list[str]:
     for ch in text:
         syl = cache.get(ch)
         if syl is None:
-            syl = lazy_pinyin(ch, style=Style.NORMAL, errors=lambda x: list(x))[0] if ch.strip() else ch
+            syl = lazy_pinyin(ch, style=Style.NORMAL)[0] if ch.strip() else ch
             cache[ch] = syl
         out.append(syl)
     return out

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
-from pipeline.detectors.lexicon import build_matcher, detect_phrases, example_evidence
+from pipeline.detectors.lexicon import LexiconMatcher, build_matcher, detect_phrases, example_evidence
 from pipeline.lexicon import load_rules
 from pipeline.models import AGENT, CUSTOMER, REDLINE_CATEGORIES
 
@@ -34,22 +35,28 @@ def prf(pred: list[bool], gold: list[bool]) -> tuple[float, float, float, int, i
     return precision, recall, 0.0, tp, fp, fn
 
 
+def _flagger(matcher: LexiconMatcher, cfg: SimpleNamespace, red_ids: set[str]) -> Callable[..., bool]:
+    def flagged(text: str, role: str = AGENT) -> bool:
+        return any(h.rule_id in red_ids and h.match_type != "absence"
+                   for h in detect_phrases(example_evidence(text, role), matcher, cfg))
+    return flagged
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rules", type=Path, default=None)
     parser.add_argument("--limit", type=int, default=0, help="only the first N COLD rows (0 = all)")
     parser.add_argument("--no-fuzzy", action="store_true")
     args = parser.parse_args()
-    text_cfg = SimpleNamespace(fuzzy=not args.no_fuzzy, fuzzy_confidence=0.6, suspect_can_raise_fatal=False)
     rules = load_rules(args.rules)
-    matcher = build_matcher(rules, text_cfg)
     red_ids = {r.id for r in rules.rules if r.category in REDLINE_CATEGORIES}
-
-    def flagged(text: str, role: str = AGENT) -> bool:
-        return any(h.rule_id in red_ids and h.match_type != "absence"
-                   for h in detect_phrases(example_evidence(text, role), matcher, text_cfg))
-
     print(f"rules {rules.version}: {len(red_ids)} red-line rules")
+    configs = [("exact only", False)] + ([] if args.no_fuzzy else [("exact + pinyin fuzzy", True)])
+    flaggers = {}
+    for name, fuzzy in configs:
+        cfg = SimpleNamespace(fuzzy=fuzzy, fuzzy_confidence=0.6, suspect_can_raise_fatal=False)
+        flaggers[name] = _flagger(build_matcher(rules, cfg), cfg, red_ids)
+    flagged = flaggers[configs[-1][0]]
     cold = DATA / "cold" / "dev.csv"
     if cold.exists():
         with cold.open(encoding="utf-8-sig") as f:
@@ -57,14 +64,15 @@ def main() -> None:
         if args.limit:
             rows = rows[: args.limit]
         gold = [r["label"] == "1" for r in rows]
-        pred = [flagged(r["TEXT"]) for r in rows]
         words = [w.strip() for w in (DATA / "profanity_zh" / "words.txt").read_text(encoding="utf-8").splitlines()
                  if w.strip()]
-        base = [any(w in r["TEXT"] for w in words) for r in rows]
+        preds = {"raw LDNOOBW substring (baseline)": [any(w in r["TEXT"] for w in words) for r in rows]}
+        for name, flag in flaggers.items():
+            preds[f"callqa red-line, {name}"] = [flag(r["TEXT"]) for r in rows]
         print(f"COLD dev: {len(rows)} texts, {sum(gold)} offensive")
-        for name, p in (("raw LDNOOBW substring (baseline)", base), ("callqa red-line rules", pred)):
+        for name, p in preds.items():
             precision, recall, _, tp, fp, fn = prf(p, gold)
-            print(f"  {name:34s} precision {precision:.3f}  recall {recall:.3f}  (tp {tp} fp {fp} fn {fn})")
+            print(f"  {name:38s} precision {precision:.3f}  recall {recall:.3f}  (tp {tp} fp {fp} fn {fn})")
     else:
         print(f"COLD dev not found at {cold}; skipped")
     pred, gold = [], []

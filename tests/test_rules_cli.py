@@ -100,3 +100,29 @@ def test_rescore_commits_hits_keyed_by_version(tmp_path: Path) -> None:
     rescore(store, load_rules(new), SimpleNamespace(text=SimpleNamespace(
         fuzzy=False, fuzzy_confidence=0.6, suspect_can_raise_fatal=False)))  # type: ignore[arg-type]
     assert store.commits[1]["rows"]["hits"][0]["rules_version"] != rules.version
+
+
+def test_rescore_on_real_store_keeps_old_versions(tmp_path: Path) -> None:
+    from pipeline.store import Store, common_columns, utterances_rows
+
+    store = Store(tmp_path / "s")
+    rows: dict[str, list[dict[str, Any]]] = {"calls": [], "utterances": []}
+    for cid, date, text in (("a", "2026-11-22", "你这话什么意思"), ("b", "2026-11-23", "您好请问有什么可以帮您")):
+        common = common_columns(cid, "c1", "m1", "r0")
+        rows["calls"].append({**common, "call_date": date, "path": f"{cid}.wav", "audio_sha256": "ab" * 32,
+                              "status": "ok", "duration_s": 10.0, "roles": ["agent", "customer"]})
+        rows["utterances"] += utterances_rows([Utterance(AGENT, 1.0, 3.0, text)], {**common, "call_date": date})
+    store.commit(rows)
+    cfg = SimpleNamespace(text=SimpleNamespace(fuzzy=True, fuzzy_confidence=0.6, suspect_can_raise_fatal=False))
+    v1 = load_rules(None)
+    assert rescore(store, v1, cfg).calls == 2  # type: ignore[arg-type]
+    new = tmp_path / "rules"
+    shutil.copytree(REPO / "lexicons", new, ignore=shutil.ignore_patterns("*.py", "*.txt", "*.md"))
+    (new / "insults.toml").unlink()
+    v2 = load_rules(new)
+    rescore(store, v2, cfg)  # type: ignore[arg-type]
+    hits = store.read("hits").to_pylist()
+    assert {h["rules_version"] for h in hits} == {v1.version, v2.version}
+    red = [h for h in hits if h["rule_id"] == "redline.counter_question"]
+    assert {(h["call_id"], h["call_date"], h["rules_version"]) for h in red} == {
+        ("a", "2026-11-22", v1.version), ("a", "2026-11-22", v2.version)}

@@ -94,6 +94,7 @@ def run(
         out.print(f"  {summary.failed_before} of the calls already done had failed in an earlier run (--force retries)")
     for kind, count in sorted(summary.failures.items()):
         out.print(f"  failed: {count} × {kind} (see `callqa status {out_dir}`)")
+    out.print(f"rules: {summary.rules_version} · {summary.classifier}")
     out.print(f"results: {Path(summary.store).resolve()}")
     if summary.failed or summary.failed_before:
         raise typer.Exit(EXIT_FAILED)
@@ -139,9 +140,21 @@ def status(
 
 def _register_commands() -> None:
     """Attach the commands that live in their own modules (each a thin layer over a library function)."""
+    from pipeline.cli_asr import model_app, transcribe
+    from pipeline.cli_models import evaluate, models_app, score, train
+    from pipeline.cli_rules import redact, rescore, rules_app
     from pipeline.cli_show import show
 
+    app.command("transcribe")(transcribe)
     app.command("show")(show)
+    app.command("rescore")(rescore)
+    app.command("score")(score)
+    app.command("train")(train)
+    app.command("evaluate")(evaluate)
+    app.command("redact")(redact)
+    app.add_typer(rules_app, name="rules")
+    app.add_typer(models_app, name="models")
+    app.add_typer(model_app, name="model")
 
 
 _register_commands()

@@ -173,7 +173,8 @@ def redact(
     try:
         if store is not None:
             for evidence in Store(store).evidence([call_id or audio.stem]):
-                spans.extend(pii_time_spans(evidence.utterances, config.pii.chinese_digits))
+                spans.extend(pii_time_spans(evidence.utterances, config.pii.chinese_digits,
+                                            mask_char=config.pii.mask_char))
         n = redact_file(audio, output, sorted(spans), mode)
     except CallqaError as exc:
         raise _fail(exc, 1) from None

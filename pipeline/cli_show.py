@@ -36,7 +36,7 @@ def calls_overview(store: Store) -> Table:
     """A table of every current call: status, score, red line, hits."""
     calls = store.read("calls").to_pylist()
     hits_by_call: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for hit in store.read("hits").to_pylist():
+    for hit in store.current_hits().to_pylist():
         hits_by_call[hit["call_id"]].append(hit)
     features = _features_by_call(store)
     table = Table(title=f"{len(calls)} calls in {store.root}")
@@ -75,7 +75,7 @@ def print_call(store: Store, call_id: str) -> bool:
                   f"config={call['config_hash']}")
     utterances = sorted((u for u in store.read("utterances").to_pylist() if u["call_id"] == call_id),
                         key=lambda u: u["start_s"])
-    hits = sorted((h for h in store.read("hits").to_pylist() if h["call_id"] == call_id),
+    hits = sorted((h for h in store.current_hits().to_pylist() if h["call_id"] == call_id),
                   key=lambda h: h["start_s"])
     shown: set[str] = set()
     for utterance in utterances:

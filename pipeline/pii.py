@@ -9,7 +9,10 @@ text as given, so masking keeps the length and therefore every timing map.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
+
+from pipeline.models import Hit, Utterance
 
 #: Chinese digit characters as ASR writes spoken numbers.
 CN_DIGITS = {"零": "0", "〇": "0", "一": "1", "幺": "1", "二": "2", "两": "2", "三": "3", "四": "4",
@@ -107,3 +110,33 @@ def mask_text(text: str, spans: list[PiiSpan], char: str = "*") -> str:
             if not chars[i].isspace():
                 chars[i] = char
     return "".join(chars)
+
+
+def mask_utterance(utterance: Utterance, pii_config: Any) -> tuple[Utterance, int]:
+    """``utterance`` with PII masked in its text and its words; also the number of spans masked.
+
+    The words are masked as one string (a number is often split over several
+    words), then cut back to their own lengths, so every word keeps its timing.
+    """
+    char, digits = pii_config.mask_char, pii_config.chinese_digits
+    spans = find_pii(utterance.text, digits)
+    joined = "".join(w.text for w in utterance.words)
+    word_spans = find_pii(joined, digits)
+    if not spans and not word_spans:
+        return utterance, 0
+    masked = mask_text(joined, word_spans, char)
+    words, at = [], 0
+    for word in utterance.words:
+        words.append(replace(word, text=masked[at:at + len(word.text)]))
+        at += len(word.text)
+    return replace(utterance, text=mask_text(utterance.text, spans, char), words=tuple(words)), len(spans)
+
+
+def mask_hit(hit: Hit, pii_config: Any) -> Hit:
+    """``hit`` with PII masked in its matched text and context (its id is computed from the masked text)."""
+    char, digits = pii_config.mask_char, pii_config.chinese_digits
+    matched = mask_text(hit.matched_text, find_pii(hit.matched_text, digits), char)
+    context = mask_text(hit.context, find_pii(hit.context, digits), char)
+    if matched == hit.matched_text and context == hit.context:
+        return hit
+    return replace(hit, matched_text=matched, context=context)

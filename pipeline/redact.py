@@ -7,6 +7,7 @@ is 16-bit PCM WAV with the source's channel count and sample rate.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -21,8 +22,11 @@ BLEEP_HZ = 1000.0
 
 
 def pii_time_spans(utterances: Iterable[Utterance], chinese_digits: bool = True,
-                   pad_s: float = 0.1) -> list[tuple[float, float]]:
+                   pad_s: float = 0.1, mask_char: str = "*") -> list[tuple[float, float]]:
     """Call-clock spans (seconds) covering the PII in ``utterances``.
+
+    Text the pipeline already masked (runs of at least four ``mask_char``, as
+    ``callqa run`` stores with ``[pii] mask = true``) counts as PII too.
 
     Character offsets map to word timings when the utterance has words; otherwise the
     utterance span is shared evenly over its characters.
@@ -41,8 +45,10 @@ def pii_time_spans(utterances: Iterable[Utterance], chinese_digits: bool = True,
             step = utt.duration_s / max(len(text), 1)
             starts = [utt.start_s + i * step for i in range(len(text))]
             ends = [utt.start_s + (i + 1) * step for i in range(len(text))]
-        for span in find_pii(text, chinese_digits):
-            spans.append((max(0.0, starts[span.start] - pad_s), ends[span.end - 1] + pad_s))
+        found = [(span.start, span.end) for span in find_pii(text, chinese_digits)]
+        found += [m.span() for m in re.finditer(re.escape(mask_char) + "{4,}", text)]
+        for start, end in found:
+            spans.append((max(0.0, starts[start] - pad_s), ends[end - 1] + pad_s))
     return sorted(spans)
 
 

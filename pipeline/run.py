@@ -22,16 +22,21 @@ from pathlib import Path
 from typing import Any
 
 import pipeline
+from pipeline.analysis import Analysers, classifier_note, planned_rules_version, split_rules_version
 from pipeline.asr_model import resolve_model
 from pipeline.config import Config
+from pipeline.detectors.loudness import loudness_tracks, refine_segments
 from pipeline.errors import CallqaError, UnsupportedAudioError
 from pipeline.ingest import file_sha256, load_call, measure_channel
 from pipeline.inputs import CallJob, discover_jobs
-from pipeline.models import Call, SpeechSegment
+from pipeline.models import Call, CallEvidence, SpeechSegment
+from pipeline.pii import mask_utterance
 from pipeline.store import (
+    CALL_KEY,
     METADATA_COLUMNS,
     Store,
     common_columns,
+    hits_rows,
     segments_rows,
     utterances_rows,
 )
@@ -39,7 +44,8 @@ from pipeline.transcribe import Transcriber, WhisperTranscriber, transcribe_call
 from pipeline.vad import detect_speech
 
 NO_MODEL = "none"
-NO_RULES = "none"
+#: Tables a call's outcome redoes as a whole (rows or not): see ``Store.commit(covers=...)``.
+_DERIVED_TABLES = ("calls", "segments", "utterances", "features", "errors")
 
 
 @dataclass(frozen=True)
@@ -47,9 +53,13 @@ class Resources:
     """Everything heavy a worker needs, built once and passed to every call."""
 
     config: Config
+    analysers: Analysers
     model_id: str = NO_MODEL
-    rules_version: str = NO_RULES
     transcriber: Transcriber | None = None
+
+    @property
+    def rules_version(self) -> str:
+        return self.analysers.rules_version
 
 
 @dataclass(frozen=True)
@@ -70,6 +80,8 @@ class CallOutcome:
     audio_s: float
     rows: dict[str, list[dict[str, Any]]]
     error: str = ""
+    #: table -> keys this outcome redid (see ``Store.commit``).
+    covers: dict[str, list[tuple[str, ...]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -85,6 +97,9 @@ class RunSummary:
     wall_s: float = 0.0
     failures: dict[str, int] = field(default_factory=dict)
     store: str = ""
+    rules_version: str = ""
+    #: Which classifier scored the calls ("... scorecard only" when none is promoted).
+    classifier: str = ""
 
     @property
     def real_time_factor(self) -> float:
@@ -112,19 +127,21 @@ def build_resources(config: Config, options: RunOptions) -> Resources:
     transcriber = WhisperTranscriber.from_config(config.asr) if config.asr.enabled else None
     return Resources(
         config=config,
+        analysers=Analysers.load(config),
         model_id=transcriber.model_id if transcriber else NO_MODEL,
         transcriber=transcriber,
     )
 
 
 def resolve_versions(config: Config, options: RunOptions) -> tuple[str, str]:
-    """(model_id, rules_version) for the resume key, without loading any model into memory.
+    """(model_id, rules_version) of this run, without loading any model into memory.
 
     Raises:
         ModelError: the configured speech model cannot be found or verified.
+        LexiconError: a rule set is malformed.
     """
     model_id = resolve_model(config.asr.model).model_id if config.asr.enabled else NO_MODEL
-    return model_id, NO_RULES
+    return model_id, planned_rules_version(config)
 
 
 # -- one call ------------------------------------------------------------------
@@ -156,10 +173,19 @@ def _channel_facts(call: Call, segments: Sequence[SpeechSegment], clip_level: fl
     return facts
 
 
+def _covers(key: tuple[str, ...], rules_version: str) -> dict[str, list[tuple[str, ...]]]:
+    """Every table's keys one call's outcome replaces (hits: one key per detector version)."""
+    covers: dict[str, list[tuple[str, ...]]] = {table: [key] for table in _DERIVED_TABLES}
+    covers["hits"] = [(*key, version) for version in split_rules_version(rules_version)]
+    return covers
+
+
 def process_call(job: CallJob, sha: str, resources: Resources) -> CallOutcome:
     """Run every stage on one call. Never raises for a bad call: returns a failed outcome."""
     config = resources.config
+    analysers = resources.analysers
     common = common_columns(job.call_id, config.config_hash, resources.model_id, resources.rules_version)
+    covers = _covers(tuple(common[k] for k in CALL_KEY), resources.rules_version)
     started = time.perf_counter()
     stage = "ingest"
     call: Call | None = None
@@ -168,23 +194,38 @@ def process_call(job: CallJob, sha: str, resources: Resources) -> CallOutcome:
                          channel_roles=job.channel_roles, audio_sha256=sha)
         stage = "vad"
         segments = [s for channel in call.channels for s in detect_speech(channel, config.vad)]
-        segments.sort(key=lambda s: (s.start_s, s.role))
+        # Repair late VAD onsets from frame loudness (pipeline/detectors/loudness.py),
+        # then measure loudness on the segments every later stage sees.
+        segments = sorted(refine_segments(segments, loudness_tracks(call, segments)),
+                          key=lambda s: (s.start_s, s.role))
+        tracks = loudness_tracks(call, segments)
         stage = "transcribe"
         utterances = (transcribe_call(call, segments, resources.transcriber, config.asr)
                       if resources.transcriber is not None else [])
+        stage = "detect"
+        evidence = CallEvidence(call.call_id, call.duration_s, tuple(c.role for c in call.channels),
+                                tuple(segments), tuple(utterances), job.metadata)
+        timing = analysers.timing(evidence, tracks)
+        hits = sorted([*analysers.text_hits(evidence), *timing.hits], key=lambda h: (h.start_s, h.rule_id))
+        if config.pii.detect and config.pii.mask:  # after detection: stored text never holds the raw PII
+            utterances = [mask_utterance(u, config.pii)[0] for u in utterances]
         call_row = _call_row(job, call, common, sha)
         call_row["channels"] = _channel_facts(call, segments, config.vad.clip_level)
+        stage = "score"
+        versions = {k: common[k] for k in ("config_hash", "model_id", "rules_version")}
+        features = analysers.feature_row(evidence, hits, timing.features, call_row, versions)
         call_row["processing_s"] = time.perf_counter() - started
         dated = {**common, "call_date": job.call_date}
         rows = {"calls": [call_row], "segments": segments_rows(segments, dated),
-                "utterances": utterances_rows(utterances, dated)}
-        return CallOutcome(job.call_id, True, call.duration_s, rows)
+                "utterances": utterances_rows(utterances, dated), "hits": hits_rows(hits, dated),
+                "features": [{**features, "call_date": job.call_date}]}
+        return CallOutcome(job.call_id, True, call.duration_s, rows, covers=covers)
     except Exception as exc:  # noqa: BLE001 - one bad call must never stop the batch
-        return _failed(job, sha, common, stage, exc, call)
+        return _failed(job, sha, common, stage, exc, call, covers)
 
 
 def _failed(job: CallJob, sha: str, common: dict[str, Any], stage: str, exc: Exception,
-            call: Call | None) -> CallOutcome:
+            call: Call | None, covers: dict[str, list[tuple[str, ...]]]) -> CallOutcome:
     message = exc.reason if isinstance(exc, CallqaError) else f"{type(exc).__name__}: {exc}"
     call_row = _call_row(job, call, common, sha)
     call_row.update(status="failed", error_type=type(exc).__name__, error_message=message)
@@ -192,7 +233,7 @@ def _failed(job: CallJob, sha: str, common: dict[str, Any], stage: str, exc: Exc
                  "error_type": type(exc).__name__, "message": message,
                  "occurred_at": datetime.now(timezone.utc)}
     return CallOutcome(job.call_id, False, call.duration_s if call else 0.0,
-                       {"calls": [call_row], "errors": [error_row]}, error=message)
+                       {"calls": [call_row], "errors": [error_row]}, error=message, covers=covers)
 
 
 # -- the batch -----------------------------------------------------------------
@@ -277,7 +318,8 @@ def run_batch(
     store.record_run(uuid.uuid4().hex[:12], [{"call_id": j.call_id, "path": j.path} for j in jobs],
                      {"config_hash": config.config_hash, "model_id": model_id, "rules_version": rules_version})
     summary = RunSummary(planned=len(jobs), skipped=len(jobs) - len(pending), failed_before=failed_before,
-                         store=str(store.root))
+                         store=str(store.root), rules_version=rules_version,
+                         classifier=classifier_note(config))
     buffer: list[CallOutcome] = []
     last_commit = time.monotonic()
 
@@ -285,13 +327,16 @@ def run_batch(
         nonlocal last_commit
         if buffer:
             tables: dict[str, list[dict[str, Any]]] = {}
+            covers: dict[str, list[tuple[str, ...]]] = {}
             for outcome in buffer:
                 for table, rows in outcome.rows.items():
                     tables.setdefault(table, []).extend(rows)
+                for table, keys in outcome.covers.items():
+                    covers.setdefault(table, []).extend(keys)
             # Cleared first: if the commit fails (disk full) those calls stay
             # pending and are redone by the next run; nothing half-written shows.
             buffer.clear()
-            store.commit(tables)
+            store.commit(tables, covers=covers)
         last_commit = time.monotonic()
 
     try:

@@ -270,13 +270,14 @@ def rescore_rows(features: pa.Table, hits: pa.Table, scorecard: Scorecard) -> li
     Args:
         features: rows of the ``features`` table (``pipeline.features.load``).
         hits: rows of the ``hits`` table; matched on call_id, config_hash,
-            model_id and rules_version.
+            model_id and the detector versions listed in the row's rules_version.
         scorecard: the scorecard to apply.
 
     Returns:
         The feature rows with the score columns replaced.
     """
     from pipeline.features import with_score
+    from pipeline.store import split_rules_version
 
     key_names = ("call_id", "config_hash", "model_id", "rules_version")
     by_key: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
@@ -284,7 +285,10 @@ def rescore_rows(features: pa.Table, hits: pa.Table, scorecard: Scorecard) -> li
         by_key.setdefault(tuple(row[k] for k in key_names), []).append(row)
     rescored = []
     for row in features.to_pylist():
-        call_hits = hits_from_rows(by_key.get(tuple(row[k] for k in key_names), []))
+        call = tuple(row[k] for k in key_names[:-1])
+        # A feature row's rules_version lists the versions of the detectors it was built from.
+        call_hits = hits_from_rows([h for version in split_rules_version(row["rules_version"])
+                                    for h in by_key.get((*call, version), [])])
         rescored.append(with_score(row, score_call(call_hits, row, scorecard)))
     return rescored
 

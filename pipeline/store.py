@@ -19,7 +19,9 @@ the chunk being written, and never leaves a half file or a duplicated row.
 ``rules_version``. For a given key (call, config, model; plus rules version
 for hits) the most recent commit wins, so ``--force`` and re-scoring
 supersede older rows instead of duplicating them, while results for another
-model or another rules version stay queryable side by side.
+model or another rules version stay queryable side by side. A commit's ledger
+also lists the keys it redid (``covers``), so a call re-analysed with no hits
+at all no longer shows the hits of its previous analysis.
 
 Plain pyarrow, DuckDB or Polars can read the datasets directly; go through
 :meth:`Store.read` to see committed, current rows only.
@@ -138,7 +140,23 @@ SCHEMAS: dict[str, pa.Schema] = {
 }
 
 #: Extra key columns beyond CALL_KEY, per table.
-_EXTRA_KEY = {"hits": ("rules_version",), "features": ("rules_version",)}
+# Hits of several rule-set versions stay current side by side (compare rule
+# versions); a call has one current feature row, the latest analysis.
+_EXTRA_KEY = {"hits": ("rules_version",)}
+
+
+#: Joins the detector versions in a feature row's ``rules_version`` (see pipeline/analysis.py).
+RULES_VERSION_SEP = ";"
+
+
+def split_rules_version(rules_version: str) -> tuple[str, ...]:
+    """The detector versions a feature row's ``rules_version`` was built from."""
+    return tuple(v for v in rules_version.split(RULES_VERSION_SEP) if v)
+
+
+def key_columns(table: str) -> list[str]:
+    """Columns that identify one result in ``table``: the latest commit per key wins."""
+    return [*CALL_KEY, *_EXTRA_KEY.get(table, ())]
 
 
 def register_schema(table: str, schema: pa.Schema) -> None:
@@ -189,13 +207,18 @@ class Store:
         except OSError as exc:
             raise StoreError(str(self.root), f"cannot create the store directory: {exc.strerror}") from None
 
-    def commit(self, rows: Mapping[str, Sequence[dict[str, Any]]], kind: str = "run") -> str:
+    def commit(self, rows: Mapping[str, Sequence[dict[str, Any]]], kind: str = "run",
+               covers: Mapping[str, Iterable[Sequence[str]]] | None = None) -> str:
         """Write one chunk atomically: every table's rows, then the ledger file.
 
         Args:
             rows: table name -> rows (dicts with the table's columns plus
                 ``call_date`` 'YYYY-MM-DD' for partitioning).
             kind: what wrote the chunk ("run", "rescore", "score").
+            covers: table name -> keys (:meth:`key_columns` values) this chunk
+                redid, rows or not. A covered key's older rows stop being
+                current even when this chunk has no row for it (a call that
+                now has zero hits must not keep its old ones).
 
         Returns:
             The chunk id.
@@ -221,6 +244,8 @@ class Store:
                 "chunk_id": chunk_id, "kind": kind, "tables": sorted(rows),
                 "committed_at": datetime.now(timezone.utc).isoformat(),
                 "files": [str(p.relative_to(self.root)) for p in written],
+                "covers": {table: sorted({tuple(map(str, key)) for key in keys})
+                           for table, keys in (covers or {}).items()},
             }
             seq = self._next_seq()
             _atomic_write_text(self.root / "_commits" / f"{seq:012d}-{chunk_id}.json", json.dumps(ledger))
@@ -303,11 +328,26 @@ class Store:
             parts.append(part.append_column("call_date", pa.array([date] * part.num_rows, pa.string())))
         data = pa.concat_tables(parts)
         if current and data.num_rows:
-            data = _latest_per_key(data, [*CALL_KEY, *_EXTRA_KEY.get(table, ())], seqs)
+            data = _latest_per_key(data, key_columns(table), seqs, self._covers(table))
         return data
+
+    def _covers(self, table: str) -> list[tuple[str, ...]]:
+        """(key..., seq) of every key a commit declared it redid for ``table``."""
+        out: list[tuple[str, ...]] = []
+        for path in sorted((self.root / "_commits").glob("*.json")):
+            seq = path.name.split("-", 1)[0]
+            keys = json.loads(path.read_text(encoding="utf-8")).get("covers", {}).get(table, [])
+            out.extend((*key, seq) for key in keys)
+        return out
 
     def evidence(self, call_ids: Iterable[str] | None = None) -> Iterator[CallEvidence]:
         """Rebuild each ok call's :class:`CallEvidence` from the stored tables."""
+        for _, evidence in self.calls_with_evidence(call_ids):
+            yield evidence
+
+    def calls_with_evidence(self, call_ids: Iterable[str] | None = None
+                            ) -> Iterator[tuple[dict[str, Any], CallEvidence]]:
+        """Each current ok call's ``calls`` row with its :class:`CallEvidence`, rebuilt from the store."""
         wanted = set(call_ids) if call_ids is not None else None
         calls = [c for c in self.read("calls").to_pylist() if c["status"] == "ok"
                  and (wanted is None or c["call_id"] in wanted)]
@@ -317,7 +357,7 @@ class Store:
             key = tuple(call[k] for k in CALL_KEY)
             metadata = {k: call[k] for k in METADATA_COLUMNS if call.get(k)}
             metadata.update(dict(call["metadata"] or []))
-            yield CallEvidence(
+            yield call, CallEvidence(
                 call_id=call["call_id"], duration_s=call["duration_s"], roles=tuple(call["roles"]),
                 segments=tuple(SpeechSegment(s["role"], s["start_s"], s["end_s"], s["loudness_dbfs"])
                                for s in sorted(segments.get(key, []), key=lambda s: (s["start_s"], s["role"]))),
@@ -325,6 +365,25 @@ class Store:
                                                                key=lambda u: u["utterance_index"])),
                 metadata=metadata,
             )
+
+    def current_hits(self, columns: Sequence[str] | None = None) -> pa.Table:
+        """The hits behind each call's current feature row (those of its rules versions).
+
+        Hits of other rule versions (e.g. before a ``callqa rescore``) stay in
+        the store and in :meth:`read`, but are not the call's current result.
+        Calls without a feature row keep all their current hits.
+        """
+        hits = self.read("hits", columns=columns)
+        if "features" not in SCHEMAS or not hits.num_rows:
+            return hits
+        features = self.read("features", columns=["rules_version"]).to_pylist()
+        versions = {tuple(r[k] for k in CALL_KEY): set(split_rules_version(r["rules_version"])) for r in features}
+        keep = []
+        for i, row in enumerate(hits.select([*CALL_KEY, "rules_version"]).to_pylist()):
+            wanted = versions.get(tuple(row[k] for k in CALL_KEY))
+            if wanted is None or row["rules_version"] in wanted:
+                keep.append(i)
+        return hits.take(pa.array(keep, pa.int64()))
 
     def done_keys(self) -> dict[tuple[str, str, str, str], str]:
         """(call_id, audio_sha256, config_hash, model_id) -> status ('ok'/'failed') of every current call."""
@@ -348,12 +407,16 @@ def _utterance(row: dict[str, Any]) -> Utterance:
     )
 
 
-def _latest_per_key(data: pa.Table, key: list[str], seqs: dict[str, int]) -> pa.Table:
+def _latest_per_key(data: pa.Table, key: list[str], seqs: dict[str, int],
+                    covers: Sequence[tuple[str, ...]] = ()) -> pa.Table:
     seq = pa.array([seqs[c] for c in data.column("chunk_id").to_pylist()], pa.int64())
     data = data.append_column("_seq", seq)
-    plain = data.select(key + ["_seq"]).cast(pa.schema(
-        [pa.field(k, pa.string()) for k in key] + [pa.field("_seq", pa.int64())]))
-    latest = plain.group_by(key).aggregate([("_seq", "max")]).rename_columns(key + ["_latest"])
+    schema = pa.schema([pa.field(k, pa.string()) for k in key] + [pa.field("_seq", pa.int64())])
+    plain = data.select(key + ["_seq"]).cast(schema)
+    covered = pa.Table.from_pylist([{**dict(zip(key, c[:-1], strict=True)), "_seq": int(c[-1])}
+                                    for c in covers if len(c) == len(key) + 1], schema=schema)
+    everything = pa.concat_tables([plain, covered])
+    latest = everything.group_by(key).aggregate([("_seq", "max")]).rename_columns(key + ["_latest"])
     joined = plain.append_column("_row", pa.array(range(data.num_rows), pa.int64())).join(latest, key)
     keep = joined.filter(pc.equal(joined["_seq"], joined["_latest"]))["_row"].combine_chunks()
     return data.take(keep.sort()).drop_columns(["_seq"])

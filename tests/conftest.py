@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -66,6 +67,26 @@ def stereo_call(tmp_path: Path) -> Callable[..., Path]:
         return write_wav((directory or tmp_path) / name, stereo)
 
     return make
+
+
+class ScriptedTranscriber:
+    """A fake Transcriber: one utterance per VAD segment, the role's scripted text (no Whisper).
+
+    The text goes through the same Traditional-to-Simplified conversion as
+    Whisper's output (``transcribe_call`` applies it), so tests can check it.
+    """
+
+    model_id = "fake@1"
+
+    def __init__(self, texts: dict[str, str]) -> None:
+        self.texts = texts
+
+    def transcribe(self, samples: np.ndarray, role: str, speech: Sequence[Any]) -> list[Any]:
+        from pipeline.models import Utterance, Word
+
+        text = self.texts[role]
+        return [Utterance(role, s.start_s, s.end_s, text, (Word(text, s.start_s, s.end_s, 0.9),),
+                          avg_logprob=-0.2, no_speech_prob=0.01, compression_ratio=1.0) for s in speech]
 
 
 @pytest.fixture

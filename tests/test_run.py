@@ -10,8 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import read_clip
+from conftest import ScriptedTranscriber, read_clip
 
+from pipeline.analysis import Analysers
 from pipeline.config import load_config
 from pipeline.models import Channel
 from pipeline.run import RunOptions, run_batch
@@ -161,11 +162,11 @@ def test_full_disk_stops_cleanly_and_the_next_run_resumes(tmp_path, stereo_call,
     real_commit = Store.commit
     count = {"n": 0}
 
-    def commit_until_full(self, rows, kind="run"):
+    def commit_until_full(self, rows, kind="run", covers=None):
         count["n"] += 1
         if count["n"] == 3:
             raise StoreError(str(self.root), "cannot write results (No space left on device)")
-        return real_commit(self, rows, kind)
+        return real_commit(self, rows, kind, covers)
 
     monkeypatch.setattr(Store, "commit", commit_until_full)
     with pytest.raises(StoreError, match="No space left on device"):
@@ -177,27 +178,15 @@ def test_full_disk_stops_cleanly_and_the_next_run_resumes(tmp_path, stereo_call,
     assert Store(tmp_path / "store").read("calls").num_rows == 4
 
 
-class ScriptedTranscriber:
-    """A fake Transcriber: one utterance per VAD segment, with text chosen per role."""
-
-    model_id = "fake@1"
-
-    def transcribe(self, samples, role, speech):
-        from pipeline.models import Utterance, Word
-
-        text = {"agent": "您好請問有什麼可以幫您", "customer": "我想查询一下订单"}[role]
-        return [Utterance(role, s.start_s, s.end_s, text,
-                          (Word(text, s.start_s, s.end_s, 0.9),), avg_logprob=-0.2, no_speech_prob=0.01,
-                          compression_ratio=1.0) for s in speech]
-
-
 def test_process_call_writes_role_tagged_simplified_utterances(tmp_path, stereo_call):
     from pipeline.inputs import CallJob
     from pipeline.run import Resources, process_call
 
     config = load_config()
     job = CallJob("c1", str(stereo_call()), "2026-11-22")
-    outcome = process_call(job, "sha", Resources(config=config, model_id="fake@1", transcriber=ScriptedTranscriber()))
+    transcriber = ScriptedTranscriber({"agent": "您好請問有什麼可以幫您", "customer": "我想查询一下订单"})
+    outcome = process_call(job, "sha", Resources(config=config, analysers=Analysers.load(config), model_id="fake@1",
+                                                  transcriber=transcriber))
     assert outcome.ok, outcome.error
     utterances = outcome.rows["utterances"]
     assert [u["role"] for u in utterances] == sorted((u["role"] for u in utterances), key=["agent", "customer"].index)

@@ -68,6 +68,10 @@ def test_hits_keep_each_rules_version(tmp_path):
     hits = store.read("hits").to_pylist()
     assert sorted(h["rules_version"] for h in hits) == ["v1", "v2"]
     assert len({h["hit_id"] for h in hits}) == 2
+    # a later commit that redid (call a, v2) and found nothing supersedes v2's hit; v1's stays
+    store.commit({"hits": []}, covers={"hits": [("a", "c1", "m1", "v2")]})
+    assert [h["rules_version"] for h in store.read("hits").to_pylist()] == ["v1"]
+    assert store.read("hits", current=False).num_rows == 3
 
 
 def test_disk_full_keeps_nothing_of_the_chunk(tmp_path, monkeypatch):

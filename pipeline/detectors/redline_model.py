@@ -62,7 +62,7 @@ class RedlineTextModel:
     @property
     def version(self) -> str:
         """``redline_text@hash``: stored as the hits' ``rules_version``."""
-        return f"redline_text@{self.card.get('model_sha256', 'unsaved')[:12]}"
+        return card_version(self.card)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """P(abusive) per text."""
@@ -110,6 +110,11 @@ class RedlineTextModel:
         except Exception as exc:  # noqa: BLE001 - any skops failure means an unusable file
             raise ModelError(str(root), f"cannot load {MODEL_FILE}: {type(exc).__name__}: {exc}") from None
         return cls(pipeline, float(card["threshold"]), card)
+
+
+def card_version(card: dict[str, Any]) -> str:
+    """A model's version from its card alone (no need to load the estimator)."""
+    return f"redline_text@{card.get('model_sha256', 'unsaved')[:12]}"
 
 
 def find_redline_model(path: str | Path) -> Path | None:
@@ -160,5 +165,5 @@ def score_utterances(evidence: CallEvidence, model: RedlineTextModel, threshold:
     return hits
 
 
-__all__ = ["CARD_FILE", "MODEL_FILE", "RULE_ID", "RedlineTextModel", "build_pipeline", "find_redline_model",
-           "score_utterances"]
+__all__ = ["CARD_FILE", "MODEL_FILE", "RULE_ID", "RedlineTextModel", "build_pipeline", "card_version",
+           "find_redline_model", "score_utterances"]

@@ -94,7 +94,8 @@ def run(
         out.print(f"  {summary.failed_before} of the calls already done had failed in an earlier run (--force retries)")
     for kind, count in sorted(summary.failures.items()):
         out.print(f"  failed: {count} × {kind} (see `callqa status {out_dir}`)")
-    out.print(f"rules: {summary.rules_version} · {summary.classifier}")
+    out.print(f"rules: {summary.rules_version}")
+    out.print(f"scoring: scorecard · {summary.classifier}")
     out.print(f"results: {Path(summary.store).resolve()}")
     if summary.failed or summary.failed_before:
         raise typer.Exit(EXIT_FAILED)

@@ -164,8 +164,18 @@ def register_schema(table: str, schema: pa.Schema) -> None:
     SCHEMAS[table] = schema
 
 
+def schema_of(table: str) -> pa.Schema:
+    """The schema of ``table``; tables owned by later stages are registered on first use."""
+    if table == "features" and table not in SCHEMAS:
+        import pipeline.features  # noqa: F401 - registers FEATURES_SCHEMA
+    try:
+        return SCHEMAS[table]
+    except KeyError:
+        raise StoreError(table, f"unknown table (known: {', '.join(sorted(SCHEMAS))})") from None
+
+
 def _table_from_rows(table: str, rows: Sequence[dict[str, Any]]) -> pa.Table:
-    return pa.Table.from_pylist(list(rows), schema=SCHEMAS[table])
+    return pa.Table.from_pylist(list(rows), schema=schema_of(table))
 
 
 def common_columns(call_id: str, config_hash: str, model_id: str, rules_version: str) -> dict[str, Any]:
@@ -311,7 +321,7 @@ class Store:
             current: keep only the latest commit per key (call, config,
                 model; plus rules version for hits and features).
         """
-        schema = SCHEMAS[table]
+        schema = schema_of(table)
         seqs = self._commit_seqs()
         files = sorted(
             p for p in (self.root / table).glob("date=*/part-*.parquet") if p.stem[len("part-"):] in seqs
@@ -374,7 +384,7 @@ class Store:
         Calls without a feature row keep all their current hits.
         """
         hits = self.read("hits", columns=columns)
-        if "features" not in SCHEMAS or not hits.num_rows:
+        if not hits.num_rows:
             return hits
         features = self.read("features", columns=["rules_version"]).to_pylist()
         versions = {tuple(r[k] for k in CALL_KEY): set(split_rules_version(r["rules_version"])) for r in features}

@@ -13,14 +13,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from pipeline.config import Config, load_config
-from pipeline.errors import CallqaError, ConfigError, LexiconError, ManifestError, ModelError, StoreError
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from pipeline.cli_common import EXIT_FAILED, ConfigOption, err, exit_code_for, fail, load_config_or_exit, out
+from pipeline.errors import CallqaError, StoreError
 
 app = typer.Typer(
     name="callqa",
@@ -29,31 +26,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
-
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help="TOML file overriding config/default.toml keys.")
-]
-
-
-def fail(error: CallqaError | str, code: int = EXIT_USAGE) -> typer.Exit:
-    """Print one error line and return the Exit to raise."""
-    err.print(f"[bold red]callqa: error:[/] {error}", soft_wrap=True)
-    return typer.Exit(code)
-
-
-def load_config_or_exit(path: Path | None) -> Config:
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        raise fail(exc) from None
-
-
-def exit_code_for(exc: CallqaError) -> int:
-    return EXIT_USAGE if isinstance(exc, (ConfigError, ManifestError, LexiconError, ModelError)) else EXIT_FAILED
-
-
 @app.command()
 def run(
     input_path: Annotated[

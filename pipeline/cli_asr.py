@@ -19,37 +19,23 @@ import typer
 from rich.console import Console
 
 from pipeline.asr_model import model_info
+from pipeline.cli_common import ConfigOption, clock, fail
 from pipeline.config import Config, load_config
-from pipeline.errors import CallqaError, ConfigError, LexiconError, ModelError
+from pipeline.errors import CallqaError
 from pipeline.models import SpeechSegment, Utterance
 
 model_app = typer.Typer(help="The speech model callqa transcribes with.", no_args_is_help=True)
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help="TOML file overriding config/default.toml keys.")
-]
 ModelOption = Annotated[
     str | None, typer.Option("--model", "-m", help="asr.model: 'embedded', a faster-whisper name or a CT2 dir.")
 ]
 
 
-def _fail(exc: CallqaError) -> typer.Exit:
-    err.print(f"[bold red]callqa: error:[/] {exc}", soft_wrap=True)
-    usage = isinstance(exc, (ConfigError, ModelError, LexiconError))
-    return typer.Exit(2 if usage else 1)
-
-
 def _config(path: Path | None, model: str | None) -> Config:
     config = load_config(path)
     return config.with_overrides({"asr": {"model": model}}, "--model") if model else config
-
-
-def clock(seconds: float) -> str:
-    """mm:ss.s on the call clock."""
-    minutes, rest = divmod(max(0.0, seconds), 60)
-    return f"{int(minutes):02d}:{rest:04.1f}"
 
 
 def transcribe_file(path: str | Path, config: Config) -> tuple[Any, list[SpeechSegment], list[Utterance], str]:
@@ -90,7 +76,7 @@ def info(config: ConfigOption = None, model: ModelOption = None,
     try:
         details = model_info(_config(config, model).asr)
     except CallqaError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     if as_json:
         out.print_json(json.dumps(details, ensure_ascii=False))
         return
@@ -108,7 +94,7 @@ def transcribe(
     try:
         call, segments, utterances, model_id = transcribe_file(file, _config(config, model))
     except CallqaError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     if as_json:
         payload = {
             "path": str(file), "call_id": call.call_id, "duration_s": call.duration_s, "model_id": model_id,

@@ -23,16 +23,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.config import Config, load_config
-from pipeline.errors import CallqaError, ConfigError, LexiconError, ManifestError, ModelError
+from pipeline.cli_common import ConfigOption, fail, load_config_or_exit
+from pipeline.errors import CallqaError
 
 models_app = typer.Typer(help="Trained classifiers: list, compare, promote.", no_args_is_help=True)
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help="TOML file overriding config/default.toml keys.")
-]
 StoreArg = Annotated[Path, typer.Argument(metavar="STORE", help="Store directory written by callqa run.")]
 LabelsOption = Annotated[Path, typer.Option("--labels", "-l", help="CSV/Parquet with call_id,label (or verdict).")]
 DatesOption = Annotated[str | None, typer.Option("--dates", help="Only these call dates, comma-separated.")]
@@ -41,28 +38,14 @@ ModelsDirOption = Annotated[
 ]
 
 
-def _fail(exc: CallqaError | str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]callqa: error:[/] {exc}", soft_wrap=True)
-    if isinstance(exc, CallqaError):
-        code = 2 if isinstance(exc, (ConfigError, ManifestError, LexiconError, ModelError)) else 1
-    return typer.Exit(code)
-
-
-def _config(path: Path | None) -> Config:
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        raise _fail(exc) from None
-
-
 def _features(store: Path, dates: str | None) -> Any:
     from pipeline.features import load
 
     if not store.exists():
-        raise _fail(f"{store}: store not found")
+        raise fail(f"{store}: store not found")
     table = load(store, dates=dates.split(",") if dates else None)
     if table.num_rows == 0:
-        raise _fail(f"{store}: no feature rows (run callqa run first)", 1)
+        raise fail(f"{store}: no feature rows (run callqa run first)", 1)
     return table
 
 
@@ -98,7 +81,7 @@ def train(
     from pipeline.classifier_train import train as train_model
 
     if target_precision is not None and target_recall is not None:
-        raise _fail("give --target-precision or --target-recall, not both")
+        raise fail("give --target-precision or --target-recall, not both")
     try:
         features = _features(store, dates)
         model, report = train_model(
@@ -107,9 +90,9 @@ def train(
             grade_order=grade_order.split(",") if grade_order else None, test_size=test_size, seed=seed)
         path = save_model(model, out_dir)
     except CallqaError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     except ValueError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     out.print(_metrics_table(f"{model.version} ({model.card['target']})",
                              {"cv": report["cv"]["metrics"], "held out": report["held_out"]["metrics"]}))
     out.print(f"saved {path} (model card: {path / 'model_card.md'})")
@@ -134,7 +117,7 @@ def evaluate(
         report = evaluate_model(load_model(model_dir), _features(store, dates), load_labels(labels),
                                 out_dir=out_dir or model_dir / "evaluation", cv=cv)
     except CallqaError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     columns = {"held out": report["held_out"]["metrics"]}
     if "cv" in report:
         columns["cv"] = report["cv"]["metrics"]
@@ -156,7 +139,7 @@ def list_command(models_dir: ModelsDirOption = None, config: ConfigOption = None
     """List trained models with their held-out metrics; * marks the promoted one."""
     from pipeline.classifier_eval import list_models
 
-    root = models_dir or Path(_config(config).classifier.models_dir)
+    root = models_dir or Path(load_config_or_exit(config).classifier.models_dir)
     models = list_models(root)
     if not models:
         out.print(f"no models in {root} (callqa train ...); the pipeline uses the scorecard alone")
@@ -188,7 +171,7 @@ def compare_command(
         compared = compare_models([load_model(first), load_model(second)], _features(store, dates),
                                   load_labels(labels))
     except CallqaError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     out.print(_metrics_table("same data", compared))
 
 
@@ -201,11 +184,11 @@ def promote_command(
     """Make NAME the model the pipeline applies to every call."""
     from pipeline.classifier_eval import promote
 
-    root = models_dir or Path(_config(config).classifier.models_dir)
+    root = models_dir or Path(load_config_or_exit(config).classifier.models_dir)
     try:
         promote(root, name)
     except CallqaError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     out.print(f"promoted {name} ({root / 'PROMOTED'})")
 
 
@@ -220,14 +203,14 @@ def score(
     """
     from pipeline.scoring import load_scorecard, rescore_store
 
-    settings = _config(config)
+    settings = load_config_or_exit(config)
     try:
         card = load_scorecard(scorecard or settings.scoring.scorecard or None, settings.scoring.pass_score)
         rows = rescore_store(store, card)
     except CallqaError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     if not rows:
-        raise _fail(f"{store}: no feature rows to score", 1)
+        raise fail(f"{store}: no feature rows to score", 1)
     grades = Counter(r["grade"] for r in rows)
     passed = sum(bool(r["passed"]) for r in rows)
     out.print(f"scored {len(rows)} calls with scorecard {card.version}: {passed} passed, "

@@ -19,31 +19,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from pipeline.config import Config, load_config
+from pipeline.cli_common import ConfigOption, fail, load_config_or_exit
+from pipeline.config import Config
 from pipeline.detectors.lexicon import build_matcher, detect_phrases, example_evidence, run_examples
-from pipeline.errors import CallqaError, ConfigError, LexiconError
+from pipeline.errors import CallqaError, LexiconError
 from pipeline.lexicon import RuleSet, load_rules
 from pipeline.models import AGENT, CUSTOMER, MIXED, CallEvidence, Utterance
 
 rules_app = typer.Typer(help="QA rule sets: validate, run their examples, try them on text.", no_args_is_help=True)
-err = Console(stderr=True, highlight=False)
 
 DirArg = Annotated[Path | None, typer.Argument(help="Rules directory (default: [text] rules_dir or shipped).")]
-ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="TOML file overriding config keys.")]
-
-
-def _fail(exc: CallqaError | str, code: int = 2) -> typer.Exit:
-    err.print(f"error: {exc}", markup=False)
-    return typer.Exit(code)
-
-
-def _config(path: Path | None) -> Config:
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        raise _fail(exc) from None
 
 
 def _rules(directory: Path | None, config: Config) -> RuleSet:
@@ -51,20 +37,20 @@ def _rules(directory: Path | None, config: Config) -> RuleSet:
     try:
         return load_rules(target)
     except LexiconError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
 
 
 @rules_app.command("check")
 def check(directory: DirArg = None, config_path: ConfigOption = None) -> None:
     """Validate rule-set files; print the combined version and rule count."""
-    rules = _rules(directory, _config(config_path))
+    rules = _rules(directory, load_config_or_exit(config_path))
     print(f"ok: {len(rules.rules)} rules, version {rules.version}")
 
 
 @rules_app.command("test")
 def test(directory: DirArg = None, config_path: ConfigOption = None) -> None:
     """Run every rule's own examples; exit 1 when any example fails."""
-    config = _config(config_path)
+    config = load_config_or_exit(config_path)
     rules = _rules(directory, config)
     failures = run_examples(build_matcher(rules, config.text), config.text)
     for line in failures:
@@ -87,7 +73,7 @@ def _jsonl_evidence(path: Path) -> CallEvidence:
             utts.append(Utterance(role=obj["role"], start_s=float(obj["start_s"]), end_s=float(obj["end_s"]),
                                   text=str(obj["text"])))
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise _fail(f"{path}: line {n}: bad utterance: {exc}") from None
+        raise fail(f"{path}: line {n}: bad utterance: {exc}") from None
     roles = tuple(sorted({u.role for u in utts})) or (AGENT, CUSTOMER)
     if MIXED in roles:
         roles = (MIXED,)
@@ -106,10 +92,10 @@ def match(
 ) -> None:
     """Print the hits of the rules on TEXT, a file of lines or a JSONL conversation, as JSON lines."""
     if role not in (AGENT, CUSTOMER, MIXED):
-        raise _fail(f"--role must be agent, customer or mixed, got {role!r}")
+        raise fail(f"--role must be agent, customer or mixed, got {role!r}")
     if sum(x is not None for x in (text, file, jsonl)) != 1:
-        raise _fail("give exactly one of TEXT, --file or --jsonl")
-    config = _config(config_path)
+        raise fail("give exactly one of TEXT, --file or --jsonl")
+    config = load_config_or_exit(config_path)
     matcher = build_matcher(_rules(rules_dir, config), config.text)
     if jsonl is not None:
         calls = [_jsonl_evidence(jsonl)]
@@ -117,7 +103,7 @@ def match(
         try:
             lines = [x for x in file.read_text(encoding="utf-8").splitlines() if x.strip()]
         except (OSError, UnicodeDecodeError) as exc:
-            raise _fail(f"{file}: cannot read: {exc}") from None
+            raise fail(f"{file}: cannot read: {exc}") from None
         calls = [example_evidence(x, role, f"line{i}") for i, x in enumerate(lines, 1)]
     else:
         calls = [example_evidence(text or "", role, "text")]
@@ -132,19 +118,26 @@ def rescore(
     rules_dir: Annotated[Path | None, typer.Option("--rules", help="Rules directory (default: shipped).")] = None,
     config_path: ConfigOption = None,
 ) -> None:
-    """Re-run the text rules over stored transcripts; new hits are keyed by the rules version."""
+    """Re-run the text rules over stored transcripts (no audio, no ASR) and re-score every call.
+
+    New hits are stored under the new rules version next to the old ones; each
+    call's feature row, score and classifier output are rebuilt from them.
+
+    Example:  callqa rescore store/ --rules my_lexicons/
+    """
     from pipeline.rescore import rescore as run_rescore
     from pipeline.store import Store
 
-    config = _config(config_path)
+    config = load_config_or_exit(config_path)
     rules = _rules(rules_dir, config)
     if not store.is_dir():
-        raise _fail(f"{store}: store directory not found")
+        raise fail(f"{store}: store directory not found")
     try:
         summary = run_rescore(Store(store), rules, config)
     except CallqaError as exc:
-        raise _fail(exc, 1) from None
-    print(f"rescored {summary.calls} calls: {summary.hits} hits, rules version {summary.rules_version}")
+        raise fail(exc, 1) from None
+    print(f"rescored {summary.calls} calls: {summary.hits} text hits under rules version {summary.rules_version}; "
+          "feature rows rebuilt and re-scored (timing results carried over)")
 
 
 def redact(
@@ -160,16 +153,16 @@ def redact(
     from pipeline.redact import pii_time_spans, redact_file
     from pipeline.store import Store
 
-    config = _config(config_path)
+    config = load_config_or_exit(config_path)
     if mode not in ("bleep", "silence"):
-        raise _fail(f"--mode must be bleep or silence, got {mode!r}")
+        raise fail(f"--mode must be bleep or silence, got {mode!r}")
     spans: list[tuple[float, float]] = []
     try:
         for item in span or []:
             a, b = item.split(":")
             spans.append((float(a), float(b)))
     except ValueError:
-        raise _fail(f"--span wants START:END seconds, got {item!r}") from None
+        raise fail(f"--span wants START:END seconds, got {item!r}") from None
     try:
         if store is not None:
             for evidence in Store(store).evidence([call_id or audio.stem]):
@@ -177,5 +170,5 @@ def redact(
                                             mask_char=config.pii.mask_char))
         n = redact_file(audio, output, sorted(spans), mode)
     except CallqaError as exc:
-        raise _fail(exc, 1) from None
+        raise fail(exc, 1) from None
     print(f"wrote {output}: {n} spans {mode}ed")

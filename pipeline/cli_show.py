@@ -16,15 +16,10 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from pipeline.cli_common import clock, fail
 from pipeline.store import Store
 
 console = Console(highlight=False)
-
-
-def clock(seconds: float) -> str:
-    """mm:ss.s on the call clock."""
-    minutes, rest = divmod(max(0.0, seconds), 60)
-    return f"{int(minutes):02d}:{rest:04.1f}"
 
 
 def _features_by_call(store: Store) -> dict[str, dict[str, Any]]:
@@ -126,8 +121,6 @@ def show(
 
     Example:  callqa show store/ demo-002
     """
-    from pipeline.cli import fail
-
     if not store_dir.is_dir():
         raise fail(f"{store_dir}: not a store directory")
     store = Store(store_dir)

@@ -95,7 +95,7 @@ def rescore(store: Store, rules: RuleSet, config: Config, call_ids: Iterable[str
             timing_hits, timing_features, timing_version = list(timing.hits), dict(timing.features), TIMING_VERSION
             new_hits += timing_hits
         rules_version = join_versions(rules.version, timing_version, redline)
-        common = common_columns(*key, rules_version)
+        common = common_columns(key[0], key[1], key[2], rules_version)
         dated = {**common, "call_date": call["call_date"]}
         row = analysers.feature_row(evidence, [*text_hits, *timing_hits], timing_features, call,
                                     {k: common[k] for k in ("config_hash", "model_id", "rules_version")})

@@ -39,6 +39,7 @@ import soundfile
 from scipy.signal import butter, resample_poly, sosfilt
 
 from pipeline.config import VadConfig, default_config
+from pipeline.detectors.intervals import union
 from pipeline.models import AGENT, CUSTOMER, SAMPLE_RATE_HZ, Channel
 from pipeline.vad import detect_speech
 
@@ -162,17 +163,6 @@ def _active_level_dbfs(samples: np.ndarray, spans: Sequence[Span]) -> float:
     parts = [samples[int(a * SAMPLE_RATE_HZ):int(b * SAMPLE_RATE_HZ)] for a, b in spans] or [samples]
     speech = np.concatenate(parts).astype(np.float64)
     return float(10 * np.log10(np.mean(speech**2) + 1e-12))
-
-
-def union(spans: Sequence[Span]) -> list[Span]:
-    """Merge overlapping or touching spans into a sorted disjoint list."""
-    merged: list[list[float]] = []
-    for start, end in sorted(spans):
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
-    return [(a, b) for a, b in merged]
 
 
 def _placed_spans(bank: ClipBank, p: Placement) -> list[Span]:

@@ -8,7 +8,6 @@ therefore every expected hit, is known.
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest

@@ -62,6 +62,9 @@ def run(
         f"{summary.audio_s / 3600:.3f} h audio in {summary.wall_s:.1f} s "
         f"(real-time factor {summary.real_time_factor:.3f})"
     )
+    if summary.skipped_other_rules:
+        out.print(f"  {summary.skipped_other_rules} of the calls already done were analysed with other rules: "
+                  f"`callqa rescore {out_dir}` applies the current ones without transcribing again")
     if summary.failed_before:
         out.print(f"  {summary.failed_before} of the calls already done had failed in an earlier run (--force retries)")
     for kind, count in sorted(summary.failures.items()):

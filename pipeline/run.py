@@ -93,6 +93,8 @@ class RunSummary:
     done: int = 0
     failed: int = 0
     failed_before: int = 0
+    #: Skipped (already transcribed) calls whose stored analysis used other rules: ``callqa rescore`` updates them.
+    skipped_other_rules: int = 0
     audio_s: float = 0.0
     wall_s: float = 0.0
     failures: dict[str, int] = field(default_factory=dict)
@@ -306,8 +308,11 @@ def run_batch(
     jobs = plan_jobs(input_path, config)
     model_id, rules_version = resolve_versions(config, options)
     done = {} if options.force else store.done_keys()
+    analysed_with = {} if options.force else {
+        r["call_id"]: r["rules_version"] for r in store.read("features", columns=["rules_version"]).to_pylist()
+        if (r["config_hash"], r["model_id"]) == (config.config_hash, model_id)}
     pending = []
-    failed_before = 0
+    failed_before = other_rules = 0
     for job in jobs:
         sha = _hash_or_stat(job.path)
         status = done.get((job.call_id, sha, config.config_hash, model_id))
@@ -315,9 +320,12 @@ def run_batch(
             pending.append((job, sha))
         elif status == "failed":
             failed_before += 1
+        elif analysed_with.get(job.call_id, rules_version) != rules_version:
+            other_rules += 1
     store.record_run(uuid.uuid4().hex[:12], [{"call_id": j.call_id, "path": j.path} for j in jobs],
                      {"config_hash": config.config_hash, "model_id": model_id, "rules_version": rules_version})
     summary = RunSummary(planned=len(jobs), skipped=len(jobs) - len(pending), failed_before=failed_before,
+                         skipped_other_rules=other_rules,
                          store=str(store.root), rules_version=rules_version,
                          classifier=classifier_note(config))
     buffer: list[CallOutcome] = []

@@ -106,3 +106,17 @@ def test_rescore_reanalyses_stored_transcripts_and_keeps_timing(tmp_path, stereo
     # the stored score is reproducible from the stored rows
     [again] = rescore_rows(load_features(tmp_path / "store"), store.read("hits"), load_scorecard())
     assert (again["score"], again["failed_items"]) == (row["score"], row["failed_items"])
+
+
+def test_rerun_after_a_rule_edit_skips_the_call_and_says_rescore_applies_it(tmp_path, stereo_call, scripted):
+    audio = stereo_call("c1.wav")
+    rules_dir = tmp_path / "rules"
+    shutil.copytree(REPO / "lexicons", rules_dir, ignore=shutil.ignore_patterns("*.py", "*.txt", "*.md"))
+    config = load_config().with_overrides({"text": {"rules_dir": str(rules_dir)}})
+    run_batch(audio, tmp_path / "store", config)
+    qa = rules_dir / "qa_rules.toml"
+    qa.write_text(qa.read_text(encoding="utf-8").replace('version = "qa-', 'version = "qa-edited-'), encoding="utf-8")
+    again = run_batch(audio, tmp_path / "store", config)
+    assert (again.skipped, again.done, again.skipped_other_rules) == (1, 0, 1)  # transcripts are not redone
+    rescore(Store(tmp_path / "store"), load_rules(rules_dir), config)
+    assert run_batch(audio, tmp_path / "store", config).skipped_other_rules == 0

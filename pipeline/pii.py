@@ -112,6 +112,38 @@ def mask_text(text: str, spans: list[PiiSpan], char: str = "*") -> str:
     return "".join(chars)
 
 
+@dataclass(frozen=True)
+class PiiTime:
+    """One piece of personal data in an utterance, on the call clock (stored in ``utterances.pii_spans``)."""
+
+    kind: str
+    start_s: float
+    end_s: float
+
+
+def locate_pii(utterance: Utterance, chinese_digits: bool = True, mask_char: str = "") -> list[PiiTime]:
+    """Where the personal data of ``utterance`` is spoken.
+
+    Characters map to their word's timing when the utterance has words;
+    otherwise the utterance span is shared evenly over its characters. With
+    ``mask_char``, runs of at least four of it (text masked earlier) count as
+    kind ``masked``.
+    """
+    if utterance.words:
+        text = "".join(w.text for w in utterance.words)
+        starts = [w.start_s for w in utterance.words for _ in w.text]
+        ends = [w.end_s for w in utterance.words for _ in w.text]
+    else:
+        text = utterance.text
+        step = utterance.duration_s / max(len(text), 1)
+        starts = [utterance.start_s + i * step for i in range(len(text))]
+        ends = [utterance.start_s + (i + 1) * step for i in range(len(text))]
+    found = [(span.kind, span.start, span.end) for span in find_pii(text, chinese_digits)]
+    if mask_char:
+        found += [("masked", *m.span()) for m in re.finditer(re.escape(mask_char) + "{4,}", text)]
+    return [PiiTime(kind, starts[a], ends[b - 1]) for kind, a, b in sorted(found, key=lambda f: f[1])]
+
+
 def mask_utterance(utterance: Utterance, pii_config: Any) -> tuple[Utterance, int]:
     """``utterance`` with PII masked in its text and its words; also the number of spans masked.
 

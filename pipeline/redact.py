@@ -7,7 +7,6 @@ is 16-bit PCM WAV with the source's channel count and sample rate.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -16,39 +15,20 @@ import numpy as np
 
 from pipeline.errors import UnsupportedAudioError
 from pipeline.models import Utterance
-from pipeline.pii import find_pii
+from pipeline.pii import locate_pii
 
 BLEEP_HZ = 1000.0
 
 
 def pii_time_spans(utterances: Iterable[Utterance], chinese_digits: bool = True,
                    pad_s: float = 0.1, mask_char: str = "*") -> list[tuple[float, float]]:
-    """Call-clock spans (seconds) covering the PII in ``utterances``.
+    """Call-clock spans (seconds) covering the PII in ``utterances``, padded by ``pad_s``.
 
     Text the pipeline already masked (runs of at least four ``mask_char``, as
     ``callqa run`` stores with ``[pii] mask = true``) counts as PII too.
-
-    Character offsets map to word timings when the utterance has words; otherwise the
-    utterance span is shared evenly over its characters.
     """
-    spans: list[tuple[float, float]] = []
-    for utt in utterances:
-        if utt.words:
-            text = "".join(w.text for w in utt.words)
-            starts: list[float] = []
-            ends: list[float] = []
-            for w in utt.words:
-                starts.extend([w.start_s] * len(w.text))
-                ends.extend([w.end_s] * len(w.text))
-        else:
-            text = utt.text
-            step = utt.duration_s / max(len(text), 1)
-            starts = [utt.start_s + i * step for i in range(len(text))]
-            ends = [utt.start_s + (i + 1) * step for i in range(len(text))]
-        found = [(span.start, span.end) for span in find_pii(text, chinese_digits)]
-        found += [m.span() for m in re.finditer(re.escape(mask_char) + "{4,}", text)]
-        for start, end in found:
-            spans.append((max(0.0, starts[start] - pad_s), ends[end - 1] + pad_s))
+    spans = [(max(0.0, p.start_s - pad_s), p.end_s + pad_s)
+             for utt in utterances for p in locate_pii(utt, chinese_digits, mask_char)]
     return sorted(spans)
 
 

@@ -30,7 +30,7 @@ from pipeline.errors import CallqaError, UnsupportedAudioError
 from pipeline.ingest import file_sha256, load_call, measure_channel
 from pipeline.inputs import CallJob, discover_jobs
 from pipeline.models import Call, CallEvidence, SpeechSegment
-from pipeline.pii import mask_utterance
+from pipeline.pii import locate_pii, mask_utterance
 from pipeline.store import (
     CALL_KEY,
     METADATA_COLUMNS,
@@ -209,6 +209,7 @@ def process_call(job: CallJob, sha: str, resources: Resources) -> CallOutcome:
                                 tuple(segments), tuple(utterances), job.metadata)
         timing = analysers.timing(evidence, tracks)
         hits = sorted([*analysers.text_hits(evidence), *timing.hits], key=lambda h: (h.start_s, h.rule_id))
+        pii = [locate_pii(u, config.pii.chinese_digits) for u in utterances] if config.pii.detect else None
         if config.pii.detect and config.pii.mask:  # after detection: stored text never holds the raw PII
             utterances = [mask_utterance(u, config.pii)[0] for u in utterances]
         call_row = _call_row(job, call, common, sha)
@@ -219,7 +220,7 @@ def process_call(job: CallJob, sha: str, resources: Resources) -> CallOutcome:
         call_row["processing_s"] = time.perf_counter() - started
         dated = {**common, "call_date": job.call_date}
         rows = {"calls": [call_row], "segments": segments_rows(segments, dated),
-                "utterances": utterances_rows(utterances, dated), "hits": hits_rows(hits, dated),
+                "utterances": utterances_rows(utterances, dated, pii), "hits": hits_rows(hits, dated),
                 "features": [{**features, "call_date": job.call_date}]}
         return CallOutcome(job.call_id, True, call.duration_s, rows, covers=covers)
     except Exception as exc:  # noqa: BLE001 - one bad call must never stop the batch

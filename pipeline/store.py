@@ -69,6 +69,7 @@ _FACTS = pa.struct([
     ("role", pa.string()), ("loudness_dbfs", pa.float32()), ("peak_dbfs", pa.float32()),
     ("clipping_ratio", pa.float32()), ("speech_s", pa.float32()),
 ])
+_PII = pa.struct([("kind", pa.string()), ("start_s", pa.float64()), ("end_s", pa.float64())])
 _WORD = pa.struct([
     ("text", pa.string()), ("start_s", pa.float64()), ("end_s", pa.float64()), ("probability", pa.float32()),
 ])
@@ -113,6 +114,8 @@ SCHEMAS: dict[str, pa.Schema] = {
         _field("compression_ratio", pa.float32(), "Whisper gzip compression ratio of the text."),
         _field("suspect", pa.bool_(), "True if the hallucination guard distrusts the utterance."),
         _field("suspect_reason", pa.string(), "Why the utterance is suspect."),
+        _field("pii_spans", pa.list_(_PII), "Personal data spoken in it (kind, call-clock times), found before "
+               "masking; null when [pii] detect is off."),
     ]),
     "hits": pa.schema(COMMON_FIELDS + [
         _field("hit_id", pa.string(), "Stable id of the hit (same inputs, same id)."),
@@ -190,10 +193,14 @@ def segments_rows(segments: Iterable[SpeechSegment], common: dict[str, Any]) -> 
     return [{**common, **asdict(s)} for s in segments]
 
 
-def utterances_rows(utterances: Iterable[Utterance], common: dict[str, Any]) -> list[dict[str, Any]]:
+def utterances_rows(utterances: Iterable[Utterance], common: dict[str, Any],
+                    pii_spans: Sequence[Sequence[Any]] | None = None) -> list[dict[str, Any]]:
+    """Rows of ``utterances``; ``pii_spans[i]`` (dataclasses with kind/start_s/end_s) goes with utterance i."""
     rows = []
     for index, u in enumerate(utterances):
         row = {**common, **asdict(u), "utterance_index": index}
+        if pii_spans is not None:
+            row["pii_spans"] = [asdict(p) for p in pii_spans[index]]
         row["words"] = [asdict(w) for w in u.words]
         rows.append(row)
     return rows

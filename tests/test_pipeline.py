@@ -53,6 +53,9 @@ def test_run_stores_hits_features_and_masked_text(tmp_path, stereo_call, scripte
     [customer] = [u for u in store.read("utterances").to_pylist() if u["role"] == "customer"]
     assert customer["text"] == "我的手机号是" + "*" * 11
     assert customer["words"][0]["text"] == customer["text"]
+    # ...and where it was spoken is kept, for review and `callqa redact`
+    assert [p["kind"] for p in customer["pii_spans"]] == ["mobile"]
+    assert customer["pii_spans"][0]["start_s"] == pytest.approx(customer["start_s"])
     assert not any("13812345678" in (h["context"] + h["matched_text"]) for h in hits.values())
     [row] = load_features(tmp_path / "store").to_pylist()
     assert row["rules_version"] == summary.rules_version

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import jieba
@@ -31,6 +32,7 @@ class NormText:
     char_prob: tuple[float, ...]
 
 
+@lru_cache(maxsize=16384)  # called per character of every utterance; few distinct characters
 def _keep(ch: str) -> bool:
     cat = unicodedata.category(ch)
     return not (cat.startswith("P") or cat.startswith("Z") or cat.startswith("C") or cat.startswith("S"))

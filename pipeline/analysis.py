@@ -39,7 +39,7 @@ from pipeline.lexicon import RuleSet, load_rules
 from pipeline.models import CallEvidence, Hit
 from pipeline.pii import mask_hit
 from pipeline.scoring import Scorecard, load_scorecard, score_call
-from pipeline.store import RULES_VERSION_SEP, split_rules_version
+from pipeline.store import RULES_VERSION_SEP
 
 
 def redline_model_path(config: Config) -> str | None:
@@ -152,5 +152,5 @@ class Analysers:
         return apply_model([row], self.classifier)[0]
 
 
-__all__ = ["Analysers", "RULES_VERSION_SEP", "classifier_note", "is_timing_version", "join_versions",
-           "planned_rules_version", "redline_model_path", "split_rules_version"]
+__all__ = ["Analysers", "classifier_note", "is_timing_version", "join_versions", "planned_rules_version",
+           "redline_model_path"]

@@ -16,17 +16,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from pipeline.asr_model import model_info
-from pipeline.cli_common import ConfigOption, clock, fail
+from pipeline.cli_common import ConfigOption, clock, fail, out
 from pipeline.config import Config, load_config
 from pipeline.errors import CallqaError
 from pipeline.models import SpeechSegment, Utterance
 
 model_app = typer.Typer(help="The speech model callqa transcribes with.", no_args_is_help=True)
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
 
 ModelOption = Annotated[
     str | None, typer.Option("--model", "-m", help="asr.model: 'embedded', a faster-whisper name or a CT2 dir.")

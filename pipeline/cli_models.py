@@ -20,15 +20,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from pipeline.cli_common import ConfigOption, fail, load_config_or_exit
+from pipeline.cli_common import ConfigOption, fail, load_config_or_exit, out
 from pipeline.errors import CallqaError
 
 models_app = typer.Typer(help="Trained classifiers: list, compare, promote.", no_args_is_help=True)
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
 
 StoreArg = Annotated[Path, typer.Argument(metavar="STORE", help="Store directory written by callqa run.")]
 LabelsOption = Annotated[Path, typer.Option("--labels", "-l", help="CSV/Parquet with call_id,label (or verdict).")]

@@ -144,8 +144,8 @@ def locate_pii(utterance: Utterance, chinese_digits: bool = True, mask_char: str
     return [PiiTime(kind, starts[a], ends[b - 1]) for kind, a, b in sorted(found, key=lambda f: f[1])]
 
 
-def mask_utterance(utterance: Utterance, pii_config: Any) -> tuple[Utterance, int]:
-    """``utterance`` with PII masked in its text and its words; also the number of spans masked.
+def mask_utterance(utterance: Utterance, pii_config: Any) -> Utterance:
+    """``utterance`` with PII masked in its text and its words.
 
     The words are masked as one string (a number is often split over several
     words), then cut back to their own lengths, so every word keeps its timing.
@@ -155,13 +155,13 @@ def mask_utterance(utterance: Utterance, pii_config: Any) -> tuple[Utterance, in
     joined = "".join(w.text for w in utterance.words)
     word_spans = find_pii(joined, digits)
     if not spans and not word_spans:
-        return utterance, 0
+        return utterance
     masked = mask_text(joined, word_spans, char)
     words, at = [], 0
     for word in utterance.words:
         words.append(replace(word, text=masked[at:at + len(word.text)]))
         at += len(word.text)
-    return replace(utterance, text=mask_text(utterance.text, spans, char), words=tuple(words)), len(spans)
+    return replace(utterance, text=mask_text(utterance.text, spans, char), words=tuple(words))
 
 
 def mask_hit(hit: Hit, pii_config: Any) -> Hit:

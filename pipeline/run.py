@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pipeline
-from pipeline.analysis import Analysers, classifier_note, planned_rules_version, split_rules_version
+from pipeline.analysis import Analysers, classifier_note, planned_rules_version
 from pipeline.asr_model import resolve_model
 from pipeline.config import Config
-from pipeline.detectors.loudness import loudness_tracks, refine_segments
+from pipeline.detectors.loudness import loudness_tracks, refine_segments, with_segments
 from pipeline.errors import CallqaError, UnsupportedAudioError
 from pipeline.ingest import file_sha256, load_call, measure_channel
 from pipeline.inputs import CallJob, discover_jobs
@@ -38,6 +38,7 @@ from pipeline.store import (
     common_columns,
     hits_rows,
     segments_rows,
+    split_rules_version,
     utterances_rows,
 )
 from pipeline.transcribe import Transcriber, WhisperTranscriber, transcribe_call
@@ -198,9 +199,9 @@ def process_call(job: CallJob, sha: str, resources: Resources) -> CallOutcome:
         segments = [s for channel in call.channels for s in detect_speech(channel, config.vad)]
         # Repair late VAD onsets from frame loudness (pipeline/detectors/loudness.py),
         # then measure loudness on the segments every later stage sees.
-        segments = sorted(refine_segments(segments, loudness_tracks(call, segments)),
-                          key=lambda s: (s.start_s, s.role))
         tracks = loudness_tracks(call, segments)
+        segments = sorted(refine_segments(segments, tracks), key=lambda s: (s.start_s, s.role))
+        tracks = with_segments(tracks, segments)
         stage = "transcribe"
         utterances = (transcribe_call(call, segments, resources.transcriber, config.asr)
                       if resources.transcriber is not None else [])
@@ -211,7 +212,7 @@ def process_call(job: CallJob, sha: str, resources: Resources) -> CallOutcome:
         hits = sorted([*analysers.text_hits(evidence), *timing.hits], key=lambda h: (h.start_s, h.rule_id))
         pii = [locate_pii(u, config.pii.chinese_digits) for u in utterances] if config.pii.detect else None
         if config.pii.detect and config.pii.mask:  # after detection: stored text never holds the raw PII
-            utterances = [mask_utterance(u, config.pii)[0] for u in utterances]
+            utterances = [mask_utterance(u, config.pii) for u in utterances]
         call_row = _call_row(job, call, common, sha)
         call_row["channels"] = _channel_facts(call, segments, config.vad.clip_level)
         stage = "score"

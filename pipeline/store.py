@@ -215,6 +215,7 @@ class Store:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
+        self._ledgers: dict[str, dict[str, Any]] = {}  # ledger file name -> content (files never change)
 
     # -- writing -----------------------------------------------------------
     def _ensure_dirs(self) -> None:
@@ -334,7 +335,7 @@ class Store:
             p for p in (self.root / table).glob("date=*/part-*.parquet") if p.stem[len("part-"):] in seqs
         )
         names = list(schema.names) if columns is None else list(dict.fromkeys(
-            [*CALL_KEY, *_EXTRA_KEY.get(table, ()), "chunk_id", *columns]))
+            [*key_columns(table), "chunk_id", *columns]))
         if not files:
             empty = pa.Table.from_pylist([], schema=pa.schema([schema.field(n) for n in names]))
             return empty.append_column("call_date", pa.array([], pa.string()))
@@ -352,8 +353,10 @@ class Store:
         """(key..., seq) of every key a commit declared it redid for ``table``."""
         out: list[tuple[str, ...]] = []
         for path in sorted((self.root / "_commits").glob("*.json")):
+            if path.name not in self._ledgers:
+                self._ledgers[path.name] = json.loads(path.read_text(encoding="utf-8"))
             seq = path.name.split("-", 1)[0]
-            keys = json.loads(path.read_text(encoding="utf-8")).get("covers", {}).get(table, [])
+            keys = self._ledgers[path.name].get("covers", {}).get(table, [])
             out.extend((*key, seq) for key in keys)
         return out
 

@@ -147,3 +147,25 @@ def test_mulaw_round_trip_is_close():
     x = np.linspace(-1, 1, 1001)
     y = mulaw_decode(mulaw_encode(x))
     assert np.max(np.abs(y - x)) < 0.035 and np.max(np.abs(y[480:521] - x[480:521])) < 0.001
+
+
+def test_with_segments_re_marks_speech_like_a_fresh_measurement() -> None:
+    """The runner measures levels once and re-marks speech after refining the VAD onsets."""
+    from conftest import place
+
+    from pipeline.detectors.loudness import loudness_tracks, refine_segments, with_segments
+    from pipeline.models import Call, Channel
+    from pipeline.vad import detect_speech
+
+    config = default_config()
+    channels = (Channel(AGENT, place([("asr_example.wav", 1.0)], 10.0)),
+                Channel(CUSTOMER, place([("BAC009S0764W0121.wav", 5.0)], 10.0)))
+    call = Call("c", "c.wav", "x", channels, 16000, 2, "pcm_s16le", "wav", 10.0)
+    segments = [s for c in channels for s in detect_speech(c, config.vad)]
+    refined = refine_segments(segments, loudness_tracks(call, segments))
+    fresh = loudness_tracks(call, refined)
+    reused = with_segments(loudness_tracks(call, segments), refined)
+    assert set(reused) == {AGENT, CUSTOMER}
+    for role, track in fresh.items():
+        assert np.array_equal(reused[role].dbfs, track.dbfs)
+        assert np.array_equal(reused[role].speech, track.speech) and track.speech.any()

@@ -23,7 +23,7 @@ segments' own ``loudness_dbfs`` stand in, at segment resolution.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,13 +87,27 @@ def loudness_tracks(call: Call, segments: Iterable[SpeechSegment],
         frames = channel.samples[: n * hop].astype(np.float32).reshape(n, hop)
         energy = np.mean(np.square(frames, dtype=np.float32), axis=1, dtype=np.float64)
         dbfs = np.maximum(_FLOOR_DBFS, 10.0 * np.log10(np.maximum(energy, 1e-30))).astype(np.float32)
-        speech = np.zeros(n, bool)
-        centres = (np.arange(n) + 0.5) * hop / SAMPLE_RATE_HZ
-        for s in segments:
-            if s.role == channel.role:
-                speech[np.searchsorted(centres, s.start_s):np.searchsorted(centres, s.end_s)] = True
-        tracks[channel.role] = LoudnessTrack(channel.role, hop / SAMPLE_RATE_HZ, dbfs, speech)
+        frame = hop / SAMPLE_RATE_HZ
+        tracks[channel.role] = LoudnessTrack(channel.role, frame, dbfs, _speech_mask(n, frame, channel.role, segments))
     return tracks
+
+
+def with_segments(tracks: Mapping[str, LoudnessTrack],
+                  segments: Iterable[SpeechSegment]) -> dict[str, LoudnessTrack]:
+    """``tracks`` with their speech frames re-marked from ``segments`` (levels reused, not recomputed)."""
+    segments = list(segments)
+    return {role: LoudnessTrack(role, t.frame_s, t.dbfs, _speech_mask(len(t.dbfs), t.frame_s, role, segments))
+            for role, t in tracks.items()}
+
+
+def _speech_mask(n: int, frame_s: float, role: str, segments: Sequence[SpeechSegment]) -> np.ndarray:
+    """Which of ``n`` frames have their centre inside one of ``role``'s segments."""
+    speech = np.zeros(n, bool)
+    centres = (np.arange(n) + 0.5) * frame_s
+    for s in segments:
+        if s.role == role:
+            speech[np.searchsorted(centres, s.start_s):np.searchsorted(centres, s.end_s)] = True
+    return speech
 
 
 def speech_level_dbfs(track: LoudnessTrack) -> np.ndarray:

@@ -7,7 +7,7 @@ analysed during ``callqa run`` and re-analysed from the store go through the
 same code.
 
 Versions. Each hit carries the version of the detector that raised it (the
-rule sets' version, :data:`pipeline.detectors.timing.RULES_VERSION`, the
+rule sets' version, :data:`pipeline.timing.detect.RULES_VERSION`, the
 red-line model's version). A call's feature row carries all of them joined
 by :data:`RULES_VERSION_SEP` in ``rules_version``, which is how a stored score
 is traced back to the exact hits it was computed from.
@@ -21,24 +21,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.classifier import TrainedModel, apply_model, load_promoted, promoted_name
+from pipeline.scoring.classifier import TrainedModel, apply_model, load_promoted, promoted_name
 from pipeline.config import Config
-from pipeline.detectors.lexicon import LexiconMatcher, build_matcher, detect_phrases
-from pipeline.detectors.loudness import LoudnessTrack
-from pipeline.detectors.redline_model import (
+from pipeline.text.matcher import LexiconMatcher, build_matcher, detect_phrases
+from pipeline.audio.loudness import LoudnessTrack
+from pipeline.text.redline_model import (
     CARD_FILE,
     RedlineTextModel,
     card_version,
     find_redline_model,
     score_utterances,
 )
-from pipeline.detectors.timing import RULES_VERSION as TIMING_VERSION
-from pipeline.detectors.timing import TimingResult, detect_timing
-from pipeline.features import build_features, with_score
-from pipeline.lexicon import RuleSet, load_rules
-from pipeline.models import CallEvidence, Hit
-from pipeline.pii import mask_hit
-from pipeline.scoring import Scorecard, load_scorecard, score_call
+from pipeline.timing.detect import RULES_VERSION as TIMING_VERSION
+from pipeline.timing.detect import TimingResult, detect_timing
+from pipeline.scoring.features import build_features, with_score
+from pipeline.text.rules import RuleSet, load_rules
+from pipeline.records import CallEvidence, Hit
+from pipeline.text.pii import mask_hit
+from pipeline.scoring.scorecard import Scorecard, load_scorecard, score_call
 from pipeline.store import RULES_VERSION_SEP
 
 

@@ -1,7 +1,7 @@
 """Re-run the text rules over stored transcripts with a (new) rule set.
 
 No audio is decoded and nothing is transcribed again: each call's
-:class:`~pipeline.models.CallEvidence` is rebuilt from the store, the lexicon
+:class:`~pipeline.records.CallEvidence` is rebuilt from the store, the lexicon
 rules and the red-line text model run on it (:class:`pipeline.analysis.Analysers`,
 the same code as ``callqa run``), and the call's feature row is rebuilt,
 re-scored and re-classified. The timing detectors need the audio, so their
@@ -21,11 +21,11 @@ from typing import Any
 
 from pipeline.analysis import Analysers, is_timing_version, join_versions
 from pipeline.config import Config
-from pipeline.detectors.timing import RULES_VERSION as TIMING_VERSION
-from pipeline.features import TIMING_COLUMNS
-from pipeline.lexicon import RuleSet
-from pipeline.models import Hit
-from pipeline.scoring import hits_from_rows
+from pipeline.timing.detect import RULES_VERSION as TIMING_VERSION
+from pipeline.scoring.features import TIMING_COLUMNS
+from pipeline.text.rules import RuleSet
+from pipeline.records import Hit
+from pipeline.scoring.scorecard import hits_from_rows
 from pipeline.store import CALL_KEY, Store, common_columns, hits_rows, split_rules_version
 
 
@@ -52,7 +52,7 @@ def rescore(store: Store, rules: RuleSet, config: Config, call_ids: Iterable[str
 
     Args:
         store: an existing callqa store.
-        rules: from :func:`pipeline.lexicon.load_rules`.
+        rules: from :func:`pipeline.text.rules.load_rules`.
         config: the full configuration (text, pii, classifier and scoring sections are used).
         call_ids: restrict to these calls (default all).
         chunk_calls: calls per atomic commit.

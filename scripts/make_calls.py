@@ -8,7 +8,7 @@ event: speech spans per role, mutual silences, interruptions (who, when, how
 long, with what text), raised-voice spans, per-role speech time and characters.
 
 Where speech is inside a clip is measured once per clip with the project's own
-VAD (:func:`pipeline.vad.detect_speech`) on the *clean, isolated* clip; the
+VAD (:func:`pipeline.audio.vad.detect_speech`) on the *clean, isolated* clip; the
 truth of a built call is those spans moved to where the clip was placed. What
 the tests check is therefore that mixing, overlaps, gain changes, telephone
 coding and noise do not move the detectors' answers.
@@ -39,9 +39,9 @@ import soundfile
 from scipy.signal import butter, resample_poly, sosfilt
 
 from pipeline.config import VadConfig, default_config
-from pipeline.detectors.intervals import union
-from pipeline.models import AGENT, CUSTOMER, SAMPLE_RATE_HZ, Channel
-from pipeline.vad import detect_speech
+from pipeline.timing.intervals import union
+from pipeline.records import AGENT, CUSTOMER, SAMPLE_RATE_HZ, Channel
+from pipeline.audio.vad import detect_speech
 
 #: Where the real clips live (read in place; some may not be redistributed).
 SPEECH_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "speech"
@@ -349,7 +349,7 @@ def _raise_one(placements: list[Placement], rng: np.random.Generator) -> list[Pl
 
 def reference_utterances(truth: dict[str, Any]) -> list[Any]:
     """A perfect transcript of a built call: one utterance per placed clip, reference text."""
-    from pipeline.models import Utterance
+    from pipeline.records import Utterance
 
     out = [Utterance(role=c["role"], start_s=round(c["spans"][0][0], 3),
                      end_s=round(c["spans"][-1][1], 3), text=c["text"])

@@ -38,8 +38,8 @@ from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from threadpoolctl import threadpool_limits
 
-from pipeline.classifier_train import choose_threshold
-from pipeline.detectors.redline_model import RedlineTextModel, build_pipeline
+from pipeline.scoring.train import choose_threshold
+from pipeline.text.redline_model import RedlineTextModel, build_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "text"

@@ -82,7 +82,7 @@ class ScriptedTranscriber:
         self.texts = texts
 
     def transcribe(self, samples: np.ndarray, role: str, speech: Sequence[Any]) -> list[Any]:
-        from pipeline.models import Utterance, Word
+        from pipeline.records import Utterance, Word
 
         text = self.texts[role]
         return [Utterance(role, s.start_s, s.end_s, text, (Word(text, s.start_s, s.end_s, 0.9),),

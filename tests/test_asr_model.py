@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-import pipeline.asr_model as asr_model
-from pipeline.asr_model import (
+import pipeline.asr.model as asr_model
+from pipeline.asr.model import (
     EMBEDDED_SHA256,
     assemble_embedded_model,
     embedded_model_dir,
@@ -152,7 +152,7 @@ def test_model_info_command_prints_the_model_and_fails_cleanly(fake_parts) -> No
     import typer
     from typer.testing import CliRunner
 
-    from pipeline.cli_asr import model_app
+    from pipeline.cli.asr_cmd import model_app
 
     app = typer.Typer()
     app.add_typer(model_app, name="model")

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import sklearn
 
-from pipeline.classifier import (
+from pipeline.scoring.classifier import (
     CARD_JSON,
     MODEL_FILE,
     load_labels,
@@ -18,10 +18,10 @@ from pipeline.classifier import (
     predict_promoted,
     save_model,
 )
-from pipeline.classifier_eval import compare_models, evaluate, list_models, promote
-from pipeline.classifier_train import choose_threshold, train
+from pipeline.scoring.evaluate import compare_models, evaluate, list_models, promote
+from pipeline.scoring.train import choose_threshold, train
 from pipeline.errors import ModelError
-from pipeline.features import model_feature_columns
+from pipeline.scoring.features import model_feature_columns
 
 
 def synthetic(n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -197,8 +197,8 @@ def test_too_few_labels(data) -> None:
 
 
 def _store_with_labels(tmp_path, n: int = 160):
-    from pipeline.features import build_features
-    from pipeline.models import CallEvidence, Hit
+    from pipeline.scoring.features import build_features
+    from pipeline.records import CallEvidence, Hit
     from pipeline.store import Store
 
     rng = np.random.default_rng(4)
@@ -222,9 +222,9 @@ def test_cli_train_evaluate_list_promote_compare(tmp_path) -> None:
     from typer import Typer
     from typer.testing import CliRunner
 
-    from pipeline.cli_models import evaluate as evaluate_command
-    from pipeline.cli_models import models_app
-    from pipeline.cli_models import train as train_command
+    from pipeline.cli.models_cmd import evaluate as evaluate_command
+    from pipeline.cli.models_cmd import models_app
+    from pipeline.cli.models_cmd import train as train_command
 
     store, labels = _store_with_labels(tmp_path)
     app = Typer()
@@ -258,8 +258,8 @@ def test_cli_train_evaluate_list_promote_compare(tmp_path) -> None:
 
 
 def test_apply_promoted_fills_feature_rows(tmp_path, models) -> None:
-    from pipeline.classifier import apply_promoted
-    from pipeline.features import load
+    from pipeline.scoring.classifier import apply_promoted
+    from pipeline.scoring.features import load
 
     store, _ = _store_with_labels(tmp_path, n=20)
     rows = load(store).to_pylist()

@@ -1,4 +1,4 @@
-"""Lexicon detector (pipeline/detectors/lexicon.py) on shipped and hand-made rule sets."""
+"""Lexicon detector (pipeline/text/matcher.py) on shipped and hand-made rule sets."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from pipeline.detectors.lexicon import LexiconMatcher, build_matcher, detect_phrases, example_evidence, run_examples
-from pipeline.lexicon import load_rules
-from pipeline.models import AGENT, CUSTOMER, MIXED, UNKNOWN, CallEvidence, Hit, Utterance, Word
+from pipeline.text.matcher import LexiconMatcher, build_matcher, detect_phrases, example_evidence, run_examples
+from pipeline.text.rules import load_rules
+from pipeline.records import AGENT, CUSTOMER, MIXED, UNKNOWN, CallEvidence, Hit, Utterance, Word
 
 TEXT = SimpleNamespace(fuzzy=True, fuzzy_confidence=0.6, suspect_can_raise_fatal=False)
 PII = SimpleNamespace(mask=True, mask_char="*", chinese_digits=True)

@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.config import TimingConfig, default_config
-from pipeline.detectors.loudness import LoudnessTrack, loudness_tracks
-from pipeline.detectors.timing import RULES_VERSION, TimingResult, detect_timing
-from pipeline.models import (
+from pipeline.audio.loudness import LoudnessTrack, loudness_tracks
+from pipeline.timing.detect import RULES_VERSION, TimingResult, detect_timing
+from pipeline.records import (
     AGENT,
     CATEGORIES,
     CUSTOMER,

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.config import default_config
-from pipeline.models import AGENT, CUSTOMER
+from pipeline.records import AGENT, CUSTOMER
 from scripts.bench.detector_eval import analyse, true_interruptions, true_rates, true_silences
 from scripts.make_calls import (
     ClipBank,
@@ -153,9 +153,9 @@ def test_with_segments_re_marks_speech_like_a_fresh_measurement() -> None:
     """The runner measures levels once and re-marks speech after refining the VAD onsets."""
     from conftest import place
 
-    from pipeline.detectors.loudness import loudness_tracks, refine_segments, with_segments
-    from pipeline.models import Call, Channel
-    from pipeline.vad import detect_speech
+    from pipeline.audio.loudness import loudness_tracks, refine_segments, with_segments
+    from pipeline.records import Call, Channel
+    from pipeline.audio.vad import detect_speech
 
     config = default_config()
     channels = (Channel(AGENT, place([("asr_example.wav", 1.0)], 10.0)),

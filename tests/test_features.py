@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.features import (
+from pipeline.scoring.features import (
     FEATURES_SCHEMA,
     build_features,
     features_table,
@@ -15,8 +15,8 @@ from pipeline.features import (
     with_prediction,
     with_score,
 )
-from pipeline.models import CATEGORIES, CallEvidence, Hit, SpeechSegment, Utterance, Word
-from pipeline.scoring import load_scorecard, score_call
+from pipeline.records import CATEGORIES, CallEvidence, Hit, SpeechSegment, Utterance, Word
+from pipeline.scoring.scorecard import load_scorecard, score_call
 from pipeline.store import Store
 
 VERSIONS = {"config_hash": "cfg1", "model_id": "whisper@x", "rules_version": "rules1"}
@@ -138,7 +138,7 @@ def test_feature_docs_are_generated_from_the_schema() -> None:
 
 def test_features_from_the_timing_detectors() -> None:
     """Every key detect_timing returns lands in a typed column or in timing_other; nothing is lost."""
-    detectors = pytest.importorskip("pipeline.detectors.timing")
+    detectors = pytest.importorskip("pipeline.timing.detect")
     from pipeline.config import load_config
 
     evidence = _evidence()

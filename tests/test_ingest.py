@@ -8,8 +8,8 @@ import soundfile
 from conftest import CLIPS, ffmpeg_convert, place, read_clip, write_wav
 
 from pipeline.errors import UnsupportedAudioError
-from pipeline.ingest import load_call
-from pipeline.models import SAMPLE_RATE_HZ
+from pipeline.audio.decode import load_call
+from pipeline.records import SAMPLE_RATE_HZ
 
 SOURCE = CLIPS / "asr_example.wav"
 SOURCE_S = 5.547
@@ -137,7 +137,7 @@ def test_sample_rate_too_low(tmp_path, vad_only_config):
 def test_missing_and_unreadable(tmp_path, vad_only_config, monkeypatch):
     expect_error(tmp_path / "absent.wav", vad_only_config, "file not found")
     path = write_wav(tmp_path / "locked.wav", read_clip("asr_example.wav"))
-    monkeypatch.setattr("pipeline.ingest.os.access", lambda *_: False)  # tests run as root in CI
+    monkeypatch.setattr("pipeline.audio.decode.os.access", lambda *_: False)  # tests run as root in CI
     expect_error(path, vad_only_config, "permission denied")
 
 

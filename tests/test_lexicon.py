@@ -1,4 +1,4 @@
-"""Rule-set loading and validation (pipeline/lexicon.py)."""
+"""Rule-set loading and validation (pipeline/text/rules.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import LexiconError
-from pipeline.lexicon import load_phrase_list, load_rules, parse_rule_file
-from pipeline.models import CATEGORIES
+from pipeline.text.rules import load_phrase_list, load_rules, parse_rule_file
+from pipeline.records import CATEGORIES
 
 GOOD_RULE = '''
 [[rules]]

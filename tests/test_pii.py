@@ -1,4 +1,4 @@
-"""PII detection and masking (pipeline/pii.py) and audio redaction (pipeline/redact.py)."""
+"""PII detection and masking (pipeline/text/pii.py) and audio redaction (pipeline/audio/redact.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.models import Utterance, Word
-from pipeline.pii import find_pii, id_checksum_ok, luhn_ok, mask_text
-from pipeline.redact import pii_time_spans, redact_file, redact_samples
+from pipeline.records import Utterance, Word
+from pipeline.text.pii import find_pii, id_checksum_ok, luhn_ok, mask_text
+from pipeline.audio.redact import pii_time_spans, redact_file, redact_samples
 
 
 @pytest.mark.parametrize(("text", "kind", "found"), [

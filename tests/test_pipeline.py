@@ -14,11 +14,11 @@ import pytest
 from conftest import REPO, ScriptedTranscriber
 
 from pipeline.config import load_config
-from pipeline.features import load as load_features
-from pipeline.lexicon import load_rules
+from pipeline.scoring.features import load as load_features
+from pipeline.text.rules import load_rules
 from pipeline.rescore import rescore
-from pipeline.run import RunOptions, run_batch
-from pipeline.scoring import load_scorecard, rescore_rows
+from pipeline.batch import RunOptions, run_batch
+from pipeline.scoring.scorecard import load_scorecard, rescore_rows
 from pipeline.store import Store, split_rules_version
 
 RUDE = {"agent": "你这话什么意思", "customer": "我的手机号是13812345678"}
@@ -29,8 +29,8 @@ POLITE = {"agent": "您好请问有什么可以帮您", "customer": "我想查�
 def scripted(monkeypatch):
     """Make ``run_batch`` (one worker) transcribe with a ScriptedTranscriber whose texts a test can change."""
     transcriber = ScriptedTranscriber(dict(RUDE))
-    monkeypatch.setattr("pipeline.run.WhisperTranscriber.from_config", lambda asr: transcriber)
-    monkeypatch.setattr("pipeline.run.resolve_model", lambda name: SimpleNamespace(model_id=transcriber.model_id))
+    monkeypatch.setattr("pipeline.batch.WhisperTranscriber.from_config", lambda asr: transcriber)
+    monkeypatch.setattr("pipeline.batch.resolve_model", lambda name: SimpleNamespace(model_id=transcriber.model_id))
     return transcriber
 
 

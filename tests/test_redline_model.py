@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.detectors.redline_model import (
+from pipeline.text.redline_model import (
     CARD_FILE,
     RULE_ID,
     RedlineTextModel,
@@ -19,7 +19,7 @@ from pipeline.detectors.redline_model import (
     score_utterances,
 )
 from pipeline.errors import ModelError
-from pipeline.models import CallEvidence, Utterance
+from pipeline.records import CallEvidence, Utterance
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "models" / "redline_text"
@@ -107,8 +107,8 @@ def test_shipped_model_on_cold_dev(tmp_path) -> None:
 
 
 def test_model_hits_flag_red_line_without_failing_the_scorecard(model) -> None:
-    from pipeline.features import build_features
-    from pipeline.scoring import load_scorecard, score_call
+    from pipeline.scoring.features import build_features
+    from pipeline.scoring.scorecard import load_scorecard, score_call
 
     hits = [h for h in score_utterances(_evidence(), model) if not h.suspect]
     row = build_features(_evidence(), hits, {}, {}, {})

@@ -9,10 +9,10 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from pipeline.cli_rules import rules_app
+from pipeline.cli.rules_cmd import rules_app
 from pipeline.config import load_config
-from pipeline.lexicon import load_rules
-from pipeline.models import AGENT, Utterance
+from pipeline.text.rules import load_rules
+from pipeline.records import AGENT, Utterance
 from pipeline.rescore import rescore
 
 REPO = Path(__file__).resolve().parents[1]

@@ -14,10 +14,10 @@ from conftest import ScriptedTranscriber, read_clip
 
 from pipeline.analysis import Analysers
 from pipeline.config import load_config
-from pipeline.models import Channel
-from pipeline.run import RunOptions, run_batch
+from pipeline.records import Channel
+from pipeline.batch import RunOptions, run_batch
 from pipeline.store import Store
-from pipeline.vad import detect_speech
+from pipeline.audio.vad import detect_speech
 
 
 def speech_onset_s(clip: str) -> float:
@@ -180,7 +180,7 @@ def test_full_disk_stops_cleanly_and_the_next_run_resumes(tmp_path, stereo_call,
 
 def test_process_call_writes_role_tagged_simplified_utterances(tmp_path, stereo_call):
     from pipeline.inputs import CallJob
-    from pipeline.run import Resources, process_call
+    from pipeline.batch import Resources, process_call
 
     config = load_config()
     job = CallJob("c1", str(stereo_call()), "2026-11-22")

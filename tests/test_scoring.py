@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import ConfigError
-from pipeline.models import Hit
-from pipeline.scoring import load_scorecard, parse_scorecard, score_call
+from pipeline.records import Hit
+from pipeline.scoring.scorecard import load_scorecard, parse_scorecard, score_call
 
 CARD = """
 version = "test-1"
@@ -145,9 +145,9 @@ def test_callqa_score_rescores_a_store(tmp_path) -> None:
     from typer import Typer
     from typer.testing import CliRunner
 
-    from pipeline.cli_models import score
-    from pipeline.features import build_features, load, with_score
-    from pipeline.models import CallEvidence
+    from pipeline.cli.models_cmd import score
+    from pipeline.scoring.features import build_features, load, with_score
+    from pipeline.records import CallEvidence
     from pipeline.store import Store, common_columns, hits_rows
 
     shipped = load_scorecard()

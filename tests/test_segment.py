@@ -1,4 +1,4 @@
-"""Normalisation and isolated segmentation (pipeline/segment.py)."""
+"""Normalisation and isolated segmentation (pipeline/text/segment.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 import jieba
 import pytest
 
-from pipeline.models import Utterance, Word
-from pipeline.segment import Normaliser, Segmenter
+from pipeline.records import Utterance, Word
+from pipeline.text.segment import Normaliser, Segmenter
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.errors import StoreError
-from pipeline.models import Hit, SpeechSegment
+from pipeline.records import Hit, SpeechSegment
 from pipeline.store import Store, common_columns, hits_rows, segments_rows
 
 

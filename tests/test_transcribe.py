@@ -10,13 +10,13 @@ import jiwer
 import numpy as np
 import pytest
 
-import pipeline.transcribe as transcribe_module
-from pipeline.asr_guard import load_hallucination_lexicon, normalize_for_matching, parse_hallucination_lexicon
+import pipeline.asr.transcribe as transcribe_module
+from pipeline.asr.guard import load_hallucination_lexicon, normalize_for_matching, parse_hallucination_lexicon
 from pipeline.config import default_config
 from pipeline.errors import LexiconError
-from pipeline.models import SAMPLE_RATE_HZ, Call, Channel, SpeechSegment, Utterance, Word
-from pipeline.transcribe import JOIN_PAUSE_S, WhisperTranscriber, join_speech, transcribe_call, windows
-from pipeline.vad import detect_speech
+from pipeline.records import SAMPLE_RATE_HZ, Call, Channel, SpeechSegment, Utterance, Word
+from pipeline.asr.transcribe import JOIN_PAUSE_S, WhisperTranscriber, join_speech, transcribe_call, windows
+from pipeline.audio.vad import detect_speech
 
 CLIPS = Path(__file__).resolve().parent / "data" / "clips"
 ASR = default_config().asr

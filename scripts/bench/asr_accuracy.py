@@ -27,11 +27,11 @@ from pathlib import Path
 import jiwer
 from faster_whisper import decode_audio
 
-from pipeline.asr_guard import normalize_for_matching
+from pipeline.asr.guard import normalize_for_matching
 from pipeline.config import default_config
-from pipeline.ingest import load_call
-from pipeline.transcribe import WhisperTranscriber, transcribe_call
-from pipeline.vad import detect_speech
+from pipeline.audio.decode import load_call
+from pipeline.asr.transcribe import WhisperTranscriber, transcribe_call
+from pipeline.audio.vad import detect_speech
 
 SPEECH_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "speech"
 

@@ -28,7 +28,7 @@ import soundfile
 from faster_whisper import decode_audio
 
 from pipeline.config import load_config
-from pipeline.ingest import load_call
+from pipeline.audio.decode import load_call
 
 CLIPS = Path(__file__).resolve().parents[2] / "tests" / "data" / "clips"
 

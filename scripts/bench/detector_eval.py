@@ -17,7 +17,7 @@ Goal (issue 6): precision and recall >= 0.95 for silence and interruptions,
 >= 0.9 for raised voice, rate error <= 5 %.
 
 Each run prints the table for the raw VAD segments (the baseline) and after
-:func:`pipeline.detectors.loudness.refine_segments`, on the same calls.
+:func:`pipeline.audio.loudness.refine_segments`, on the same calls.
 
     python scripts/bench/detector_eval.py --calls 300
     python scripts/bench/detector_eval.py --calls 20 --clean --segments raw   # quick
@@ -38,12 +38,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from pipeline.config import Config, TimingConfig, default_config  # noqa: E402
-from pipeline.detectors.interruptions import find_interruptions  # noqa: E402
-from pipeline.detectors.loudness import find_raised_voice, loudness_tracks, refine_segments  # noqa: E402
-from pipeline.detectors.silence import find_silences, normalise  # noqa: E402
-from pipeline.detectors.timing import TimingResult, detect_timing  # noqa: E402
-from pipeline.models import AGENT, CUSTOMER, Call, CallEvidence, Channel  # noqa: E402
-from pipeline.vad import detect_speech  # noqa: E402
+from pipeline.timing.interruptions import find_interruptions  # noqa: E402
+from pipeline.audio.loudness import find_raised_voice, loudness_tracks, refine_segments  # noqa: E402
+from pipeline.timing.silence import find_silences, normalise  # noqa: E402
+from pipeline.timing.detect import TimingResult, detect_timing  # noqa: E402
+from pipeline.records import AGENT, CUSTOMER, Call, CallEvidence, Channel  # noqa: E402
+from pipeline.audio.vad import detect_speech  # noqa: E402
 from scripts.make_calls import ClipBank, build_call, random_layout, reference_utterances  # noqa: E402
 
 HOLD_PHRASES = ("请稍等", "我帮您查询一下")

@@ -19,9 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
-from pipeline.detectors.lexicon import LexiconMatcher, build_matcher, detect_phrases, example_evidence
-from pipeline.lexicon import load_rules
-from pipeline.models import AGENT, CUSTOMER, REDLINE_CATEGORIES
+from pipeline.text.matcher import LexiconMatcher, build_matcher, detect_phrases, example_evidence
+from pipeline.text.rules import load_rules
+from pipeline.records import AGENT, CUSTOMER, REDLINE_CATEGORIES
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "text"
 

@@ -2,7 +2,7 @@
 
 Builds ``--calls`` realistic 5-minute two-party transcripts (about 70 turns, ~1,400
 characters, word timestamps per 1-3 characters) from customer-service sentences,
-then runs :func:`pipeline.detectors.lexicon.detect_phrases` on each, single-threaded.
+then runs :func:`pipeline.text.matcher.detect_phrases` on each, single-threaded.
 Prints calls/s, the share of time in jieba segmentation vs normalisation+matching, and
 the ratio to a baseline measured in the same run (the same calls, fuzzy matching off).
 Goal (issue 5): >= 300 calls/s per core.
@@ -17,9 +17,9 @@ import random
 import time
 from types import SimpleNamespace
 
-from pipeline.detectors.lexicon import LexiconMatcher, build_matcher, detect_phrases
-from pipeline.lexicon import load_rules
-from pipeline.models import AGENT, CUSTOMER, CallEvidence, Utterance, Word
+from pipeline.text.matcher import LexiconMatcher, build_matcher, detect_phrases
+from pipeline.text.rules import load_rules
+from pipeline.records import AGENT, CUSTOMER, CallEvidence, Utterance, Word
 
 AGENT_LINES = [
     "您好很高兴为您服务请问有什么可以帮您", "请您稍等我帮您查询一下", "好的我这边已经帮您登记了",

@@ -1,0 +1,173 @@
+"""Clean up recognised text and distrust what Whisper may have made up.
+
+Conversion to Simplified Chinese (OpenCC ``t2s``), the known-hallucination
+lexicon (``lexicons/hallucinations.txt``) and the guard that marks an
+utterance ``suspect`` with a reason. Used by :func:`pipeline.asr.transcribe.transcribe_call`
+for every transcriber, real or fake. Later detectors never raise a red-line
+hit from a suspect utterance unless ``text.suspect_can_raise_fatal`` is set.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+
+from pipeline.config import AsrConfig, GuardConfig
+from pipeline.errors import LexiconError
+from pipeline.records import SpeechSegment, Utterance
+from pipeline.resources import resource_dir
+
+#: Consecutive identical utterances (at least this long) that reveal a decoding loop.
+REPEAT_RUN_MIN = 3
+REPEAT_MIN_CHARS = 4
+#: An utterance this long that is part of the initial prompt is Whisper echoing it.
+_PROMPT_ECHO_MIN_CHARS = 6
+
+
+@lru_cache(maxsize=1)
+def _t2s() -> Callable[[str], str]:
+    import opencc
+
+    return opencc.OpenCC("t2s").convert
+
+
+def to_simplified(text: str) -> str:
+    """Traditional -> Simplified Chinese (OpenCC ``t2s``)."""
+    return _t2s()(text)
+
+
+def normalize_for_matching(text: str) -> str:
+    """Simplified, lower-case text without punctuation, symbols or spaces."""
+    return "".join(ch for ch in to_simplified(text).lower()
+                   if unicodedata.category(ch)[0] not in "PZSC")
+
+
+@dataclass(frozen=True)
+class HallucinationLexicon:
+    """Known Whisper hallucinations: ``contains`` match anywhere, ``exact`` the whole utterance."""
+
+    contains: tuple[str, ...]
+    exact: frozenset[str]
+
+    def match(self, text: str) -> str | None:
+        """The entry ``text`` matches, or None."""
+        normalized = normalize_for_matching(text)
+        if normalized in self.exact:
+            return normalized
+        return next((entry for entry in self.contains if entry in normalized), None)
+
+
+def parse_hallucination_lexicon(lines: Iterable[str], source: str) -> HallucinationLexicon:
+    """Parse the lexicon format: one phrase a line, ``#`` comments, ``= phrase`` for whole-utterance."""
+    contains, exact = [], set()
+    for number, raw in enumerate(lines, 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        whole = line.startswith("=")
+        phrase = normalize_for_matching(line[1:] if whole else line)
+        if not phrase:
+            raise LexiconError(source, f"line {number}: no characters left after removing punctuation")
+        (exact.add(phrase) if whole else contains.append(phrase))
+    return HallucinationLexicon(tuple(contains), frozenset(exact))
+
+
+@lru_cache(maxsize=4)
+def load_hallucination_lexicon(name: str) -> HallucinationLexicon:
+    """Load a lexicon by file path, or by name from the lexicons shipped with callqa."""
+    path = Path(name).expanduser()
+    try:
+        if path.is_absolute() or path.is_file():
+            text = path.read_text(encoding="utf-8")
+        else:
+            text = (resource_dir("lexicons") / name).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LexiconError(name, f"cannot read the hallucination lexicon: {exc}") from None
+    return parse_hallucination_lexicon(text.splitlines(), name)
+
+
+def _compression_ratio(text: str) -> float:
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def _vad_overlap_share(utterance: Utterance, speech: Sequence[SpeechSegment]) -> float:
+    if utterance.duration_s <= 0:
+        inside = any(s.start_s <= utterance.start_s <= s.end_s for s in speech)
+        return 1.0 if inside else 0.0
+    covered = sum(max(0.0, min(s.end_s, utterance.end_s) - max(s.start_s, utterance.start_s)) for s in speech)
+    return min(1.0, covered / utterance.duration_s)
+
+
+def suspect_reasons(utterance: Utterance, speech: Sequence[SpeechSegment], guard: GuardConfig,
+                    lexicon: HallucinationLexicon, initial_prompt: str = "") -> list[str]:
+    """Why the hallucination guard distrusts ``utterance`` (empty list: it does not).
+
+    Reasons: ``outside_vad`` (less than ``guard.min_vad_overlap`` of it inside
+    VAD speech), ``no_speech`` (very high no-speech probability, or a high one
+    with low log-probability), ``repetitive`` (compression ratio), ``known_hallucination``
+    (lexicon entry) and ``prompt_echo`` (Whisper repeating its initial prompt).
+    """
+    reasons = []
+    share = _vad_overlap_share(utterance, speech)
+    if share < guard.min_vad_overlap:
+        reasons.append(f"outside_vad({share:.2f})")
+    if utterance.no_speech_prob > guard.no_speech_prob_alone_max or (
+            utterance.no_speech_prob > guard.no_speech_prob_max and utterance.avg_logprob < guard.logprob_min):
+        reasons.append(f"no_speech({utterance.no_speech_prob:.2f},{utterance.avg_logprob:.2f})")
+    ratio = max(utterance.compression_ratio, _compression_ratio(utterance.text))
+    if ratio > guard.compression_ratio_max:
+        reasons.append(f"repetitive({ratio:.2f})")
+    entry = lexicon.match(utterance.text)
+    if entry is not None:
+        reasons.append(f"known_hallucination({entry})")
+    prompt = normalize_for_matching(initial_prompt)
+    text = normalize_for_matching(utterance.text)
+    if len(text) >= _PROMPT_ECHO_MIN_CHARS and prompt and (text in prompt or prompt in text):
+        reasons.append("prompt_echo")
+    return reasons
+
+
+def finalize_utterance(utterance: Utterance, speech: Sequence[SpeechSegment], asr: AsrConfig,
+                       lexicon: HallucinationLexicon) -> Utterance | None:
+    """Simplify the text and apply the guard; None when no text is left."""
+    text, words = utterance.text.strip(), utterance.words
+    if asr.to_simplified:
+        text = to_simplified(text)
+        words = tuple(replace(w, text=to_simplified(w.text)) for w in words)
+    if not normalize_for_matching(text):
+        return None
+    result = replace(utterance, text=text, words=words)
+    reasons = suspect_reasons(result, speech, asr.guard, lexicon, asr.initial_prompt)
+    if reasons:
+        prior = [utterance.suspect_reason] if utterance.suspect else []
+        result = replace(result, suspect=True, suspect_reason=";".join(prior + reasons))
+    return result
+
+
+def mark_repeats(utterances: Sequence[Utterance]) -> list[Utterance]:
+    """Mark runs of identical text on one channel as suspect (Whisper looping on noise).
+
+    A run of :data:`REPEAT_RUN_MIN` or more consecutive utterances with the same
+    text of at least :data:`REPEAT_MIN_CHARS` characters is a decoding loop, not a
+    person repeating themselves.
+    """
+    result = list(utterances)
+    keys = [normalize_for_matching(u.text) for u in result]
+    start = 0
+    while start < len(result):
+        end = start
+        while end + 1 < len(result) and keys[end + 1] == keys[start]:
+            end += 1
+        run = end - start + 1
+        if run >= REPEAT_RUN_MIN and len(keys[start]) >= REPEAT_MIN_CHARS:
+            for index in range(start, end + 1):
+                u = result[index]
+                reason = ";".join(filter(None, [u.suspect_reason, f"repeated({run})"]))
+                result[index] = replace(u, suspect=True, suspect_reason=reason)
+        start = end + 1
+    return result

@@ -1,0 +1,149 @@
+"""The ``callqa`` command line: a thin layer over the library.
+
+Exit codes: 0 all fine; 1 some calls failed (summary printed) or the store
+could not be written; 2 usage or configuration error. Every error is one line
+on stderr naming the file and the reason.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from pipeline.cli.common import EXIT_FAILED, ConfigOption, err, exit_code_for, fail, load_config_or_exit, out
+from pipeline.errors import CallqaError, StoreError
+
+app = typer.Typer(
+    name="callqa",
+    help="Speech analytics for contact-centre QA: transcribe, check and score every recorded call.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+@app.command()
+def run(
+    input_path: Annotated[
+        Path, typer.Argument(metavar="INPUT", help="Audio file, directory, or manifest (.csv/.parquet).")
+    ],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Store directory (created if needed).")],
+    config_path: ConfigOption = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: run.workers).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Redo calls already done for this config and model.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Process every call of INPUT into the store at --out; resumes where a previous run stopped.
+
+    Example:  callqa run recordings/2026-11-22/ --out store/ --workers 2
+    """
+    from pipeline.batch import RunOptions, run_batch
+
+    config = load_config_or_exit(config_path)
+    options = RunOptions(force=force, workers=workers or config.run.workers)
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[failed]} failed · {task.fields[hours]:.2f} h audio"),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=quiet) as bar:
+        task = bar.add_task("calls", total=None, failed=0, hours=0.0)
+
+        def on_progress(p):  # type: ignore[no-untyped-def]
+            bar.update(task, completed=p.done + p.failed, total=p.total, failed=p.failed, hours=p.audio_s / 3600)
+
+        try:
+            summary = run_batch(input_path, out_dir, config, options, progress=on_progress)
+        except CallqaError as exc:
+            raise fail(exc, exit_code_for(exc)) from None
+    out.print(
+        f"{summary.planned} calls: {summary.done} done, {summary.failed} failed, {summary.skipped} already done · "
+        f"{summary.audio_s / 3600:.3f} h audio in {summary.wall_s:.1f} s "
+        f"(real-time factor {summary.real_time_factor:.3f})"
+    )
+    if summary.skipped_other_rules:
+        out.print(f"  {summary.skipped_other_rules} of the calls already done were analysed with other rules: "
+                  f"`callqa rescore {out_dir}` applies the current ones without transcribing again")
+    if summary.failed_before:
+        out.print(f"  {summary.failed_before} of the calls already done had failed in an earlier run (--force retries)")
+    for kind, count in sorted(summary.failures.items()):
+        out.print(f"  failed: {count} × {kind} (see `callqa status {out_dir}`)")
+    out.print(f"rules: {summary.rules_version}")
+    out.print(f"scoring: scorecard · {summary.classifier}")
+    out.print(f"results: {Path(summary.store).resolve()}")
+    if summary.failed or summary.failed_before:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def status(
+    store_dir: Annotated[Path, typer.Argument(metavar="STORE", help="A store written by `callqa run`.")],
+    errors: Annotated[int, typer.Option(help="Show up to this many failed calls with their reason.")] = 20,
+) -> None:
+    """Summarise a store: calls done, failed (by reason), pending, by date.
+
+    Example:  callqa status store/
+    """
+    from pipeline.store import Store
+
+    if not store_dir.is_dir():
+        raise fail(f"{store_dir}: not a store directory")
+    store = Store(store_dir)
+    calls = store.read("calls", columns=["status", "error_type", "error_message", "path", "duration_s"]).to_pylist()
+    by_date: dict[str, Counter[str]] = {}
+    for row in calls:
+        by_date.setdefault(row["call_date"], Counter())[row["status"]] += 1
+    table = Table(title=f"callqa store {store_dir}")
+    for column in ("date", "ok", "failed"):
+        table.add_column(column, justify="right" if column != "date" else "left")
+    for date, counts in sorted(by_date.items()):
+        table.add_row(date, str(counts["ok"]), str(counts["failed"]))
+    out.print(table)
+    done_ids = {row["call_id"] for row in calls}
+    last = store.last_run()
+    pending = [p for p in (last or {}).get("planned", []) if p["call_id"] not in done_ids]
+    ok = sum(1 for r in calls if r["status"] == "ok")
+    failed = [r for r in calls if r["status"] == "failed"]
+    hours = sum(r["duration_s"] or 0 for r in calls) / 3600
+    out.print(f"done: {ok} · failed: {len(failed)} · pending (last run): {len(pending)} · audio: {hours:.3f} h")
+    reasons = Counter(r["error_type"] for r in failed)
+    for kind, count in reasons.most_common():
+        out.print(f"  {kind}: {count}")
+    for row in failed[:errors]:
+        out.print(f"  - {row['path']}: {row['error_message']}", soft_wrap=True)
+
+
+def _register_commands() -> None:
+    """Attach the commands that live in their own modules (each a thin layer over a library function)."""
+    from pipeline.cli.asr_cmd import model_app, transcribe
+    from pipeline.cli.models_cmd import evaluate, models_app, score, train
+    from pipeline.cli.rules_cmd import redact, rescore, rules_app
+    from pipeline.cli.show_cmd import show
+
+    app.command("transcribe")(transcribe)
+    app.command("show")(show)
+    app.command("rescore")(rescore)
+    app.command("score")(score)
+    app.command("train")(train)
+    app.command("evaluate")(evaluate)
+    app.command("redact")(redact)
+    app.add_typer(rules_app, name="rules")
+    app.add_typer(models_app, name="models")
+    app.add_typer(model_app, name="model")
+
+
+_register_commands()
+
+
+def main() -> None:
+    """Entry point of the ``callqa`` console script."""
+    try:
+        app()
+    except StoreError as exc:
+        err.print(f"callqa: error: {exc}")
+        sys.exit(EXIT_FAILED)
+
+
+if __name__ == "__main__":
+    main()

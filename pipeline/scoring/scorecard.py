@@ -1,0 +1,318 @@
+"""Score a call against the QA scorecard (``config/scorecard.toml``).
+
+A scorecard has weighted sections (服务礼仪, 服务技能, 服务意识, 综合评价), each
+scored out of 100, and items. An item fails when hits in its categories (or
+matching its rule-id patterns) are found, or when a feature of the call's
+feature row is outside its ``min``/``max``. A failed item deducts
+``deduction`` per hit (capped at ``max_deduction``) from its section; a failed
+``fatal`` item fails the call outright. Items may belong to a COPC
+critical-error class (customer / business / compliance), which then fails.
+
+:func:`score_call` is pure, so stored feature rows and hits can be re-scored
+with another scorecard version without touching audio.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import pyarrow as pa
+import tomllib
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pipeline.errors import ConfigError
+from pipeline.records import CATEGORIES, REDLINE_CATEGORIES, Hit
+from pipeline.resources import read_resource_text
+
+COPC_CLASSES = ("customer", "business", "compliance")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Section(_Frozen):
+    """A weighted part of the scorecard, scored out of 100."""
+
+    name: str
+    weight: float = Field(gt=0)
+
+
+class Item(_Frozen):
+    """One checkable item; see the module docstring for when it fails."""
+
+    id: str
+    name: str
+    section: str
+    categories: tuple[str, ...] = ()
+    rule_ids: tuple[str, ...] = ()
+    severities: tuple[str, ...] = ("fatal", "non_fatal")
+    feature: str = ""
+    min: float | None = None
+    max: float | None = None
+    deduction: float = Field(default=0.0, ge=0)
+    max_deduction: float | None = Field(default=None, ge=0)
+    fatal: bool = False
+    copc: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> Item:
+        unknown = [c for c in self.categories if c not in CATEGORIES]
+        if unknown:
+            raise ValueError(f"item {self.id}: unknown categories {unknown}")
+        if self.copc and self.copc not in COPC_CLASSES:
+            raise ValueError(f"item {self.id}: copc must be one of {COPC_CLASSES}, got {self.copc!r}")
+        if not (self.categories or self.rule_ids or self.feature):
+            raise ValueError(f"item {self.id}: needs categories, rule_ids or feature")
+        if self.feature and self.min is None and self.max is None:
+            raise ValueError(f"item {self.id}: a feature item needs min or max")
+        return self
+
+
+class Scorecard(_Frozen):
+    """A validated, immutable scorecard."""
+
+    version: str
+    name: str = ""
+    pass_score: float = Field(ge=0, le=100)
+    fatal_score: float = Field(default=0.0, ge=0, le=100)
+    any_fatal_hit_fails: bool = True
+    count_suspect_hits: bool = False
+    grades: dict[str, float]
+    sections: dict[str, Section]
+    items: tuple[Item, ...]
+
+    @model_validator(mode="after")
+    def _check(self) -> Scorecard:
+        for item in self.items:
+            if item.section not in self.sections:
+                raise ValueError(f"item {item.id}: unknown section {item.section!r}")
+        ids = [item.id for item in self.items]
+        if len(set(ids)) != len(ids):
+            raise ValueError("item ids must be unique")
+        if not self.grades or min(self.grades.values()) > 0:
+            raise ValueError("grades need one grade with a lowest score of 0")
+        return self
+
+    def grade_for(self, score: float) -> str:
+        """The best grade whose lowest score is <= ``score``."""
+        for grade, lowest in sorted(self.grades.items(), key=lambda kv: -kv[1]):
+            if score >= lowest:
+                return grade
+        return min(self.grades, key=lambda g: self.grades[g])
+
+
+@dataclass(frozen=True)
+class FailedItem:
+    """A scorecard item that failed, with the hits that are its evidence."""
+
+    item_id: str
+    name: str
+    section: str
+    deduction: float
+    fatal: bool
+    hit_ids: tuple[str, ...] = ()
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """A call's scorecard result."""
+
+    scorecard_version: str
+    score: float
+    grade: str
+    passed: bool
+    fatal: bool
+    redline: bool
+    failed_items: tuple[FailedItem, ...]
+    section_scores: Mapping[str, float] = field(default_factory=dict)
+    copc: Mapping[str, bool] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.score <= 100.0:
+            raise ValueError(f"score {self.score} outside 0..100")
+        object.__setattr__(self, "section_scores", MappingProxyType(dict(self.section_scores)))
+        object.__setattr__(self, "copc", MappingProxyType(dict(self.copc)))
+
+
+def parse_scorecard(text: str, source: str = "scorecard.toml", pass_score: float | None = None) -> Scorecard:
+    """Parse and validate scorecard TOML text.
+
+    Raises:
+        ConfigError: not TOML, or a missing/unknown/wrong key (named in the message).
+    """
+    try:
+        data: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, f"not valid TOML: {exc}") from None
+    if pass_score:  # None or 0 = the scorecard's own
+        data["pass_score"] = pass_score
+    try:
+        return Scorecard.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(source, f"{where + ': ' if where else ''}{first['msg']}") from None
+
+
+def load_scorecard(path: str | Path | None = None, pass_score: float | None = None) -> Scorecard:
+    """Load a scorecard file; None or "" = the one shipped with callqa.
+
+    Args:
+        path: a scorecard TOML file (config ``[scoring] scorecard``).
+        pass_score: overrides the file's ``pass_score`` (config ``[scoring] pass_score``;
+            None or 0 = keep the file's).
+
+    Raises:
+        ConfigError: the file is missing or invalid.
+    """
+    if not path:
+        return parse_scorecard(read_resource_text("config", "scorecard.toml"), "scorecard.toml", pass_score)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(path), "scorecard file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), f"cannot read the scorecard: {exc}") from None
+    return parse_scorecard(text, str(path), pass_score)
+
+
+def _matches(item: Item, hit: Hit) -> bool:
+    if hit.severity not in item.severities:
+        return False
+    return hit.category in item.categories or any(fnmatch.fnmatchcase(hit.rule_id, p) for p in item.rule_ids)
+
+
+def _feature_fails(item: Item, features_row: Mapping[str, Any]) -> str:
+    value = features_row.get(item.feature)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""  # not measured: no evidence either way
+    if item.min is not None and value < item.min:
+        return f"{item.feature}={value:.3g} < {item.min:g}"
+    if item.max is not None and value > item.max:
+        return f"{item.feature}={value:.3g} > {item.max:g}"
+    return ""
+
+
+def score_call(hits: Sequence[Hit], features_row: Mapping[str, Any], scorecard: Scorecard) -> ScoreResult:
+    """Score one call.
+
+    Args:
+        hits: the call's hits (``Hit.hit_id`` becomes the evidence of failed items).
+        features_row: the call's feature row (``pipeline.scoring.features``) for
+            feature items; may be empty when no item uses features.
+        scorecard: from :func:`load_scorecard`.
+
+    Returns:
+        Score 0-100 (``fatal_score`` when a fatal item failed), grade,
+        pass/fail, failed items with hit ids, per-section scores, COPC class
+        pass/fail and the red-line flag.
+    """
+    counted = [h for h in hits if scorecard.count_suspect_hits or not h.suspect]
+    failed: list[FailedItem] = []
+    for item in scorecard.items:
+        evidence = [h for h in counted if _matches(item, h)]
+        reason = _feature_fails(item, features_row) if item.feature else ""
+        if not evidence and not reason:
+            continue
+        units = max(len(evidence), 1)
+        deduction = item.deduction * units
+        if item.max_deduction is not None:
+            deduction = min(deduction, item.max_deduction)
+        failed.append(FailedItem(item.id, item.name, item.section, deduction, item.fatal,
+                                 tuple(sorted({h.hit_id for h in evidence})),
+                                 reason or f"{len(evidence)} hit(s)"))
+    if scorecard.any_fatal_hit_fails:
+        listed = {hid for f in failed if f.fatal for hid in f.hit_ids}
+        stray = [h for h in counted if h.severity == "fatal" and h.hit_id not in listed]
+        for rule_id in sorted({h.rule_id for h in stray}):
+            ids = tuple(sorted(h.hit_id for h in stray if h.rule_id == rule_id))
+            failed.append(FailedItem(f"fatal_hit:{rule_id}", f"fatal hit of rule {rule_id}", "", 0.0, True, ids,
+                                     "a hit with severity fatal"))
+    section_scores = {}
+    for key in scorecard.sections:
+        lost = sum(f.deduction for f in failed if f.section == key)
+        section_scores[key] = max(0.0, 100.0 - lost)
+    total_weight = sum(s.weight for s in scorecard.sections.values())
+    score = sum(section_scores[k] * s.weight for k, s in scorecard.sections.items()) / total_weight
+    fatal = any(f.fatal for f in failed)
+    if fatal:
+        score = scorecard.fatal_score
+    score = round(min(100.0, max(0.0, score)), 2)
+    items_by_id = {item.id: item for item in scorecard.items}
+    failed_classes = {items_by_id[f.item_id].copc for f in failed if f.item_id in items_by_id}
+    failed_classes |= {h.error_class for h in counted if h.severity == "fatal"}
+    return ScoreResult(
+        scorecard_version=scorecard.version, score=score, grade=scorecard.grade_for(score),
+        passed=not fatal and score >= scorecard.pass_score, fatal=fatal,
+        redline=any(h.category in REDLINE_CATEGORIES for h in counted),
+        failed_items=tuple(failed), section_scores=section_scores,
+        copc={c: c not in failed_classes for c in COPC_CLASSES},
+    )
+
+
+def hits_from_rows(rows: Sequence[Mapping[str, Any]]) -> list[Hit]:
+    """Rebuild :class:`Hit` objects from stored ``hits`` rows."""
+    names = [f.name for f in fields(Hit)]
+    return [Hit(**{name: row[name] for name in names}) for row in rows]
+
+
+def rescore_rows(features: pa.Table, hits: pa.Table, scorecard: Scorecard) -> list[dict[str, Any]]:
+    """Re-score stored feature rows with ``scorecard`` (no audio, no detectors).
+
+    Args:
+        features: rows of the ``features`` table (``pipeline.scoring.features.load``).
+        hits: rows of the ``hits`` table; matched on call_id, config_hash,
+            model_id and the detector versions listed in the row's rules_version.
+        scorecard: the scorecard to apply.
+
+    Returns:
+        The feature rows with the score columns replaced.
+    """
+    from pipeline.scoring.features import with_score
+    from pipeline.store import split_rules_version
+
+    key_names = ("call_id", "config_hash", "model_id", "rules_version")
+    by_key: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for row in hits.to_pylist():
+        by_key.setdefault(tuple(row[k] for k in key_names), []).append(row)
+    rescored = []
+    for row in features.to_pylist():
+        call = tuple(row[k] for k in key_names[:-1])
+        # A feature row's rules_version lists the versions of the detectors it was built from.
+        call_hits = hits_from_rows([h for version in split_rules_version(row["rules_version"])
+                                    for h in by_key.get((*call, version), [])])
+        rescored.append(with_score(row, score_call(call_hits, row, scorecard)))
+    return rescored
+
+
+def rescore_store(store_root: str | Path, scorecard: Scorecard) -> list[dict[str, Any]]:
+    """Re-score every current feature row of a store and commit the result (chunk kind "score").
+
+    The new rows supersede the old ones for the same call, config, model and
+    rules version; their ``scorecard_version`` column says which scorecard scored them.
+
+    Returns:
+        The committed rows.
+
+    Raises:
+        StoreError: the store cannot be written.
+    """
+    from pipeline.store import Store
+
+    store = Store(store_root)
+    rows = rescore_rows(store.read("features"), store.read("hits"), scorecard)
+    if rows:
+        store.commit({"features": rows}, kind="score")
+    return rows
+
+
+__all__ = ["COPC_CLASSES", "FailedItem", "Item", "ScoreResult", "Scorecard", "Section", "load_scorecard",
+           "hits_from_rows", "parse_scorecard", "rescore_rows", "rescore_store", "score_call"]

@@ -118,6 +118,7 @@ def _register_commands() -> None:
     """Attach the commands that live in their own modules (each a thin layer over a library function)."""
     from pipeline.cli.asr_cmd import model_app, transcribe
     from pipeline.cli.models_cmd import evaluate, models_app, score, train
+    from pipeline.cli.reports_cmd import agreement, report, sample
     from pipeline.cli.rules_cmd import redact, rescore, rules_app
     from pipeline.cli.show_cmd import show
 
@@ -128,6 +129,9 @@ def _register_commands() -> None:
     app.command("train")(train)
     app.command("evaluate")(evaluate)
     app.command("redact")(redact)
+    app.command("report")(report)
+    app.command("sample")(sample)
+    app.command("agreement")(agreement)
     app.add_typer(rules_app, name="rules")
     app.add_typer(models_app, name="models")
     app.add_typer(model_app, name="model")

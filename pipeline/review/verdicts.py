@@ -308,11 +308,15 @@ def call_labels(store_root: str | Path, target: str = "verdict") -> pa.Table:
                      "label": pa.array([label for _, label in rows], pa.string())})
 
 
-def rule_precision(store_root: str | Path) -> pa.Table:
+def rule_precision(store_root: str | Path, reviewer: str | None = None) -> pa.Table:
     """How often each rule's reviewed hits were confirmed, with a Wilson 95 % interval.
 
     Each hit counts once (a lead's verdict wins, then the latest); ``unsure``
     verdicts are counted but left out of ``reviewed`` and the share.
+
+    Args:
+        store_root: the store directory.
+        reviewer: count only this reviewer's current verdicts (None = one verdict per hit from everyone).
 
     Returns:
         One row per rule_id, noisiest first (lowest share): rule_id, reviewed
@@ -322,7 +326,8 @@ def rule_precision(store_root: str | Path) -> pa.Table:
     from scipy.stats import binomtest
 
     counts: dict[str, dict[str, int]] = {}
-    for row in chosen_hit_verdicts(store_root).to_pylist():
+    rows = chosen_hit_verdicts(store_root) if reviewer is None else current_hit_verdicts(store_root, reviewer)
+    for row in rows.to_pylist():
         rule = counts.setdefault(row["rule_id"] or "", dict.fromkeys(HIT_VERDICTS, 0))
         rule[row["verdict"]] += 1
     out: list[dict[str, object]] = []

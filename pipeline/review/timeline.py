@@ -1,0 +1,121 @@
+"""The call page's timeline: speech per role, silences, overlaps, hits, and speech with no transcript.
+
+Pure functions over stored rows (times on the call clock). Lanes are drawn
+as SVG by the template; spans here are plain ``(start_s, end_s)`` pairs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.timing.intervals import union
+
+Span = tuple[float, float]
+#: Shorter pieces of untranscribed speech are VAD padding, not missing text.
+MIN_UNTRANSCRIBED_S = 0.5
+#: Shorter overlaps are normal turn-taking.
+MIN_OVERLAP_S = 0.2
+#: Gaps with nobody speaking at least this long are drawn as silences.
+MIN_SILENCE_S = 2.0
+
+
+def subtract(spans: Sequence[Span], remove: Sequence[Span]) -> list[Span]:
+    """Parts of the disjoint sorted ``spans`` not covered by the disjoint sorted ``remove``."""
+    out: list[Span] = []
+    j = 0
+    for start, end in spans:
+        cursor = start
+        while j < len(remove) and remove[j][1] <= cursor:
+            j += 1
+        k = j
+        while k < len(remove) and remove[k][0] < end:
+            if remove[k][0] > cursor:
+                out.append((cursor, remove[k][0]))
+            cursor = max(cursor, remove[k][1])
+            k += 1
+        if cursor < end:
+            out.append((cursor, end))
+    return out
+
+
+def intersect(first: Sequence[Span], second: Sequence[Span]) -> list[Span]:
+    """Where both disjoint sorted span lists cover the call."""
+    out: list[Span] = []
+    i = j = 0
+    while i < len(first) and j < len(second):
+        start, end = max(first[i][0], second[j][0]), min(first[i][1], second[j][1])
+        if start < end:
+            out.append((start, end))
+        if first[i][1] < second[j][1]:
+            i += 1
+        else:
+            j += 1
+    return out
+
+
+@dataclass(frozen=True)
+class Lane:
+    """One role's row: where it speaks, where it has a transcript, where speech has none."""
+
+    role: str
+    speech: tuple[Span, ...]
+    transcribed: tuple[Span, ...]
+    untranscribed: tuple[Span, ...]
+
+    @property
+    def untranscribed_s(self) -> float:
+        return sum(b - a for a, b in self.untranscribed)
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Everything the timeline draws for one call."""
+
+    duration_s: float
+    lanes: tuple[Lane, ...]
+    silences: tuple[Span, ...]
+    overlaps: tuple[Span, ...]
+    hits: tuple[Mapping[str, Any], ...]
+
+    def percent(self, seconds: float) -> float:
+        """A call-clock time as a percentage of the call (for drawing)."""
+        return 0.0 if self.duration_s <= 0 else max(0.0, min(100.0, 100.0 * seconds / self.duration_s))
+
+
+def build_timeline(duration_s: float, roles: Iterable[str], segments: Iterable[Mapping[str, Any]],
+                   utterances: Iterable[Mapping[str, Any]], hits: Iterable[Mapping[str, Any]],
+                   min_silence_s: float = MIN_SILENCE_S) -> Timeline:
+    """Lay out one call's timeline.
+
+    Args:
+        duration_s: the call's length.
+        roles: the call's channel roles (agent/customer, or mixed).
+        segments: VAD speech rows (role, start_s, end_s).
+        utterances: transcript rows (role, start_s, end_s).
+        hits: hit rows (start_s, end_s, severity, ...), passed through.
+        min_silence_s: shortest gap with nobody speaking that is drawn.
+
+    Returns:
+        The timeline: per-role lanes, silences and (stereo only) overlaps.
+    """
+    segments, utterances = list(segments), list(utterances)
+    roles = list(dict.fromkeys([*roles, *(s["role"] for s in segments), *(u["role"] for u in utterances)]))
+    lanes = []
+    for role in roles:
+        speech = union((s["start_s"], s["end_s"]) for s in segments if s["role"] == role)
+        text = union((u["start_s"], u["end_s"]) for u in utterances if u["role"] == role)
+        missing = [(a, b) for a, b in subtract(speech, text) if b - a >= MIN_UNTRANSCRIBED_S]
+        lanes.append(Lane(role, tuple(speech), tuple(text), tuple(missing)))
+    anyone = union(span for lane in lanes for span in (*lane.speech, *lane.transcribed))
+    silences = [(a, b) for a, b in subtract([(0.0, max(duration_s, 0.0))], anyone) if b - a >= min_silence_s]
+    by_role = {lane.role: union((*lane.speech, *lane.transcribed)) for lane in lanes}
+    overlaps: list[Span] = []
+    if "agent" in by_role and "customer" in by_role:
+        overlaps = [(a, b) for a, b in intersect(by_role["agent"], by_role["customer"]) if b - a >= MIN_OVERLAP_S]
+    return Timeline(duration_s, tuple(lanes), tuple(silences), tuple(overlaps),
+                    tuple(sorted(hits, key=lambda h: (h["start_s"], h["end_s"]))))
+
+
+__all__ = ["Lane", "Timeline", "build_timeline", "intersect", "subtract"]

@@ -45,8 +45,9 @@ class Engine:
             CREATE VIEW ha AS SELECT h.hit_id, h.call_id, h.rule_id, coalesce(h.category, '') AS category,
                    h.severity, coalesce(h.error_class, 'none') AS error_class, coalesce(h.suspect, false) AS suspect,
                    f.agent_id, f.team, f.call_date
-            FROM hits_raw h JOIN f ON h.call_id = f.call_id AND h.config_hash = f.config_hash
-                                  AND h.model_id = f.model_id""")
+            FROM hits_raw h JOIN f ON h.call_id = f.call_id
+                 AND (h.config_hash IS NULL OR h.config_hash = f.config_hash)
+                 AND (h.model_id IS NULL OR h.model_id = f.model_id)""")
         self.con.execute("CREATE VIEW hp AS SELECT * FROM ha WHERE severity IN ('fatal', 'non_fatal') AND NOT suspect")
 
     def register(self, name: str, table: pa.Table) -> None:

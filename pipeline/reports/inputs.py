@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -153,6 +154,14 @@ class ReportInputs:
         )
 
 
+def _read(store: Any, table: str, columns: list[str]) -> pa.Table:
+    """``store.read`` of these columns, or of all columns when the store lacks one of them."""
+    try:
+        return store.read(table, columns=columns)
+    except (KeyError, ValueError, pa.ArrowInvalid):
+        return store.read(table)
+
+
 def read_inputs(store_root: str | Path) -> ReportInputs:
     """Read a store's current rows and its review verdicts.
 
@@ -167,11 +176,15 @@ def read_inputs(store_root: str | Path) -> ReportInputs:
     from pipeline.store import Store
 
     store = Store(store_root)
-    stored = set(FEATURES_SCHEMA.names)  # call_date is added by read(), never requested
-    features = store.read("features", columns=[c for c in FEATURE_COLUMNS if c in stored])
-    hits = store.current_hits(columns=[c for c in HIT_COLUMNS if c != "call_id"])
-    calls = store.read("calls", columns=[c for c in CALL_COLUMNS if c not in ("call_id", "call_date")])
-    errors = store.read("errors", columns=["stage", "error_type"])
+    stored = set(FEATURES_SCHEMA.names)
+    features = _read(store, "features", [c for c in FEATURE_COLUMNS if c in stored and c != "call_date"])
+    # The ledger store keeps several rule versions' hits (current_hits picks the call's);
+    # the Delta store's read() already returns only the current result's hits.
+    hit_columns = [c for c in HIT_COLUMNS if c != "call_id"]
+    hits = store.current_hits(columns=hit_columns) if hasattr(store, "current_hits") else \
+        _read(store, "hits", hit_columns)
+    calls = _read(store, "calls", [c for c in CALL_COLUMNS if c not in ("call_id", "call_date")])
+    errors = _read(store, "errors", ["stage", "error_type"])
     queue_dir = Path(store_root) / "_review" / "queues"
     queues = tuple(sorted(queue_dir.glob("*.csv"))) if queue_dir.is_dir() else ()
     return ReportInputs.from_tables(

@@ -1,156 +1,310 @@
-"""Everything after transcription, for one call: detectors, features, score, classifier.
+"""The stage order, written once.
 
-:class:`Analysers` holds the heavy, reusable objects (compiled lexicon
-matcher, red-line text model, scorecard, promoted classifier). It is built
-once per worker by the runner and reused by ``callqa rescore``, so a call
-analysed during ``callqa run`` and re-analysed from the store go through the
-same code.
+    decode → VAD → onset repair → ASR → PII → text rules and red-line model
+           → timing → features → scorecard → classifier
 
-Versions. Each hit carries the version of the detector that raised it (the
-rule sets' version, :data:`pipeline.timing.detect.RULES_VERSION`, the
-red-line model's version). A call's feature row carries all of them joined
-by :data:`RULES_VERSION_SEP` in ``rules_version``, which is how a stored score
-is traced back to the exact hits it was computed from.
+Every path through callqa goes through these functions: ``callqa run`` (via
+:mod:`pipeline.jobs`), ``callqa transcribe`` (:func:`transcribe_audio`),
+``callqa rescore`` (:func:`analyse_evidence` on stored transcripts), the
+benchmarks and the distributed engines.
+
+- :class:`Resources` holds the heavy, reusable objects (Whisper, the compiled
+  lexicon, the red-line text model, the scorecard, the classifier). Build it
+  once per worker with :meth:`Resources.load` and pass it in; tests pass a fake
+  transcriber the same way.
+- :func:`transcribe_audio`: VAD, onset repair and ASR of a decoded call.
+- :func:`protect_pii`: find personal data and mask it, once, before anything reads the text.
+- :func:`analyse_evidence`: text rules, red-line model, timing, features,
+  scorecard and classifier, on evidence that may come from audio or from the store.
+- :func:`analyse_call`: all of the above for one decoded call.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from pipeline.scoring.classifier import TrainedModel, apply_model, load_promoted, promoted_name
+from pipeline.asr.guard import HallucinationLexicon, load_hallucination_lexicon
+from pipeline.asr.model import resolve_model
+from pipeline.asr.transcribe import Transcriber, WhisperTranscriber, transcribe_call
+from pipeline.audio.levels import ChannelFacts, measure_channel
+from pipeline.audio.loudness import LoudnessTrack, loudness_tracks, refine_segments, with_segments
+from pipeline.audio.vad import detect_speech
 from pipeline.config import Config
-from pipeline.text.matcher import LexiconMatcher, build_matcher, detect_phrases
-from pipeline.audio.loudness import LoudnessTrack
-from pipeline.text.redline_model import (
-    CARD_FILE,
-    RedlineTextModel,
-    card_version,
-    find_redline_model,
-    score_utterances,
-)
-from pipeline.timing.detect import RULES_VERSION as TIMING_VERSION
-from pipeline.timing.detect import TimingResult, detect_timing
+from pipeline.records import Call, CallEvidence, Hit, SpeechSegment, Utterance
+from pipeline.scoring.classifier import TrainedModel, apply_model
 from pipeline.scoring.features import build_features, with_score
+from pipeline.scoring.scorecard import Scorecard, ScoreResult, load_scorecard, score_call
+from pipeline.text.matcher import LexiconMatcher, build_matcher, detect_phrases
+from pipeline.text.pii import PiiTime, locate_pii, mask_utterance
+from pipeline.text.redline_model import RedlineTextModel, redline_model_path, redline_version, score_utterances
 from pipeline.text.rules import RuleSet, load_rules
-from pipeline.records import CallEvidence, Hit
-from pipeline.text.pii import mask_hit
-from pipeline.scoring.scorecard import Scorecard, load_scorecard, score_call
-from pipeline.store import RULES_VERSION_SEP
+from pipeline.timing.detect import TIMING_VERSION, TimingResult, detect_timing
+from pipeline.versions import ANALYSIS_VERSION, NONE, Versions
 
-
-def redline_model_path(config: Config) -> str | None:
-    """Where the configured red-line text model lives, or None when off or not installed."""
-    path = find_redline_model(config.classifier.redline_model)
-    return None if path is None else str(path)
-
-
-def is_timing_version(version: str) -> bool:
-    """True for a version string of the timing detectors ("timing-N")."""
-    return version.split("-", 1)[0] == TIMING_VERSION.split("-", 1)[0]
-
-
-def join_versions(rules: str | None, timing: str | None, redline: str | None) -> str:
-    """The combined ``rules_version`` of a feature row: rule sets, timing detectors, red-line model.
-
-    A part is None when that detector did not run (no transcript, no model).
-    """
-    return RULES_VERSION_SEP.join(v for v in (rules, timing, redline) if v)
-
-
-def planned_rules_version(config: Config) -> str:
-    """What :attr:`Analysers.rules_version` will be, without compiling or loading any model."""
-    text = config.asr.enabled
-    path = redline_model_path(config) if text else None
-    redline = None
-    if path is not None:
-        try:
-            redline = card_version(json.loads((Path(path) / CARD_FILE).read_text(encoding="utf-8")))
-        except (OSError, ValueError):
-            redline = "redline_text@unreadable"
-    return join_versions(load_rules(config.text.rules_dir or None).version if text else None, TIMING_VERSION, redline)
-
-
-def classifier_note(config: Config) -> str:
-    """Which classifier will score the calls, in words (printed by ``callqa run``)."""
-    name = promoted_name(config.classifier.models_dir)
-    if name is None:
-        return f"no classifier promoted in {config.classifier.models_dir}/: scorecard only"
-    return f"classifier {config.classifier.models_dir}/{name}"
+#: Use the transcriber named by ``[asr]`` (the default of :meth:`Resources.load`).
+FROM_CONFIG = "from-config"
 
 
 @dataclass(frozen=True)
-class Analysers:
-    """The detectors, scorecard and classifier one worker applies to every call."""
+class Resources:
+    """Everything heavy one worker applies to every call; build once with :meth:`load`."""
 
     config: Config
+    transcriber: Transcriber | None
+    hallucinations: HallucinationLexicon
     rules: RuleSet
     matcher: LexiconMatcher | None
-    hold_phrases: tuple[str, ...]
-    backchannels: tuple[str, ...]
     redline: RedlineTextModel | None
     scorecard: Scorecard
     classifier: TrainedModel | None
 
     @classmethod
-    def load(cls, config: Config, rules: RuleSet | None = None, text: bool | None = None) -> Analysers:
-        """Load rule sets, the red-line model, the scorecard and the promoted classifier.
+    def load(cls, config: Config, *, transcriber: Transcriber | None | str = FROM_CONFIG,
+             rules: RuleSet | None = None, scorecard: Scorecard | None = None,
+             classifier: TrainedModel | None = None, text: bool | None = None) -> Resources:
+        """Load the models, rule sets and scorecard a worker needs.
 
         Args:
             config: the run's configuration.
+            transcriber: a transcriber to use (tests pass a fake), None for no
+                transcription, or :data:`FROM_CONFIG` (load Whisper when ``asr.enabled``).
             rules: rule sets to use instead of ``text.rules_dir``'s.
-            text: run the text detectors; default ``asr.enabled`` (no transcript, no text rules).
+            scorecard: the scorecard to use instead of ``scoring.scorecard``'s
+                (a store records the one it is scored with).
+            classifier: the promoted classifier (None: scorecard only).
+            text: run the text detectors; default: when there is a transcriber
+                or transcripts (``asr.enabled``).
 
         Raises:
-            LexiconError: a rule set is malformed.
+            ModelError: the speech or red-line model cannot be loaded.
+            LexiconError: a rule set or the hallucination lexicon is malformed.
             ConfigError: the scorecard is missing or invalid.
-            ModelError: the red-line model or the promoted classifier cannot be loaded.
         """
-        rules = rules if rules is not None else load_rules(config.text.rules_dir or None)
+        if transcriber == FROM_CONFIG:
+            transcriber = WhisperTranscriber.from_config(config.asr) if config.asr.enabled else None
+        assert not isinstance(transcriber, str), f"unknown transcriber {transcriber!r}"
         text = config.asr.enabled if text is None else text
-        redline_path = redline_model_path(config) if text else None
+        rules = rules if rules is not None else load_rules(config.text.rules_dir)
+        redline_path = redline_model_path(config.classifier.redline_model) if text else None
         return cls(
-            config=config, rules=rules,
-            matcher=build_matcher(rules, config.text) if text else None,
-            hold_phrases=rules.lists.get("hold_announcement", ()),
-            backchannels=rules.lists.get("backchannel", ()),
-            redline=RedlineTextModel.load(redline_path) if redline_path else None,
-            scorecard=load_scorecard(config.scoring.scorecard or None, config.scoring.pass_score or None),
-            classifier=load_promoted(config.classifier.models_dir),
+            config=config, transcriber=transcriber,
+            hallucinations=load_hallucination_lexicon(config.asr.guard.hallucination_lexicon),
+            rules=rules, matcher=build_matcher(rules, config.text) if text else None,
+            redline=RedlineTextModel.load(redline_path) if redline_path is not None else None,
+            scorecard=scorecard if scorecard is not None else load_scorecard(config.scoring.scorecard),
+            classifier=classifier,
         )
 
     @property
-    def rules_version(self) -> str:
-        """Versions of every detector applied, joined (the ``rules_version`` of feature rows)."""
-        return join_versions(self.rules.version if self.matcher is not None else None, TIMING_VERSION,
-                             self.redline.version if self.redline is not None else None)
+    def versions(self) -> Versions:
+        """What the results of these resources depend on (stored on every row)."""
+        return Versions(
+            config_hash=self.config.config_hash, analysis_version=ANALYSIS_VERSION,
+            asr_model=self.transcriber.model_id if self.transcriber is not None else NONE,
+            rules_version=self.rules.version if self.matcher is not None else NONE,
+            timing_version=TIMING_VERSION,
+            redline_model=self.redline.version if self.redline is not None else NONE,
+        )
 
-    def text_hits(self, evidence: CallEvidence) -> list[Hit]:
-        """Lexicon rules and the red-line text model, with personal data masked in the evidence text."""
-        if self.matcher is None:
-            return []
-        pii = self.config.pii if self.config.pii.detect and self.config.pii.mask else None
-        hits = detect_phrases(evidence, self.matcher, self.config.text, pii)
-        if self.redline is not None:
-            classifier = self.config.classifier
-            hits += score_utterances(evidence, self.redline, classifier.redline_threshold or None,
-                                     severity=classifier.redline_severity)
-        return [mask_hit(h, pii) for h in hits] if pii is not None else hits
-
-    def timing(self, evidence: CallEvidence, tracks: Mapping[str, LoudnessTrack] | None) -> TimingResult:
-        """Speech rate, silence, interruptions, latency, talk ratio, raised voice, hang-up."""
-        return detect_timing(evidence, self.config.timing, tracks, self.hold_phrases, self.backchannels)
-
-    def feature_row(self, evidence: CallEvidence, hits: Sequence[Hit], timing_features: Mapping[str, Any],
-                    call_facts: Mapping[str, Any], versions: Mapping[str, str]) -> dict[str, Any]:
-        """The call's feature row, scored by the scorecard and, when one is promoted, the classifier."""
-        row = build_features(evidence, hits, timing_features, call_facts, versions)
-        row = with_score(row, score_call(hits, row, self.scorecard))
-        return apply_model([row], self.classifier)[0]
+    def with_scoring(self, scorecard: Scorecard, classifier: TrainedModel | None) -> Resources:
+        """The same resources scoring with another scorecard and classifier."""
+        return replace(self, scorecard=scorecard, classifier=classifier)
 
 
-__all__ = ["Analysers", "classifier_note", "is_timing_version", "join_versions", "planned_rules_version",
-           "redline_model_path"]
+@dataclass(frozen=True)
+class ResourceSpec:
+    """How to build a worker's :class:`Resources`: picklable, so engines send it to worker processes.
+
+    Attributes mirror :meth:`Resources.load`'s arguments; :meth:`versions` tells
+    what the results will record without loading any model (the batch's resume key).
+    """
+
+    config: Config
+    transcriber: Transcriber | None | str = FROM_CONFIG
+    scorecard: Scorecard | None = None
+    classifier: TrainedModel | None = None
+
+    def load(self) -> Resources:
+        """Build the resources (in the worker that will use them)."""
+        return Resources.load(self.config, transcriber=self.transcriber, scorecard=self.scorecard,
+                              classifier=self.classifier)
+
+    def load_for_scoring(self) -> Resources:
+        """Only what scoring stored rows needs: the scorecard and classifier (no speech or text models)."""
+        return Resources.load(self.config, transcriber=None, scorecard=self.scorecard, classifier=self.classifier,
+                              text=False)
+
+    def with_scoring(self, scorecard: Scorecard, classifier: TrainedModel | None) -> ResourceSpec:
+        """The same spec scoring with another scorecard and classifier."""
+        return replace(self, scorecard=scorecard, classifier=classifier)
+
+    def versions(self) -> Versions:
+        """What :attr:`Resources.versions` will be, without loading any model into memory.
+
+        Raises:
+            ModelError: the configured speech or red-line model cannot be found.
+            LexiconError: a rule set is malformed.
+        """
+        config = self.config
+        text = config.asr.enabled
+        if isinstance(self.transcriber, str):
+            asr_model = resolve_model(config.asr.model).model_id if config.asr.enabled else NONE
+        else:
+            asr_model = self.transcriber.model_id if self.transcriber is not None else NONE
+        return Versions(
+            config_hash=config.config_hash, analysis_version=ANALYSIS_VERSION, asr_model=asr_model,
+            rules_version=load_rules(config.text.rules_dir).version if text else NONE,
+            timing_version=TIMING_VERSION,
+            redline_model=(redline_version(config.classifier.redline_model) or NONE) if text else NONE,
+        )
+
+
+# -- audio stages ----------------------------------------------------------------
+@dataclass(frozen=True)
+class Transcript:
+    """What the audio stages found: speech per role, its loudness, and the recognised text."""
+
+    segments: tuple[SpeechSegment, ...]
+    utterances: tuple[Utterance, ...]
+    tracks: Mapping[str, LoudnessTrack]
+    channels: tuple[ChannelFacts, ...]
+
+
+def transcribe_audio(call: Call, resources: Resources) -> Transcript:
+    """VAD, onset repair and ASR of a decoded call (the text is not masked yet).
+
+    Raises:
+        Nothing for bad audio (that failed at decoding); exceptions here are bugs
+        or model failures and become the call's error row in a batch.
+    """
+    config = resources.config
+    segments = [s for channel in call.channels for s in detect_speech(channel, config.vad)]
+    tracks = loudness_tracks(call, segments, config.vad.loudness_frame_s)
+    if config.vad.onset_repair:
+        segments = refine_segments(segments, tracks, config.vad)
+        tracks = with_segments(tracks, segments)
+    segments = sorted(segments, key=lambda s: (s.start_s, s.role))
+    utterances = (transcribe_call(call, segments, resources.transcriber, config.asr, resources.hallucinations)
+                  if resources.transcriber is not None else [])
+    facts = tuple(measure_channel(channel, config.vad.clip_level) for channel in call.channels)
+    return Transcript(tuple(segments), tuple(utterances), tracks, facts)
+
+
+def protect_pii(utterances: Sequence[Utterance], config: Config
+                ) -> tuple[tuple[Utterance, ...], tuple[tuple[PiiTime, ...], ...] | None]:
+    """Find personal data in each utterance and mask it (``[pii]``), once, before any detector reads the text.
+
+    Returns:
+        The utterances (masked when ``pii.mask``) and, when ``pii.detect``, where
+        each one's personal data was spoken (for review and ``callqa redact``).
+    """
+    pii = config.pii
+    if not pii.detect:
+        return tuple(utterances), None
+    spans = tuple(tuple(locate_pii(u, pii.chinese_digits)) for u in utterances)
+    masked = tuple(mask_utterance(u, pii) for u in utterances) if pii.mask else tuple(utterances)
+    return masked, spans
+
+
+# -- evidence stages ---------------------------------------------------------------
+@dataclass(frozen=True)
+class Analysis:
+    """What the detectors, the scorecard and the classifier made of one call's evidence."""
+
+    hits: tuple[Hit, ...]
+    timing: TimingResult
+    features: dict[str, Any]
+    score: ScoreResult
+
+
+def text_hits(evidence: CallEvidence, resources: Resources) -> list[Hit]:
+    """Lexicon rules and the red-line text model on the (already masked) utterances."""
+    if resources.matcher is None:
+        return []
+    config = resources.config
+    hits = detect_phrases(evidence, resources.matcher, config.text)
+    if resources.redline is not None:
+        hits += score_utterances(evidence, resources.redline, config.classifier.redline_threshold,
+                                 severity=config.classifier.redline_severity,
+                                 min_chars=config.classifier.redline_min_chars)
+    return hits
+
+
+def timing_of(evidence: CallEvidence, resources: Resources,
+              tracks: Mapping[str, LoudnessTrack] | None) -> TimingResult:
+    """Speech rate, silence, interruptions, latency, talk, raised voice and hang-up."""
+    lists = resources.rules.lists
+    return detect_timing(evidence, resources.config.timing, tracks, lists.get("hold_announcement", ()),
+                         lists.get("backchannel", ()))
+
+
+def analyse_evidence(evidence: CallEvidence, resources: Resources, call_facts: Mapping[str, Any], *,
+                     tracks: Mapping[str, LoudnessTrack] | None = None, timing: TimingResult | None = None,
+                     versions: Versions | None = None) -> Analysis:
+    """Text rules, red-line model, timing, features, scorecard and classifier for one call.
+
+    Args:
+        evidence: segments and (masked) utterances, from the audio or from the store.
+        resources: from :meth:`Resources.load`.
+        call_facts: facts of the ``calls`` row the features carry (call_date, agent_id, team, codec, ...).
+        tracks: loudness tracks (raised voice at frame resolution); None from the store.
+        timing: timing results to reuse instead of running the detectors (``rescore``
+            keeps those measured on the audio).
+        versions: the versions the feature row records (default ``resources.versions``;
+            ``rescore`` keeps the stored call's speech model and configuration).
+    """
+    timing = timing if timing is not None else timing_of(evidence, resources, tracks)
+    hits = tuple(sorted([*text_hits(evidence, resources), *timing.hits], key=lambda h: (h.start_s, h.rule_id)))
+    row = build_features(evidence, hits, timing.features, call_facts, versions or resources.versions,
+                         resources.config.features.low_confidence_word_probability)
+    return score_features(row, hits, timing, resources)
+
+
+def score_features(row: Mapping[str, Any], hits: Sequence[Hit], timing: TimingResult,
+                   resources: Resources) -> Analysis:
+    """The scorecard and the classifier on a feature row and its hits (``callqa score`` starts here)."""
+    result = score_call(hits, row, resources.scorecard)
+    scored = apply_model([with_score(row, result)], resources.classifier)[0]
+    return Analysis(tuple(hits), timing, scored, result)
+
+
+@dataclass(frozen=True)
+class CallAnalysis:
+    """Everything one call produced: its transcript (masked), where PII was spoken, and its analysis."""
+
+    transcript: Transcript
+    pii: tuple[tuple[PiiTime, ...], ...] | None
+    evidence: CallEvidence
+    analysis: Analysis
+
+
+def analyse_call(call: Call, resources: Resources, call_facts: Mapping[str, Any],
+                 on_stage: Callable[[str], None] | None = None) -> CallAnalysis:
+    """Every stage after decoding, for one call (see the module docstring for the order).
+
+    Args:
+        call: the decoded call.
+        resources: from :meth:`Resources.load`.
+        call_facts: the ``calls`` facts the feature row carries (call_date, agent_id, team, ...).
+        on_stage: told the name of each stage as it starts (``transcribe``,
+            ``pii``, ``detect``), so a failure can say where it happened.
+    """
+    report = on_stage or (lambda _stage: None)
+    report("transcribe")
+    transcript = transcribe_audio(call, resources)
+    report("pii")
+    utterances, pii = protect_pii(transcript.utterances, resources.config)
+    transcript = replace(transcript, utterances=utterances)
+    evidence = CallEvidence(call.call_id, call.duration_s, tuple(c.role for c in call.channels),
+                            transcript.segments, utterances, call.metadata)
+    report("detect")
+    facts = {**call_facts, "channels": [asdict(c) for c in transcript.channels]}
+    analysis = analyse_evidence(evidence, resources, facts, tracks=transcript.tracks)
+    return CallAnalysis(transcript, pii, evidence, analysis)
+
+
+__all__ = ["FROM_CONFIG", "Analysis", "CallAnalysis", "ResourceSpec", "Resources", "Transcript", "analyse_call",
+           "analyse_evidence", "protect_pii", "score_features", "text_hits", "timing_of",
+           "transcribe_audio"]

@@ -11,108 +11,182 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import tomllib
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
 
 from pipeline.errors import ConfigError
-from pipeline.resources import read_resource_text
+from pipeline.paths import is_shipped, read_resource_text
+
+# Strict scalar types: TOML's `beam_size = true` or `silence_floor_dbfs = nan`
+# are refused instead of silently becoming 1 or NaN.
+Num = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+Int = Annotated[int, Strict()]
+Bool = Annotated[bool, Strict()]
+Str = Annotated[str, Strict()]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class InputConfig(_Section):
-    extensions: tuple[str, ...]
-    max_duration_s: float = Field(gt=0)
+    extensions: tuple[Str, ...] = Field(min_length=1)
+    max_duration_s: Annotated[Num, Field(gt=0)]
     channel_roles: tuple[Literal["agent", "customer"], ...] = Field(min_length=1)
+    min_sample_rate_hz: Annotated[Int, Field(gt=0)]
+    truncation_tolerance_s: Annotated[Num, Field(ge=0)]
+    truncation_tolerance_share: Annotated[Num, Field(ge=0, le=1)]
+
+    @model_validator(mode="after")
+    def _check(self) -> InputConfig:
+        if len(set(self.channel_roles)) != len(self.channel_roles):
+            raise ValueError(f"channel_roles must name each role once, got {list(self.channel_roles)}")
+        if any(not e.strip(". ") for e in self.extensions):
+            raise ValueError("extensions must not be empty strings")
+        return self
 
 
 class VadConfig(_Section):
-    threshold: float = Field(gt=0, lt=1)
-    min_speech_duration_ms: int = Field(ge=0)
-    min_silence_duration_ms: int = Field(ge=0)
-    speech_pad_ms: int = Field(ge=0)
-    max_speech_duration_s: float = Field(gt=0)
-    silence_floor_dbfs: float
-    clip_level: float = Field(gt=0, le=1)
+    threshold: Annotated[Num, Field(gt=0, lt=1)]
+    min_speech_duration_ms: Annotated[Int, Field(ge=0)]
+    min_silence_duration_ms: Annotated[Int, Field(ge=0)]
+    speech_pad_ms: Annotated[Int, Field(ge=0)]
+    max_speech_duration_s: Annotated[Num, Field(gt=0)]
+    silence_floor_dbfs: Annotated[Num, Field(le=0)]
+    clip_level: Annotated[Num, Field(gt=0, le=1)]
+    loudness_frame_s: Annotated[Num, Field(gt=0, le=1)]
+    onset_repair: Bool
+    onset_above_floor_db: Annotated[Num, Field(ge=0)]
+    onset_below_speech_db: Annotated[Num, Field(ge=0)]
+    onset_max_shift_s: Annotated[Num, Field(ge=0)]
 
 
 class GuardConfig(_Section):
-    min_vad_overlap: float = Field(ge=0, le=1)
-    no_speech_prob_max: float = Field(ge=0, le=1)
-    no_speech_prob_alone_max: float = Field(ge=0, le=1)
-    logprob_min: float
-    compression_ratio_max: float = Field(gt=0)
-    hallucination_lexicon: str
+    min_vad_overlap: Annotated[Num, Field(ge=0, le=1)]
+    no_speech_prob_max: Annotated[Num, Field(ge=0, le=1)]
+    no_speech_prob_alone_max: Annotated[Num, Field(ge=0, le=1)]
+    logprob_min: Num
+    compression_ratio_max: Annotated[Num, Field(gt=0)]
+    repeat_run_min: Annotated[Int, Field(ge=2)]
+    repeat_min_chars: Annotated[Int, Field(ge=1)]
+    prompt_echo_min_chars: Annotated[Int, Field(ge=1)]
+    hallucination_lexicon: Annotated[Str, Field(min_length=1)]
 
 
 class AsrConfig(_Section):
-    enabled: bool
-    model: str = Field(min_length=1)
+    enabled: Bool
+    model: Annotated[Str, Field(min_length=1)]
     device: Literal["auto", "cpu", "cuda"]
-    compute_type: str
-    cpu_threads: int = Field(ge=0)
-    beam_size: int = Field(ge=1)
-    language: str
-    initial_prompt: str
-    word_timestamps: bool
-    to_simplified: bool
-    batched: bool
-    batch_size: int = Field(ge=1)
-    crosstalk_margin_db: float
+    compute_type: Annotated[Str, Field(min_length=1)]
+    cpu_threads: Literal["auto"] | Annotated[Int, Field(ge=1)]
+    beam_size: Annotated[Int, Field(ge=1)]
+    language: Annotated[Str, Field(min_length=1)]
+    initial_prompt: Str
+    word_timestamps: Bool
+    to_simplified: Bool
+    batched: Bool
+    batch_size: Annotated[Int, Field(ge=1)]
+    drop_crosstalk: Bool
+    crosstalk_margin_db: Annotated[Num, Field(gt=0)]
+    crosstalk_covered_share: Annotated[Num, Field(gt=0, le=1)]
+    cut_pad_s: Annotated[Num, Field(ge=0)]
+    join_pause_s: Annotated[Num, Field(ge=0)]
+    window_s: Annotated[Num, Field(gt=1, le=30)]
+    redecode_min_s: Annotated[Num, Field(ge=0)]
     guard: GuardConfig
 
 
 class TextConfig(_Section):
-    rules_dir: str
-    fuzzy: bool
-    fuzzy_confidence: float = Field(ge=0, le=1)
-    suspect_can_raise_fatal: bool
+    rules_dir: Annotated[Str, Field(min_length=1)]
+    fuzzy: Bool
+    fuzzy_confidence: Annotated[Num, Field(ge=0, le=1)]
+    fuzzy_common_word_freq: Annotated[Int, Field(ge=0)]
+    suspect_can_raise_fatal: Bool
 
 
 class PiiConfig(_Section):
-    detect: bool
-    mask: bool
-    mask_char: str = Field(min_length=1, max_length=1)
-    chinese_digits: bool
+    detect: Bool
+    mask: Bool
+    mask_char: Annotated[Str, Field(min_length=1, max_length=1)]
+    chinese_digits: Bool
+
+    @model_validator(mode="after")
+    def _check(self) -> PiiConfig:
+        if self.mask and not self.detect:
+            raise ValueError("mask = true needs detect = true")
+        return self
 
 
 class TimingConfig(_Section):
-    speech_rate_max_chars_per_min: float = Field(gt=0)
-    speech_rate_min_chars_per_min: float = Field(ge=0)
-    speech_rate_min_utterance_s: float = Field(ge=0)
-    speech_rate_min_sustained_s: float = Field(ge=0)
-    silence_min_s: float = Field(gt=0)
-    hold_max_s: float = Field(gt=0)
-    hold_announce_window_s: float = Field(ge=0)
-    answer_delay_max_s: float = Field(ge=0)
-    interruption_min_overlap_s: float = Field(ge=0)
-    interruption_min_chars: int = Field(ge=0)
-    response_latency_max_s: float = Field(gt=0)
-    raised_voice_db: float = Field(gt=0)
-    raised_voice_min_s: float = Field(ge=0)
-    hangup_trailing_silence_s: float = Field(ge=0)
+    speech_rate_max_chars_per_min: Annotated[Num, Field(gt=0)]
+    speech_rate_min_chars_per_min: Annotated[Num, Field(ge=0)]
+    speech_rate_min_utterance_s: Annotated[Num, Field(ge=0)]
+    speech_rate_min_sustained_s: Annotated[Num, Field(ge=0)]
+    silence_min_s: Annotated[Num, Field(gt=0)]
+    hold_max_s: Annotated[Num, Field(gt=0)]
+    hold_announce_window_s: Annotated[Num, Field(ge=0)]
+    answer_delay_max_s: Annotated[Num, Field(ge=0)]
+    interruption_min_overlap_s: Annotated[Num, Field(ge=0)]
+    interruption_min_chars: Annotated[Int, Field(ge=0)]
+    interruption_simultaneous_start_s: Annotated[Num, Field(ge=0)]
+    interruption_unchecked_confidence: Annotated[Num, Field(ge=0, le=1)]
+    response_latency_max_s: Annotated[Num, Field(gt=0)]
+    raised_voice_db: Annotated[Num, Field(gt=0)]
+    raised_voice_min_s: Annotated[Num, Field(ge=0)]
+    raised_voice_smoothing_s: Annotated[Num, Field(gt=0)]
+    raised_voice_bridge_s: Annotated[Num, Field(ge=0)]
+    raised_voice_min_baseline_s: Annotated[Num, Field(ge=0)]
+    hangup_trailing_silence_s: Annotated[Num, Field(ge=0)]
+    hangup_estimated_confidence: Annotated[Num, Field(ge=0, le=1)]
+
+    @model_validator(mode="after")
+    def _check(self) -> TimingConfig:
+        if self.speech_rate_min_chars_per_min >= self.speech_rate_max_chars_per_min:
+            raise ValueError(f"speech_rate_min_chars_per_min ({self.speech_rate_min_chars_per_min:g}) must be "
+                             f"below speech_rate_max_chars_per_min ({self.speech_rate_max_chars_per_min:g})")
+        return self
+
+
+class FeaturesConfig(_Section):
+    low_confidence_word_probability: Annotated[Num, Field(ge=0, le=1)]
 
 
 class ScoringConfig(_Section):
-    scorecard: str
-    pass_score: float = Field(ge=0, le=100)
+    scorecard: Annotated[Str, Field(min_length=1)]
 
 
 class ClassifierConfig(_Section):
-    models_dir: str
-    redline_model: str
-    redline_threshold: float = Field(ge=0, le=1)
+    models_dir: Annotated[Str, Field(min_length=1)]
+    redline_model: Annotated[Str, Field(min_length=1)]
+    redline_threshold: Literal["model"] | Annotated[Num, Field(gt=0, le=1)]
     redline_severity: Literal["info", "non_fatal", "fatal"]
+    redline_min_chars: Annotated[Int, Field(ge=1)]
 
 
 class RunConfig(_Section):
-    workers: int = Field(ge=1)
-    commit_every_calls: int = Field(ge=1)
-    commit_every_s: float = Field(gt=0)
+    workers: Annotated[Int, Field(ge=1)]
+    commit_every_calls: Annotated[Int, Field(ge=1)]
+    commit_every_s: Annotated[Num, Field(gt=0)]
+    call_timeout_s: Annotated[Num, Field(gt=0)]
+
+
+class ReportsConfig(_Section):
+    intervention_score: Annotated[Num, Field(ge=0, le=100)]
+    intervention_min_calls: Annotated[Int, Field(ge=1)]
+    trend_periods: Annotated[Int, Field(ge=1, le=60)]
+    common_problem_agent_share: Annotated[Num, Field(gt=0, le=1)]
+    top_calls: Annotated[Int, Field(ge=1)]
+
+
+#: Keys whose values are file system paths: a relative path in a user's file is
+#: relative to that file's directory (never the current directory).
+PATH_KEYS = (("text", "rules_dir"), ("scoring", "scorecard"), ("classifier", "models_dir"),
+             ("classifier", "redline_model"), ("asr", "guard", "hallucination_lexicon"))
+STORE_PLACEHOLDER = "{store}"
+#: Sections that do not change results and are left out of :attr:`Config.config_hash`.
+NOT_HASHED = ("run", "reports")
 
 
 class Config(_Section):
@@ -124,19 +198,41 @@ class Config(_Section):
     text: TextConfig
     pii: PiiConfig
     timing: TimingConfig
+    features: FeaturesConfig
     scoring: ScoringConfig
     classifier: ClassifierConfig
     run: RunConfig
+    reports: ReportsConfig
 
     @property
     def config_hash(self) -> str:
-        """A stable 16-hex-digit hash of every setting (key order does not matter)."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+        """A stable 16-hex-digit hash of every setting that can change a call's result.
+
+        ``[run]`` (workers, commit cadence, time limit) and ``[reports]`` change
+        how callqa runs or presents results, not the results: they are left
+        out, so changing them never makes ``callqa run`` redo calls.
+        """
+        settings = self.model_dump(mode="json", exclude=set(NOT_HASHED))
+        canonical = json.dumps(settings, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
     def with_overrides(self, overrides: dict[str, Any], source: str = "overrides") -> Config:
         """Return a new config with ``overrides`` (nested dict) applied and validated."""
         return _validate(_deep_merge(self.model_dump(mode="python"), overrides, source, ""), source)
+
+    def models_dir(self, store_root: str | Path | None) -> Path:
+        """The classifier models directory, with ``{store}`` replaced by ``store_root``.
+
+        Raises:
+            ConfigError: ``models_dir`` names the store but no store was given.
+        """
+        value = self.classifier.models_dir
+        if STORE_PLACEHOLDER in value:
+            if store_root is None:
+                raise ConfigError("classifier.models_dir", f"{value!r} names the store's directory: give the "
+                                  "store (--store STORE) or set [classifier] models_dir to a directory")
+            value = value.replace(STORE_PLACEHOLDER, str(store_root))
+        return Path(value)
 
 
 def _deep_merge(base: dict[str, Any], override: dict[str, Any], source: str, prefix: str) -> dict[str, Any]:
@@ -170,6 +266,19 @@ def _parse_toml(text: str, source: str) -> dict[str, Any]:
         raise ConfigError(source, f"not valid TOML: {exc}") from None
 
 
+def _resolve_paths(overrides: dict[str, Any], base: Path) -> None:
+    """Make the relative path values of a user's file relative to that file's directory (in place)."""
+    for key in PATH_KEYS:
+        section: Any = overrides
+        for part in key[:-1]:
+            section = section.get(part) if isinstance(section, dict) else None
+        value = section.get(key[-1]) if isinstance(section, dict) else None
+        if (not isinstance(value, str) or not value or is_shipped(value) or value == "off"
+                or value.startswith(STORE_PLACEHOLDER) or Path(value).expanduser().is_absolute()):
+            continue
+        section[key[-1]] = str(base / value)
+
+
 def default_config() -> Config:
     """The configuration shipped with callqa."""
     return _validate(_parse_toml(read_resource_text("config", "default.toml"), "default.toml"), "default.toml")
@@ -192,4 +301,6 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError(source, "file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(source, f"cannot read: {exc}") from None
-    return config.with_overrides(_parse_toml(text, source), source)
+    overrides = _parse_toml(text, source)
+    _resolve_paths(overrides, Path(path).resolve().parent)
+    return config.with_overrides(overrides, source)

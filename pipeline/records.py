@@ -158,6 +158,8 @@ class Utterance:
 SEVERITIES = ("fatal", "non_fatal", "info")
 ERROR_CLASSES = ("customer", "business", "compliance", "none")
 MATCH_TYPES = ("exact", "fuzzy", "regex", "absence", "count", "model", "timing", "acoustic")
+#: What a QA lead does with a call, worst first: only "pass" counts as passed.
+OUTCOMES = ("fail", "needs_review", "needs_listening", "pass")
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,7 @@ class Hit:
 
     call_id: str
     rule_id: str
-    rules_version: str
+    detector_version: str
     category: str
     severity: str
     error_class: str
@@ -199,7 +201,7 @@ class Hit:
     @property
     def hit_id(self) -> str:
         return stable_id(
-            self.call_id, self.rule_id, self.rules_version, self.role,
+            self.call_id, self.rule_id, self.detector_version, self.role,
             f"{self.start_s:.3f}", f"{self.end_s:.3f}", self.match_type, self.matched_text,
         )
 

@@ -1,112 +1,213 @@
-"""Re-run the text rules over stored transcripts with a (new) rule set.
+"""Re-analyse and re-score stored calls without touching audio.
 
-No audio is decoded and nothing is transcribed again: each call's
-:class:`~pipeline.records.CallEvidence` is rebuilt from the store, the lexicon
-rules and the red-line text model run on it (:class:`pipeline.analysis.Analysers`,
-the same code as ``callqa run``), and the call's feature row is rebuilt,
-re-scored and re-classified. The timing detectors need the audio, so their
-stored hits and measurements are carried over unchanged.
+- :func:`rescore_store` (``callqa rescore``): new rule sets or red-line model over
+  stored transcripts; new hits and feature rows. Timing results measured on the
+  audio are carried over from the stored ones (the timing detectors need the audio).
+- :func:`score_store` (``callqa score`` and ``callqa run`` after ``models promote``):
+  the scorecard and the classifier over stored feature rows and hits.
 
-The new hits are committed under the rule set's version; hits of earlier rule
-versions stay in the store (``Store.read("hits")``) for comparison, while the
-call's current feature row, and so ``callqa show`` and ``callqa score``, use
-the new ones.
+Both read the store's scoring state (:mod:`pipeline.store.state`), so neither
+undoes the other: ``score --scorecard X`` records X, and a later ``rescore`` or
+``run`` scores with X too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.analysis import Analysers, is_timing_version, join_versions
+import pyarrow as pa
+
+from pipeline.analysis import Resources, analyse_evidence, score_features
 from pipeline.config import Config
-from pipeline.timing.detect import RULES_VERSION as TIMING_VERSION
-from pipeline.scoring.features import TIMING_COLUMNS
-from pipeline.text.rules import RuleSet
+from pipeline.errors import StoreError
+from pipeline.paths import resolve
 from pipeline.records import Hit
-from pipeline.scoring.scorecard import hits_from_rows
-from pipeline.store import CALL_KEY, Store, common_columns, hits_rows, split_rules_version
+from pipeline.scoring.classifier import TrainedModel
+from pipeline.scoring.registry import load_promoted
+from pipeline.scoring.scorecard import Scorecard, load_scorecard
+from pipeline.store.delta import CallResult, Store
+from pipeline.store.rows import evidence_of, hit_of, rescored_result, scored_result
+from pipeline.store.state import save_scoring_state, scoring_state
+from pipeline.timing.detect import TIMING_FEATURES, TimingResult
+from pipeline.versions import Versions
+
+#: Calls re-analysed per commit (bounded memory, progress visible in the store).
+CHUNK_CALLS = 500
 
 
 @dataclass(frozen=True)
-class RescoreSummary:
-    """What a rescore did."""
+class StoreScoring:
+    """The scorecard and classifier a store is scored with, and where the scorecard came from."""
 
-    rules_version: str
+    scorecard: Scorecard
+    scorecard_text: str
+    scorecard_source: str
+    classifier: TrainedModel | None
+    #: Set when the config names another scorecard than the one the store is scored with.
+    config_differs: str = ""
+
+
+def store_scoring(store: Store, config: Config, scorecard_path: str | None = None) -> StoreScoring:
+    """What a store is scored with: its recorded scorecard (or ``scorecard_path``, or the config's
+    for a new store) and the promoted classifier of ``[classifier] models_dir``.
+
+    Raises:
+        ConfigError: the scorecard is missing or invalid.
+        ModelError: the promoted classifier cannot be loaded.
+    """
+    classifier = load_promoted(config.models_dir(store.root))
+    state = scoring_state(store)
+    if scorecard_path is None and state is not None:
+        configured = load_scorecard(config.scoring.scorecard)
+        differs = "" if configured.version == state.scorecard_version else configured.version
+        return StoreScoring(state.scorecard, state.scorecard_text, state.scorecard_source, classifier, differs)
+    source = scorecard_path or config.scoring.scorecard
+    text = resolve(source).read_text(encoding="utf-8")
+    return StoreScoring(load_scorecard(source), text, source, classifier)
+
+
+def record_scoring(store: Store, scoring: StoreScoring) -> None:
+    """Record in the store the scorecard and classifier it is now scored with."""
+    save_scoring_state(store, scoring.scorecard, scoring.scorecard_text, scoring.scorecard_source,
+                       scoring.classifier.version if scoring.classifier else None)
+
+
+@dataclass(frozen=True)
+class StoreUpdate:
+    """What a rescore or score did."""
+
     calls: int
     hits: int
-    chunks: int
+    commits: int
+    skipped: int
+    versions: Mapping[str, str]
 
 
-def _stored_timing(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The timing detectors' measurements as stored in a feature row."""
-    timing: dict[str, Any] = {k: row[k] for k in TIMING_COLUMNS if row.get(k) is not None}
-    timing.update(dict(row.get("timing_other") or []))
-    return timing
+def _stored_timing(row: Mapping[str, Any], hits: Iterable[Hit], timing_version: str) -> TimingResult:
+    """The timing detectors' results as stored: their hits and feature columns."""
+    features = {f.name: row.get(f.name) for f in TIMING_FEATURES}
+    return TimingResult(tuple(h for h in hits if h.detector_version == timing_version), features)
 
 
-def rescore(store: Store, rules: RuleSet, config: Config, call_ids: Iterable[str] | None = None,
-            chunk_calls: int = 200) -> RescoreSummary:
-    """Run ``rules`` on every ok call in ``store`` and commit hits and feature rows, ``chunk_calls`` calls per commit.
+def _grouped(table: pa.Table) -> dict[str, list[dict[str, Any]]]:
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for row in table.to_pylist():
+        grouped.setdefault(row["call_id"], []).append(row)
+    return grouped
+
+
+def _ok_calls(store: Store, call_ids: Iterable[str] | None) -> list[dict[str, Any]]:
+    calls = store.read("calls", call_ids=call_ids)
+    return [c for c in calls.to_pylist() if c["status"] == "ok"]
+
+
+def _chunks(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    for start in range(0, len(rows), size):
+        yield rows[start:start + size]
+
+
+def rescore_store(store: Store, resources: Resources, call_ids: Iterable[str] | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> StoreUpdate:
+    """Run ``resources``' rule sets and red-line model on every ok call's stored transcript and commit.
 
     Args:
-        store: an existing callqa store.
-        rules: from :func:`pipeline.text.rules.load_rules`.
-        config: the full configuration (text, pii, classifier and scoring sections are used).
-        call_ids: restrict to these calls (default all).
-        chunk_calls: calls per atomic commit.
+        store: an existing store.
+        resources: the rules, models, scorecard and classifier to apply (no transcriber needed).
+        call_ids: only these calls.
+        progress: told (done, total) after each commit.
 
     Raises:
         StoreError: the store cannot be read or written.
-        ModelError: the red-line model or the promoted classifier cannot be loaded.
     """
-    analysers = Analysers.load(config, rules, text=True)
-    redline = analysers.redline.version if analysers.redline is not None else None
-    features = {tuple(r[k] for k in CALL_KEY): r for r in store.read("features").to_pylist()}
-    stored_hits: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for row in store.current_hits().to_pylist():
-        stored_hits.setdefault(tuple(row[k] for k in CALL_KEY), []).append(row)
-    pending: dict[str, list[dict[str, Any]]] = {"hits": [], "features": []}
-    covers: dict[str, list[tuple[str, ...]]] = {"hits": [], "features": []}
-    n_calls = n_hits = chunks = 0
+    calls = _ok_calls(store, call_ids)
+    done = hits = commits = skipped = 0
+    for chunk in _chunks(calls, CHUNK_CALLS):
+        ids = [c["call_id"] for c in chunk]
+        segments, utterances = _grouped(store.read("segments", call_ids=ids)), _grouped(
+            store.read("utterances", call_ids=ids))
+        features = {r["call_id"]: r for r in store.read("features", call_ids=ids).to_pylist()}
+        stored_hits = _grouped(store.read("hits", call_ids=ids))
+        results: list[CallResult] = []
+        for call in chunk:
+            evidence = evidence_of(call, segments.get(call["call_id"], []), utterances.get(call["call_id"], []))
+            old = features.get(call["call_id"])
+            timing = None if old is None else _stored_timing(
+                old, (hit_of(h) for h in stored_hits.get(call["call_id"], [])), call["timing_version"])
+            versions = rescored_versions(call, resources)
+            analysis = analyse_evidence(evidence, resources, call, timing=timing, versions=versions)
+            hits += len(analysis.hits) - (0 if timing is None else len(timing.hits))
+            results.append(rescored_result(call, analysis, versions))
+        report = store.commit(results, kind="rescore", metadata={"rules_version": resources.versions.rules_version})
+        done += report.calls
+        skipped += len(report.skipped)
+        commits += 1
+        if progress:
+            progress(done + skipped, len(calls))
+    return StoreUpdate(done, hits, commits, skipped, resources.versions.columns())
 
-    def flush() -> None:
-        nonlocal chunks
-        if covers["features"]:
-            store.commit(pending, kind="rescore", covers=covers)
-            chunks += 1
-        for table in pending:
-            pending[table], covers[table] = [], []
 
-    for call, evidence in store.calls_with_evidence(call_ids):
-        key = tuple(call[k] for k in CALL_KEY)
-        old = features.get(key)
-        text_hits = analysers.text_hits(evidence)
-        new_hits: list[Hit] = list(text_hits)
-        if old is not None:  # carry the timing detectors' results (they need the audio)
-            timing_versions = [v for v in split_rules_version(old["rules_version"]) if is_timing_version(v)]
-            timing_hits = hits_from_rows([h for h in stored_hits.get(key, [])
-                                          if h["rules_version"] in timing_versions])
-            timing_features = _stored_timing(old)
-            timing_version = timing_versions[0] if timing_versions else None
-        else:  # a store written without features: timing from segments alone
-            timing = analysers.timing(evidence, None)
-            timing_hits, timing_features, timing_version = list(timing.hits), dict(timing.features), TIMING_VERSION
-            new_hits += timing_hits
-        rules_version = join_versions(rules.version, timing_version, redline)
-        common = common_columns(key[0], key[1], key[2], rules_version)
-        dated = {**common, "call_date": call["call_date"]}
-        row = analysers.feature_row(evidence, [*text_hits, *timing_hits], timing_features, call,
-                                    {k: common[k] for k in ("config_hash", "model_id", "rules_version")})
-        pending["hits"] += hits_rows(new_hits, dated)
-        pending["features"].append({**row, "call_date": call["call_date"]})
-        redone = split_rules_version(rules_version) if old is None else (rules.version, redline)
-        covers["hits"] += [(*key, v) for v in redone if v]
-        covers["features"].append(key)
-        n_calls += 1
-        n_hits += len(text_hits)
-        if n_calls % chunk_calls == 0:
-            flush()
-    flush()
-    return RescoreSummary(rules_version=rules.version, calls=n_calls, hits=n_hits, chunks=chunks)
+def rescored_versions(call: Mapping[str, Any], resources: Resources) -> Versions:
+    """A rescored call's versions: the stored decoding's (config, analysis, speech model, timing) with
+    the new rule sets and red-line model."""
+    new = resources.versions
+    return Versions(config_hash=call["config_hash"], analysis_version=call["analysis_version"],
+                    asr_model=call["asr_model"], rules_version=new.rules_version,
+                    timing_version=call["timing_version"], redline_model=new.redline_model)
+
+
+def score_store(store: Store, resources: Resources, call_ids: Iterable[str] | None = None,
+                only_if: Callable[[Mapping[str, Any]], bool] | None = None) -> tuple[StoreUpdate, list[dict[str, Any]]]:
+    """Apply ``resources``' scorecard and classifier to stored feature rows and hits, and commit.
+
+    Args:
+        store: an existing store.
+        resources: the scorecard and classifier to apply.
+        call_ids: only these calls.
+        only_if: re-score only the feature rows for which this returns True
+            (``run`` re-scores rows another classifier scored).
+
+    Returns:
+        The update and the new feature rows.
+
+    Raises:
+        StoreError: the store cannot be read or written.
+    """
+    calls = {c["call_id"]: c for c in _ok_calls(store, call_ids)}
+    if not calls:
+        return StoreUpdate(0, 0, 0, 0, resources.versions.columns()), []
+    new_rows: list[dict[str, Any]] = []
+    done = commits = skipped = 0
+    for chunk in _chunks(list(calls.values()), CHUNK_CALLS):
+        ids = [c["call_id"] for c in chunk]
+        rows = [r for r in store.read("features", call_ids=ids).to_pylist() if only_if is None or only_if(r)]
+        if not rows:
+            continue
+        hits = _grouped(store.read("hits", call_ids=[r["call_id"] for r in rows]))
+        results = []
+        for row in rows:
+            call_hits = [hit_of(h) for h in hits.get(row["call_id"], [])]
+            scored = score_features(_features_in(row), call_hits, TimingResult(()), resources).features
+            new_rows.append(scored)
+            results.append(scored_result(calls[row["call_id"]], scored))
+        report = store.commit(results, kind="score")
+        done, skipped, commits = done + report.calls, skipped + len(report.skipped), commits + 1
+    return StoreUpdate(done, 0, commits, skipped, resources.versions.columns()), new_rows
+
+
+def _features_in(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored features row in the shape :func:`pipeline.scoring.features.build_features` makes."""
+    out = {k: v for k, v in row.items() if k not in ("score_id",)}
+    out["schema_version"] = out.pop("features_schema_version")
+    return out
+
+
+def require_calls(store: Store) -> None:
+    """Raise when the store holds no call at all (nothing to rescore or score)."""
+    if store.read("calls", columns=[]).num_rows == 0:
+        raise StoreError(str(store.root), "no calls in the store (run `callqa run` first)")
+
+
+__all__ = ["CHUNK_CALLS", "StoreScoring", "StoreUpdate", "record_scoring", "require_calls", "rescore_store",
+           "score_store", "store_scoring"]

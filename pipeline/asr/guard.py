@@ -9,41 +9,15 @@ hit from a suspect utterance unless ``text.suspect_can_raise_fatal`` is set.
 
 from __future__ import annotations
 
-import unicodedata
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from functools import lru_cache
-from pathlib import Path
 
+from pipeline.chinese import matching_form, to_simplified
 from pipeline.config import AsrConfig, GuardConfig
 from pipeline.errors import LexiconError
+from pipeline.paths import resolve
 from pipeline.records import SpeechSegment, Utterance
-from pipeline.resources import resource_dir
-
-#: Consecutive identical utterances (at least this long) that reveal a decoding loop.
-REPEAT_RUN_MIN = 3
-REPEAT_MIN_CHARS = 4
-#: An utterance this long that is part of the initial prompt is Whisper echoing it.
-_PROMPT_ECHO_MIN_CHARS = 6
-
-
-@lru_cache(maxsize=1)
-def _t2s() -> Callable[[str], str]:
-    import opencc
-
-    return opencc.OpenCC("t2s").convert
-
-
-def to_simplified(text: str) -> str:
-    """Traditional -> Simplified Chinese (OpenCC ``t2s``)."""
-    return _t2s()(text)
-
-
-def normalize_for_matching(text: str) -> str:
-    """Simplified, lower-case text without punctuation, symbols or spaces."""
-    return "".join(ch for ch in to_simplified(text).lower()
-                   if unicodedata.category(ch)[0] not in "PZSC")
 
 
 @dataclass(frozen=True)
@@ -55,7 +29,7 @@ class HallucinationLexicon:
 
     def match(self, text: str) -> str | None:
         """The entry ``text`` matches, or None."""
-        normalized = normalize_for_matching(text)
+        normalized = matching_form(text)
         if normalized in self.exact:
             return normalized
         return next((entry for entry in self.contains if entry in normalized), None)
@@ -69,22 +43,21 @@ def parse_hallucination_lexicon(lines: Iterable[str], source: str) -> Hallucinat
         if not line:
             continue
         whole = line.startswith("=")
-        phrase = normalize_for_matching(line[1:] if whole else line)
+        phrase = matching_form(line[1:] if whole else line)
         if not phrase:
             raise LexiconError(source, f"line {number}: no characters left after removing punctuation")
         (exact.add(phrase) if whole else contains.append(phrase))
     return HallucinationLexicon(tuple(contains), frozenset(exact))
 
 
-@lru_cache(maxsize=4)
 def load_hallucination_lexicon(name: str) -> HallucinationLexicon:
-    """Load a lexicon by file path, or by name from the lexicons shipped with callqa."""
-    path = Path(name).expanduser()
+    """Load a lexicon: ``callqa:lexicons/NAME`` (shipped with callqa) or a file path.
+
+    Raises:
+        LexiconError: the file cannot be read or a line is empty after normalisation.
+    """
     try:
-        if path.is_absolute() or path.is_file():
-            text = path.read_text(encoding="utf-8")
-        else:
-            text = (resource_dir("lexicons") / name).read_text(encoding="utf-8")
+        text = resolve(name).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise LexiconError(name, f"cannot read the hallucination lexicon: {exc}") from None
     return parse_hallucination_lexicon(text.splitlines(), name)
@@ -125,9 +98,9 @@ def suspect_reasons(utterance: Utterance, speech: Sequence[SpeechSegment], guard
     entry = lexicon.match(utterance.text)
     if entry is not None:
         reasons.append(f"known_hallucination({entry})")
-    prompt = normalize_for_matching(initial_prompt)
-    text = normalize_for_matching(utterance.text)
-    if len(text) >= _PROMPT_ECHO_MIN_CHARS and prompt and (text in prompt or prompt in text):
+    prompt = matching_form(initial_prompt)
+    text = matching_form(utterance.text)
+    if len(text) >= guard.prompt_echo_min_chars and prompt and (text in prompt or prompt in text):
         reasons.append("prompt_echo")
     return reasons
 
@@ -139,7 +112,7 @@ def finalize_utterance(utterance: Utterance, speech: Sequence[SpeechSegment], as
     if asr.to_simplified:
         text = to_simplified(text)
         words = tuple(replace(w, text=to_simplified(w.text)) for w in words)
-    if not normalize_for_matching(text):
+    if not matching_form(text):
         return None
     result = replace(utterance, text=text, words=words)
     reasons = suspect_reasons(result, speech, asr.guard, lexicon, asr.initial_prompt)
@@ -149,22 +122,22 @@ def finalize_utterance(utterance: Utterance, speech: Sequence[SpeechSegment], as
     return result
 
 
-def mark_repeats(utterances: Sequence[Utterance]) -> list[Utterance]:
+def mark_repeats(utterances: Sequence[Utterance], guard: GuardConfig) -> list[Utterance]:
     """Mark runs of identical text on one channel as suspect (Whisper looping on noise).
 
-    A run of :data:`REPEAT_RUN_MIN` or more consecutive utterances with the same
-    text of at least :data:`REPEAT_MIN_CHARS` characters is a decoding loop, not a
-    person repeating themselves.
+    A run of ``guard.repeat_run_min`` or more consecutive utterances with the
+    same text of at least ``guard.repeat_min_chars`` characters is a decoding
+    loop, not a person repeating themselves.
     """
     result = list(utterances)
-    keys = [normalize_for_matching(u.text) for u in result]
+    keys = [matching_form(u.text) for u in result]
     start = 0
     while start < len(result):
         end = start
         while end + 1 < len(result) and keys[end + 1] == keys[start]:
             end += 1
         run = end - start + 1
-        if run >= REPEAT_RUN_MIN and len(keys[start]) >= REPEAT_MIN_CHARS:
+        if run >= guard.repeat_run_min and len(keys[start]) >= guard.repeat_min_chars:
             for index in range(start, end + 1):
                 u = result[index]
                 reason = ";".join(filter(None, [u.suspect_reason, f"repeated({run})"]))

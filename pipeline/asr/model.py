@@ -31,6 +31,7 @@ from typing import Any
 
 from pipeline.config import AsrConfig
 from pipeline.errors import ModelError
+from pipeline.paths import cache_root
 
 EMBEDDED = "embedded"
 EMBEDDED_NAME = "whisper-base-ct2"
@@ -65,15 +66,6 @@ class ResolvedModel:
     model_id: str
     source: str
     checksum: str
-
-
-def cache_root() -> Path:
-    """Where callqa keeps assembled models: ``$CALLQA_CACHE_DIR`` or ``~/.cache/callqa``."""
-    configured = os.environ.get("CALLQA_CACHE_DIR")
-    if configured:
-        return Path(configured).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "callqa"
 
 
 def embedded_model_dir() -> Path:

@@ -19,43 +19,37 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
-from pipeline.asr.guard import finalize_utterance, load_hallucination_lexicon, mark_repeats
+from pipeline.asr.guard import HallucinationLexicon, finalize_utterance, mark_repeats
 from pipeline.asr.model import resolve_device, resolve_model
 from pipeline.config import AsrConfig
 from pipeline.errors import ModelError
 from pipeline.records import SAMPLE_RATE_HZ, Call, SpeechSegment, Utterance, Word
 
-#: Pause put between two speech segments when they are joined for Whisper:
-#: a clear boundary helps it end a sentence, and costs little decoding.
-JOIN_PAUSE_S = 0.2
-#: Audio kept on each side of a VAD segment when it is cut out for Whisper.
-CUT_PAD_S = 0.4
-#: Longest piece of joined speech handed to Whisper as one window.
-WINDOW_S = 29.5
-#: A piece of speech at least this long (padding included) that batched decoding
-#: left without a word is decoded again on its own.
-MIN_REDO_S = 1.5
-#: Share of a segment that must lie under louder speech on another channel to be crosstalk.
-CROSSTALK_COVERED_SHARE = 0.8
+
+class ChannelSpeech(NamedTuple):
+    """One channel to transcribe: its role, its samples (float32, 16 kHz) and its VAD speech."""
+
+    role: str
+    samples: np.ndarray
+    speech: Sequence[SpeechSegment]
 
 
 class Transcriber(Protocol):
-    """Anything that turns one channel's speech into utterances.
+    """Anything that turns the speech of a call's channels into utterances.
 
-    ``transcribe`` gets the whole channel (float32, 16 kHz) and that channel's
-    VAD segments; it returns utterances with times on the call clock and
-    ``role`` set. Text may be Traditional; :func:`transcribe_call` converts it.
+    ``transcribe`` gets every channel that has speech to decode; it returns
+    utterances with times on the call clock and each one's ``role`` set to the
+    channel it came from. Text may be Traditional; :func:`transcribe_call`
+    converts it and applies the hallucination guard.
     """
 
     model_id: str
 
-    def transcribe(
-        self, samples: np.ndarray, role: str, speech: Sequence[SpeechSegment]
-    ) -> list[Utterance]: ...
+    def transcribe(self, channels: Sequence[ChannelSpeech]) -> list[Utterance]: ...
 
 
 @dataclass(frozen=True)
@@ -72,8 +66,8 @@ class _Piece:
         return self.joined_start_s + (self.call_end_s - self.call_start_s)
 
 
-def _cut_spans(n_samples: int, speech: Sequence[SpeechSegment]) -> list[tuple[int, int]]:
-    """Sample spans of the speech segments, each widened by CUT_PAD_S.
+def _cut_spans(n_samples: int, speech: Sequence[SpeechSegment], pad_s: float) -> list[tuple[int, int]]:
+    """Sample spans of the speech segments, each widened by ``pad_s``.
 
     A span never reaches past the middle of the gap to its neighbour: VAD
     edges clip soft onsets and final syllables Whisper needs.
@@ -81,10 +75,10 @@ def _cut_spans(n_samples: int, speech: Sequence[SpeechSegment]) -> list[tuple[in
     ordered = sorted(speech, key=lambda s: s.start_s)
     spans = []
     for index, segment in enumerate(ordered):
-        low = max(0.0, segment.start_s - CUT_PAD_S)
+        low = max(0.0, segment.start_s - pad_s)
         if index > 0:
             low = max(low, (ordered[index - 1].end_s + segment.start_s) / 2)
-        high = segment.end_s + CUT_PAD_S
+        high = segment.end_s + pad_s
         if index + 1 < len(ordered):
             high = min(high, (segment.end_s + ordered[index + 1].start_s) / 2)
         start = int(round(min(low, segment.start_s) * SAMPLE_RATE_HZ))
@@ -94,13 +88,12 @@ def _cut_spans(n_samples: int, speech: Sequence[SpeechSegment]) -> list[tuple[in
     return spans
 
 
-def join_channels(
-    channels: Sequence[tuple[str, np.ndarray, Sequence[SpeechSegment]]],
-) -> tuple[np.ndarray, list[_Piece]]:
-    """Cut the speech out of each (role, samples, speech) channel and join it all in call order.
+def join_channels(channels: Sequence[ChannelSpeech], pad_s: float,
+                  pause_s: float) -> tuple[np.ndarray, list[_Piece]]:
+    """Cut the speech out of each channel (widened by ``pad_s``) and join it all in call order.
 
     Pieces of all roles are laid end to end in the order they were spoken,
-    with a :data:`JOIN_PAUSE_S` pause between them, so Whisper hears the
+    with a ``pause_s`` pause between them, so Whisper hears the
     conversation without its silences and its 30 s windows are filled by
     both sides (fewer windows to encode than one stream per channel).
 
@@ -108,8 +101,8 @@ def join_channels(
         The joined audio and where each piece (with its role) sits in it.
     """
     cuts = sorted(((start, role, end, samples) for role, samples, speech in channels
-                   for start, end in _cut_spans(len(samples), speech)), key=lambda c: (c[0], c[1]))
-    pause = np.zeros(int(JOIN_PAUSE_S * SAMPLE_RATE_HZ), dtype=np.float32)
+                   for start, end in _cut_spans(len(samples), speech, pad_s)), key=lambda c: (c[0], c[1]))
+    pause = np.zeros(int(pause_s * SAMPLE_RATE_HZ), dtype=np.float32)
     parts: list[np.ndarray] = []
     pieces: list[_Piece] = []
     cursor = 0
@@ -124,12 +117,7 @@ def join_channels(
     return joined, pieces
 
 
-def join_speech(samples: np.ndarray, speech: Sequence[SpeechSegment]) -> tuple[np.ndarray, list[_Piece]]:
-    """Cut the speech segments out of one channel and join them with short pauses."""
-    return join_channels([("", samples, speech)])
-
-
-def windows(pieces: Sequence[_Piece], max_s: float = WINDOW_S) -> list[dict[str, float]]:
+def windows(pieces: Sequence[_Piece], max_s: float) -> list[dict[str, float]]:
     """Group joined pieces into Whisper windows of at most ``max_s``, cut between pieces."""
     result: list[dict[str, float]] = []
     if not pieces:
@@ -232,7 +220,8 @@ class WhisperTranscriber:
         device, compute_type = resolve_device(asr)
         try:
             model = WhisperModel(str(resolved.path), device=device, compute_type=compute_type,
-                                 cpu_threads=asr.cpu_threads, local_files_only=True)
+                                 cpu_threads=0 if asr.cpu_threads == "auto" else asr.cpu_threads,
+                                 local_files_only=True)
         except (RuntimeError, ValueError, OSError) as exc:
             raise ModelError(str(resolved.path), f"cannot load on {device}/{compute_type}: {exc}") from None
         return cls(model, asr, resolved.model_id)
@@ -245,23 +234,17 @@ class WhisperTranscriber:
             "word_timestamps": self.asr.word_timestamps,
         }
 
-    def transcribe(self, samples: np.ndarray, role: str, speech: Sequence[SpeechSegment]) -> list[Utterance]:
-        """Decode only the speech segments of one channel; times on the call clock."""
-        return self.transcribe_channels([(role, samples, speech)])
-
-    def transcribe_channels(
-        self, channels: Sequence[tuple[str, np.ndarray, Sequence[SpeechSegment]]]
-    ) -> list[Utterance]:
-        """Decode the speech of several channels in one pass; each utterance keeps its channel's role.
+    def transcribe(self, channels: Sequence[ChannelSpeech]) -> list[Utterance]:
+        """Decode the speech of the channels in one pass; each utterance keeps its channel's role.
 
         Every piece of speech comes from exactly one channel and each word is
         mapped back to the piece it lies in, so roles stay exact while the
         Whisper windows are shared (see :func:`join_channels`).
         """
-        joined, pieces = join_channels(channels)
+        joined, pieces = join_channels(channels, self.asr.cut_pad_s, self.asr.join_pause_s)
         if not pieces:
             return []
-        role = channels[0][0] if len(channels) == 1 else ""
+        role = channels[0].role if len(channels) == 1 else ""
         if self._batched is None:
             segments, _info = self.model.transcribe(
                 joined, vad_filter=False, condition_on_previous_text=False, **self._options())
@@ -271,7 +254,7 @@ class WhisperTranscriber:
         utterances = [u for segment in kept for u in _utterances_from_segment(segment, role, pieces)]
         if missed:
             # Second and last pass over what the first looped on or skipped, in fresh windows.
-            again_audio, again_pieces = _rejoin(joined, [pieces[i] for i in missed])
+            again_audio, again_pieces = _rejoin(joined, [pieces[i] for i in missed], self.asr.join_pause_s)
             kept, _missed = self._batched_pass(again_audio, again_pieces)
             utterances += [u for segment in kept for u in _utterances_from_segment(segment, role, again_pieces)]
         return sorted(utterances, key=lambda u: (u.start_s, u.role))
@@ -283,11 +266,11 @@ class WhisperTranscriber:
         no fallback and no seeking: a window that comes out repetitive ("今天
         今天 今天 ...", compression ratio above the guard's limit) loses all its
         speech, and a window where Whisper stops early loses the pieces after
-        that point. Those pieces (at least :data:`MIN_REDO_S` long) are returned
+        that point. Those pieces (at least ``[asr] redecode_min_s`` long) are returned
         for a second pass in new windows. Timestamp tokens stay on: without
         them Whisper writes one run-on text per window and drops sentences.
         """
-        spans = windows(pieces)
+        spans = windows(pieces, self.asr.window_s)
         segments, _info = self._batched.transcribe(
             joined, clip_timestamps=spans, batch_size=self.asr.batch_size, without_timestamps=False,
             **self._options())
@@ -309,13 +292,13 @@ class WhisperTranscriber:
             for stamp in stamps or [float(segment.start), float(segment.end)]:
                 covered.add(_piece_index(pieces, stamp, starts))
         missed = [index for index, p in enumerate(pieces)
-                  if index not in covered and p.call_end_s - p.call_start_s >= MIN_REDO_S]
+                  if index not in covered and p.call_end_s - p.call_start_s >= self.asr.redecode_min_s]
         return kept, missed
 
 
-def _rejoin(joined: np.ndarray, pieces: Sequence[_Piece]) -> tuple[np.ndarray, list[_Piece]]:
+def _rejoin(joined: np.ndarray, pieces: Sequence[_Piece], pause_s: float) -> tuple[np.ndarray, list[_Piece]]:
     """Lay the given pieces of ``joined`` end to end again (for a second decoding pass)."""
-    pause = np.zeros(int(JOIN_PAUSE_S * SAMPLE_RATE_HZ), dtype=np.float32)
+    pause = np.zeros(int(pause_s * SAMPLE_RATE_HZ), dtype=np.float32)
     parts: list[np.ndarray] = []
     placed: list[_Piece] = []
     cursor = 0
@@ -332,64 +315,54 @@ def _rejoin(joined: np.ndarray, pieces: Sequence[_Piece]) -> tuple[np.ndarray, l
 
 
 def transcribe_call(call: Call, segments: Sequence[SpeechSegment], transcriber: Transcriber,
-                    asr_config: AsrConfig) -> list[Utterance]:
-    """Transcribe every channel of ``call`` separately, decoding only its VAD speech.
+                    asr_config: AsrConfig, lexicon: HallucinationLexicon) -> list[Utterance]:
+    """Transcribe every channel of ``call``, decoding only its VAD speech.
 
     Args:
         call: the decoded call (one channel per role).
         segments: VAD speech segments of all channels (``pipeline.audio.vad.detect_speech``).
         transcriber: built once per worker, e.g. ``WhisperTranscriber.from_config``.
-        asr_config: the ``[asr]`` section (simplification and guard settings).
+        asr_config: the ``[asr]`` section (simplification, crosstalk and guard settings).
+        lexicon: the known-hallucination lexicon (``[asr.guard] hallucination_lexicon``).
 
     Returns:
         Utterances of all roles in call-clock order, text in Simplified Chinese
         when configured, suspect ones marked with a reason. A channel without
         speech gives none (Whisper is not run on it); speech that is only the
         other channel's crosstalk is not decoded (:func:`drop_crosstalk`).
-
-    Raises:
-        LexiconError: the hallucination lexicon cannot be read.
     """
-    lexicon = load_hallucination_lexicon(asr_config.guard.hallucination_lexicon)
-    utterances: list[Utterance] = []
-    to_decode = drop_crosstalk(segments, asr_config.crosstalk_margin_db)
-    work = [(channel.role, channel.samples, speech) for channel in call.channels
+    to_decode = (drop_crosstalk(segments, asr_config.crosstalk_margin_db, asr_config.crosstalk_covered_share)
+                 if asr_config.drop_crosstalk else list(segments))
+    work = [ChannelSpeech(channel.role, channel.samples, speech) for channel in call.channels
             if (speech := sorted((s for s in to_decode if s.role == channel.role), key=lambda s: s.start_s))]
-    raw: list[Utterance] = []
-    decode_together = getattr(transcriber, "transcribe_channels", None)
-    if decode_together is not None and len(work) > 1:
-        raw = decode_together(work)
-    else:
-        for role, samples, speech in work:
-            raw.extend(replace(u, role=role) for u in transcriber.transcribe(samples, role, speech))
-    for role, _samples, speech in work:
+    raw = transcriber.transcribe(work) if work else []
+    utterances: list[Utterance] = []
+    for channel in work:
         finals = []
         for utterance in raw:
-            if utterance.role == role:
-                final = finalize_utterance(utterance, speech, asr_config, lexicon)
+            if utterance.role == channel.role:
+                final = finalize_utterance(utterance, channel.speech, asr_config, lexicon)
                 if final is not None:
                     finals.append(final)
-        utterances.extend(mark_repeats(sorted(finals, key=lambda u: (u.start_s, u.end_s))))
+        utterances.extend(mark_repeats(sorted(finals, key=lambda u: (u.start_s, u.end_s)), asr_config.guard))
     return sorted(utterances, key=lambda u: (u.start_s, u.end_s, u.role))
 
 
-def drop_crosstalk(segments: Sequence[SpeechSegment], margin_db: float) -> list[SpeechSegment]:
+def drop_crosstalk(segments: Sequence[SpeechSegment], margin_db: float, covered_share: float) -> list[SpeechSegment]:
     """Leave out speech that is only the other channel leaking into this one.
 
     On a stereo call the agent's voice often bleeds faintly into the customer
     channel (and back). VAD calls that speech too; decoding it would cost time
     and put the agent's words in the customer's mouth. A segment is dropped
-    when at least :data:`CROSSTALK_COVERED_SHARE` of it lies inside segments of
-    another role that are at least ``margin_db`` louder. Real double-talk has
-    similar levels on both channels and is kept. ``margin_db <= 0`` keeps all.
+    when at least ``covered_share`` of it lies inside segments of another role
+    that are at least ``margin_db`` louder. Real double-talk has similar levels
+    on both channels and is kept.
     """
-    if margin_db <= 0:
-        return list(segments)
     kept = []
     for segment in segments:
         louder = [o for o in segments if o.role != segment.role
                   and o.loudness_dbfs - segment.loudness_dbfs >= margin_db]
         covered = sum(max(0.0, min(o.end_s, segment.end_s) - max(o.start_s, segment.start_s)) for o in louder)
-        if segment.duration_s <= 0 or covered / segment.duration_s < CROSSTALK_COVERED_SHARE:
+        if segment.duration_s <= 0 or covered / segment.duration_s < covered_share:
             kept.append(segment)
     return kept

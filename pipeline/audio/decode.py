@@ -25,7 +25,6 @@ import numpy as np
 from pipeline.config import Config
 from pipeline.errors import UnsupportedAudioError
 from pipeline.records import MIXED, SAMPLE_RATE_HZ, Call, Channel
-from pipeline.audio.vad import loudness_dbfs, peak_dbfs
 
 #: Below this rate a file is not telephone speech (narrow-band telephony is 8 kHz).
 MIN_SAMPLE_RATE_HZ = 8_000
@@ -239,20 +238,3 @@ def load_call(
         duration_s=duration_s,
         metadata=dict(metadata or {}),
     )
-
-
-@dataclass(frozen=True)
-class ChannelFacts:
-    """Level facts of one channel, measured on the decoded 16 kHz audio."""
-
-    role: str
-    loudness_dbfs: float
-    peak_dbfs: float
-    clipping_ratio: float
-
-
-def measure_channel(channel: Channel, clip_level: float) -> ChannelFacts:
-    """Overall loudness, peak and share of clipped samples of one channel."""
-    samples = channel.samples
-    clipped = float(np.mean(np.abs(samples) >= clip_level)) if samples.size else 0.0
-    return ChannelFacts(channel.role, loudness_dbfs(samples), peak_dbfs(samples), clipped)

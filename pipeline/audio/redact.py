@@ -1,35 +1,22 @@
 """Write a copy of a recording with personal-data spans bleeped or silenced.
 
-Spans come from :func:`pii_time_spans` (PII found in utterance text, mapped to
-word timings) or are given directly. Decoding and encoding use PyAV; the output
+Spans are given on the call clock, e.g. from
+:func:`pipeline.text.pii.pii_time_spans` (PII found in utterance text, mapped to
+word timings). Decoding and encoding use PyAV; the output
 is 16-bit PCM WAV with the source's channel count and sample rate.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import av
 import numpy as np
 
 from pipeline.errors import UnsupportedAudioError
-from pipeline.records import Utterance
-from pipeline.text.pii import locate_pii
 
 BLEEP_HZ = 1000.0
-
-
-def pii_time_spans(utterances: Iterable[Utterance], chinese_digits: bool = True,
-                   pad_s: float = 0.1, mask_char: str = "*") -> list[tuple[float, float]]:
-    """Call-clock spans (seconds) covering the PII in ``utterances``, padded by ``pad_s``.
-
-    Text the pipeline already masked (runs of at least four ``mask_char``, as
-    ``callqa run`` stores with ``[pii] mask = true``) counts as PII too.
-    """
-    spans = [(max(0.0, p.start_s - pad_s), p.end_s + pad_s)
-             for utt in utterances for p in locate_pii(utt, chinese_digits, mask_char)]
-    return sorted(spans)
 
 
 def redact_samples(samples: np.ndarray, rate_hz: int, spans: Sequence[tuple[float, float]],

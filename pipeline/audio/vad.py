@@ -7,29 +7,11 @@ tell the transcriber where to decode so Whisper never sees long silences.
 
 from __future__ import annotations
 
-import numpy as np
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
+from pipeline.audio.levels import loudness_dbfs, peak_dbfs
 from pipeline.config import VadConfig
 from pipeline.records import SAMPLE_RATE_HZ, Channel, SpeechSegment
-
-_SILENT_DBFS = -120.0
-
-
-def loudness_dbfs(samples: np.ndarray) -> float:
-    """RMS level of ``samples`` in dB relative to full scale (-120 for silence)."""
-    if samples.size == 0:
-        return _SILENT_DBFS
-    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
-    return max(_SILENT_DBFS, 20.0 * np.log10(rms)) if rms > 0 else _SILENT_DBFS
-
-
-def peak_dbfs(samples: np.ndarray) -> float:
-    """Peak level of ``samples`` in dBFS (-120 for silence)."""
-    if samples.size == 0:
-        return _SILENT_DBFS
-    peak = float(np.max(np.abs(samples)))
-    return max(_SILENT_DBFS, 20.0 * np.log10(peak)) if peak > 0 else _SILENT_DBFS
 
 
 def vad_options(config: VadConfig) -> VadOptions:

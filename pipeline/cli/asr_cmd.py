@@ -1,11 +1,7 @@
 """``callqa model info`` and ``callqa transcribe FILE``: the transcription stage from the terminal.
 
 Each command is a thin layer over a library function (:func:`pipeline.asr.model.model_info`,
-:func:`transcribe_file`). Register with::
-
-    from pipeline.cli.asr_cmd import model_app, transcribe
-    app.add_typer(model_app, name="model")
-    app.command("transcribe")(transcribe)
+:func:`transcribe_file`).
 """
 
 from __future__ import annotations
@@ -13,48 +9,48 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from pipeline.asr.model import model_info
-from pipeline.cli.common import ConfigOption, clock, fail, out
-from pipeline.config import Config, load_config
-from pipeline.errors import CallqaError
-from pipeline.records import SpeechSegment, Utterance
+from pipeline.cli.common import EXIT_USAGE, ConfigOption, clock, fail, load_config_or_exit, out, safe
+from pipeline.config import Config
+from pipeline.errors import CallqaError, UnsupportedAudioError
+from pipeline.records import Call, SpeechSegment, Utterance
 
-model_app = typer.Typer(help="The speech model callqa transcribes with.", no_args_is_help=True)
+model_app = typer.Typer(help="The speech model callqa transcribes with.", no_args_is_help=True, rich_markup_mode=None)
 
 ModelOption = Annotated[
-    str | None, typer.Option("--model", "-m", help="asr.model: 'embedded', a faster-whisper name or a CT2 dir.")
+    str | None, typer.Option("--model", "-m", help="[asr] model: 'embedded', a faster-whisper name or a CT2 dir.")
 ]
 
 
 def _config(path: Path | None, model: str | None) -> Config:
-    config = load_config(path)
+    config = load_config_or_exit(path)
     return config.with_overrides({"asr": {"model": model}}, "--model") if model else config
 
 
-def transcribe_file(path: str | Path, config: Config) -> tuple[Any, list[SpeechSegment], list[Utterance], str]:
-    """Ingest, VAD and transcribe one recording with a freshly loaded model.
+def transcribe_file(path: str | Path, config: Config) -> tuple[Call, list[SpeechSegment], list[Utterance], str]:
+    """Decode, VAD, onset repair, ASR and PII masking of one recording: the text ``callqa run`` stores.
 
-    For one file from the command line; batch runs build the transcriber once
-    per worker and call :func:`pipeline.asr.transcribe.transcribe_call` directly.
+    Goes through :func:`pipeline.analysis.transcribe_audio` and
+    :func:`pipeline.analysis.protect_pii`, the same path as a batch.
 
     Returns:
-        (call, speech segments, utterances, model_id).
+        (call, speech segments, utterances, speech model id).
 
     Raises:
         UnsupportedAudioError, ModelError, ConfigError, LexiconError.
     """
+    from pipeline.analysis import Resources, protect_pii, transcribe_audio
     from pipeline.audio.decode import load_call
-    from pipeline.asr.transcribe import WhisperTranscriber, transcribe_call
-    from pipeline.audio.vad import detect_speech
 
     call = load_call(path, config)
-    transcriber = WhisperTranscriber.from_config(config.asr)
-    segments = [s for channel in call.channels for s in detect_speech(channel, config.vad)]
-    return call, segments, transcribe_call(call, segments, transcriber, config.asr), transcriber.model_id
+    resources = Resources.load(config, text=False)
+    transcript = transcribe_audio(call, resources)
+    utterances, _pii = protect_pii(transcript.utterances, config)
+    return call, list(transcript.segments), list(utterances), resources.versions.asr_model
 
 
 def format_transcript(utterances: list[Utterance]) -> list[str]:
@@ -69,7 +65,10 @@ def format_transcript(utterances: list[Utterance]) -> list[str]:
 @model_app.command("info")
 def info(config: ConfigOption = None, model: ModelOption = None,
          as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Show which model is in use, where it lives and its checksum (assembles the embedded one)."""
+    """Show which model is in use, where it lives and its checksum (assembles the embedded one).
+
+    Example:  callqa model info --model large-v3
+    """
     try:
         details = model_info(_config(config, model).asr)
     except CallqaError as exc:
@@ -78,7 +77,7 @@ def info(config: ConfigOption = None, model: ModelOption = None,
         out.print_json(json.dumps(details, ensure_ascii=False))
         return
     for key, value in details.items():
-        out.print(f"{key:20s} {value}", soft_wrap=True)
+        out.print(f"{key:20s} {safe(value)}")
 
 
 def transcribe(
@@ -87,9 +86,17 @@ def transcribe(
     model: ModelOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Print a time-stamped, role-labelled transcript of FILE (nothing is stored)."""
+    """Print a time-stamped, role-labelled transcript of FILE (nothing is stored).
+
+    The text is what `callqa run` would store for the file: the same VAD, onset
+    repair, speech model, hallucination guard and personal-data masking.
+
+    Example:  callqa transcribe call.wav --json > call.json
+    """
     try:
         call, segments, utterances, model_id = transcribe_file(file, _config(config, model))
+    except UnsupportedAudioError as exc:
+        raise fail(exc, EXIT_USAGE) from None
     except CallqaError as exc:
         raise fail(exc) from None
     if as_json:
@@ -99,12 +106,12 @@ def transcribe(
             "speech_segments": [asdict(s) for s in segments],
             "utterances": [asdict(u) for u in utterances],
         }
-        print(json.dumps(payload, ensure_ascii=False, indent=1))
+        out.print(json.dumps(payload, ensure_ascii=False, indent=1), markup=False, highlight=False)
         return
     speech_s = sum(s.duration_s for s in segments)
-    out.print(f"{file}  {call.duration_s:.1f} s, roles {', '.join(c.role for c in call.channels)}, "
-              f"speech {speech_s:.1f} s, model {model_id}", soft_wrap=True)
+    out.print(f"{safe(file)}  {call.duration_s:.1f} s, roles {', '.join(c.role for c in call.channels)}, "
+              f"speech {speech_s:.1f} s, model {safe(model_id)}")
     for line in format_transcript(utterances):
-        out.print(line, soft_wrap=True, markup=False)
+        out.print(line, markup=False)
     if not utterances:
-        out.print("(no speech)")
+        out.print("(no speech)" if not segments else "(speech found, but no text was recognised: listen to it)")

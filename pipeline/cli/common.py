@@ -1,25 +1,38 @@
-"""What every ``callqa`` command shares: exit codes, consoles, the error line, config loading.
+"""What every ``callqa`` command shares: exit codes, the consoles, the error line, config and store opening.
 
 Exit codes: 0 all fine; 1 some calls failed or a store could not be written;
 2 usage or configuration error. Every error is one line on stderr naming the
-file and the reason.
+file and the reason. All output goes through :data:`out` (results) and
+:data:`err` (progress, errors); data from recordings and manifests is printed
+with :func:`safe` so a ``[`` in a call id never becomes console markup. When
+the output is a pipe or a file (a cron log) lines are never cut.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from pipeline.config import Config, load_config
-from pipeline.errors import CallqaError, ConfigError, LexiconError, ManifestError, ModelError
+from pipeline.errors import CallqaError, ConfigError, LexiconError, ManifestError, ModelError, StoreError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+#: Width used when the output is not a terminal: wide enough that no line is cut.
+_PIPE_WIDTH = 10_000
 
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+
+def _console(stream: Any) -> Console:
+    tty = stream.isatty()
+    return Console(file=stream, highlight=False, width=None if tty else _PIPE_WIDTH, soft_wrap=not tty)
+
+
+out = _console(sys.stdout)
+err = _console(sys.stderr)
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="TOML file overriding config/default.toml keys.")
@@ -27,9 +40,21 @@ ConfigOption = Annotated[
 StoreArg = Annotated[Path, typer.Argument(metavar="STORE", help="Store directory written by `callqa run`.")]
 
 
+def safe(value: object) -> str:
+    """``value`` as text that rich prints literally (no markup from data)."""
+    return escape(str(value))
+
+
+def interactive() -> bool:
+    """Whether stdout is a terminal (progress bars and screen-width tables)."""
+    return out.is_terminal
+
+
 def exit_code_for(exc: CallqaError) -> int:
-    """2 for what the user must fix before running again (config, manifest, rules, model), else 1."""
-    return EXIT_USAGE if isinstance(exc, (ConfigError, ManifestError, LexiconError, ModelError)) else EXIT_FAILED
+    """2 for what the user must fix before running again (config, manifest, rules, model, store), else 1."""
+    if isinstance(exc, (ConfigError, ManifestError, LexiconError, ModelError)):
+        return EXIT_USAGE
+    return EXIT_FAILED
 
 
 def fail(error: CallqaError | str, code: int | None = None) -> typer.Exit:
@@ -39,7 +64,7 @@ def fail(error: CallqaError | str, code: int | None = None) -> typer.Exit:
         error: the error, or a message.
         code: the exit code; default from the error's type (:func:`exit_code_for`), 2 for a message.
     """
-    err.print(f"[bold red]callqa: error:[/] {error}", soft_wrap=True)
+    err.print(f"[bold red]callqa: error:[/] {safe(error)}", soft_wrap=True)
     if code is None:
         code = exit_code_for(error) if isinstance(error, CallqaError) else EXIT_USAGE
     return typer.Exit(code)
@@ -53,7 +78,21 @@ def load_config_or_exit(path: Path | None) -> Config:
         raise fail(exc) from None
 
 
+def open_store(path: Path) -> Any:
+    """An existing store, or exit 2 with why ``path`` is not one."""
+    from pipeline.store import Store
+
+    try:
+        return Store(path)
+    except StoreError as exc:
+        raise fail(exc, EXIT_USAGE) from None
+
+
 def clock(seconds: float) -> str:
     """mm:ss.s on the call clock."""
     minutes, rest = divmod(max(0.0, seconds), 60)
     return f"{int(minutes):02d}:{rest:04.1f}"
+
+
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "ConfigOption", "StoreArg", "clock", "err", "exit_code_for",
+           "fail", "interactive", "load_config_or_exit", "open_store", "out", "safe"]

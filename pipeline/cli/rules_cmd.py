@@ -2,63 +2,76 @@
 
 Thin layers over :func:`pipeline.text.rules.load_rules`,
 :func:`pipeline.text.matcher.run_examples` / :func:`~pipeline.text.matcher.detect_phrases`,
-:func:`pipeline.rescore.rescore` and :func:`pipeline.audio.redact.redact_file`. Register with::
-
-    from pipeline.cli.rules_cmd import redact, rescore, rules_app
-    app.add_typer(rules_app, name="rules")
-    app.command("rescore")(rescore)
-    app.command("redact")(redact)
+:func:`pipeline.rescore.rescore_store` and :func:`pipeline.audio.redact.redact_file`.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
+from rich.table import Table
 
-from pipeline.cli.common import ConfigOption, fail, load_config_or_exit
+from pipeline.cli.common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    ConfigOption,
+    StoreArg,
+    clock,
+    fail,
+    load_config_or_exit,
+    open_store,
+    out,
+    safe,
+)
 from pipeline.config import Config
+from pipeline.errors import CallqaError, LexiconError, UnsupportedAudioError
+from pipeline.records import AGENT, CUSTOMER, MIXED, CallEvidence, Hit, Utterance
 from pipeline.text.matcher import build_matcher, detect_phrases, example_evidence, run_examples
-from pipeline.errors import CallqaError, LexiconError
 from pipeline.text.rules import RuleSet, load_rules
-from pipeline.records import AGENT, CUSTOMER, MIXED, CallEvidence, Utterance
 
-rules_app = typer.Typer(help="QA rule sets: validate, run their examples, try them on text.", no_args_is_help=True)
+rules_app = typer.Typer(help="QA rule sets: validate, run their examples, try them on text.", no_args_is_help=True,
+                        rich_markup_mode=None)
 
-DirArg = Annotated[Path | None, typer.Argument(help="Rules directory (default: [text] rules_dir or shipped).")]
+DirArg = Annotated[Path | None, typer.Argument(help="Rules directory (default: [text] rules_dir).")]
 
 
 def _rules(directory: Path | None, config: Config) -> RuleSet:
-    target = directory if directory is not None else (config.text.rules_dir or None)
     try:
-        return load_rules(target)
+        return load_rules(directory if directory is not None else config.text.rules_dir)
     except LexiconError as exc:
         raise fail(exc) from None
 
 
 @rules_app.command("check")
 def check(directory: DirArg = None, config_path: ConfigOption = None) -> None:
-    """Validate rule-set files; print the combined version and rule count."""
+    """Validate rule-set files; print the combined version and rule count.
+
+    Example:  callqa rules check my_lexicons/
+    """
     rules = _rules(directory, load_config_or_exit(config_path))
-    print(f"ok: {len(rules.rules)} rules, version {rules.version}")
+    out.print(f"ok: {len(rules.rules)} rules, version {safe(rules.version)}")
 
 
 @rules_app.command("test")
 def test(directory: DirArg = None, config_path: ConfigOption = None) -> None:
-    """Run every rule's own examples; exit 1 when any example fails."""
+    """Run every rule's own examples; exit 1 when any example fails.
+
+    Example:  callqa rules test my_lexicons/
+    """
     config = load_config_or_exit(config_path)
     rules = _rules(directory, config)
     failures = run_examples(build_matcher(rules, config.text), config.text)
     for line in failures:
-        print(line)
+        out.print(safe(line))
     n = sum(len(r.examples_match) + len(r.examples_no_match) for r in rules.rules)
-    print(f"{n - len(failures)}/{n} examples pass ({len(rules.rules)} rules, version {rules.version})")
+    out.print(f"{n - len(failures)}/{n} examples pass ({len(rules.rules)} rules, version {safe(rules.version)})")
     if failures:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
 
 
 def _jsonl_evidence(path: Path) -> CallEvidence:
@@ -81,6 +94,16 @@ def _jsonl_evidence(path: Path) -> CallEvidence:
                         roles=roles, utterances=tuple(utts))
 
 
+def _hits_table(found: list[tuple[str, Hit]]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for name in ("input", "time", "rule", "severity", "matched", "type", "conf.", "context"):
+        table.add_column(name)
+    for source, hit in found:
+        table.add_row(safe(source), f"{clock(hit.start_s)}", safe(hit.rule_id), hit.severity,
+                      safe(hit.matched_text), hit.match_type, f"{hit.confidence:.2f}", safe(hit.context))
+    return table
+
+
 @rules_app.command("match")
 def match(
     text: Annotated[str | None, typer.Argument(help="One utterance to try.")] = None,
@@ -88,9 +111,13 @@ def match(
     file: Annotated[Path | None, typer.Option("--file", help="One utterance per line.")] = None,
     jsonl: Annotated[Path | None, typer.Option("--jsonl", help="role/start_s/end_s/text objects: one call.")] = None,
     rules_dir: Annotated[Path | None, typer.Option("--rules", help="Rules directory.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines (one hit each) instead of a table.")] = False,
     config_path: ConfigOption = None,
 ) -> None:
-    """Print the hits of the rules on TEXT, a file of lines or a JSONL conversation, as JSON lines."""
+    """Show the hits of the rules on TEXT, a file of lines or a JSONL conversation.
+
+    Example:  callqa rules match --role agent "这个我不清楚,你自己去查吧"
+    """
     if role not in (AGENT, CUSTOMER, MIXED):
         raise fail(f"--role must be agent, customer or mixed, got {role!r}")
     if sum(x is not None for x in (text, file, jsonl)) != 1:
@@ -107,37 +134,49 @@ def match(
         calls = [example_evidence(x, role, f"line{i}") for i, x in enumerate(lines, 1)]
     else:
         calls = [example_evidence(text or "", role, "text")]
-    for evidence in calls:
-        for hit in detect_phrases(evidence, matcher, config.text, config.pii):
-            row = asdict(hit)
-            sys.stdout.write(json.dumps({"hit_id": hit.hit_id, **row}, ensure_ascii=False) + "\n")
+    found = [(evidence.call_id, hit) for evidence in calls for hit in detect_phrases(evidence, matcher, config.text)]
+    if as_json:
+        for _source, hit in found:
+            out.print(json.dumps({"hit_id": hit.hit_id, **asdict(hit)}, ensure_ascii=False), markup=False)
+        return
+    if found:
+        out.print(_hits_table(found))
+    out.print(f"{len(found)} hit(s) in {len(calls)} input(s)")
 
 
 def rescore(
-    store: Annotated[Path, typer.Argument(metavar="STORE", help="Store directory written by callqa run.")],
-    rules_dir: Annotated[Path | None, typer.Option("--rules", help="Rules directory (default: shipped).")] = None,
+    store: StoreArg,
+    rules_dir: Annotated[Path | None, typer.Option("--rules", help="Rules directory (default: [text] rules_dir).")]
+    = None,
     config_path: ConfigOption = None,
 ) -> None:
-    """Re-run the text rules over stored transcripts (no audio, no ASR) and re-score every call.
+    """Re-run the text rules and the red-line model over stored transcripts (no audio, no ASR).
 
-    New hits are stored under the new rules version next to the old ones; each
-    call's feature row, score and classifier output are rebuilt from them.
+    Each call's hits, feature row, score and classifier output are rebuilt and
+    become its current result; timing results measured on the audio are kept.
+    The store's scorecard (see `callqa score`) scores them.
 
     Example:  callqa rescore store/ --rules my_lexicons/
     """
-    from pipeline.rescore import rescore as run_rescore
-    from pipeline.store import Store
+    from pipeline.analysis import Resources
+    from pipeline.rescore import require_calls, rescore_store, store_scoring
 
     config = load_config_or_exit(config_path)
     rules = _rules(rules_dir, config)
-    if not store.is_dir():
-        raise fail(f"{store}: store directory not found")
+    target = open_store(store)
     try:
-        summary = run_rescore(Store(store), rules, config)
+        require_calls(target)
+        scoring = store_scoring(target, config)
+        resources = Resources.load(config, transcriber=None, rules=rules, scorecard=scoring.scorecard,
+                                   classifier=scoring.classifier, text=True)
+        update = rescore_store(target, resources)
     except CallqaError as exc:
-        raise fail(exc, 1) from None
-    print(f"rescored {summary.calls} calls: {summary.hits} text hits under rules version {summary.rules_version}; "
-          "feature rows rebuilt and re-scored (timing results carried over)")
+        raise fail(exc) from None
+    out.print(f"rescored {update.calls} calls: {update.hits} text hits under rules version "
+              f"{safe(update.versions['rules_version'])} and red-line model {safe(update.versions['redline_model'])}; "
+              f"scored with {safe(scoring.scorecard.version)} (timing results kept)")
+    if update.skipped:
+        out.print(f"  {update.skipped} calls were re-run by another writer meanwhile and keep that result")
 
 
 def redact(
@@ -149,26 +188,37 @@ def redact(
     mode: Annotated[str, typer.Option("--mode", help="bleep or silence.")] = "bleep",
     config_path: ConfigOption = None,
 ) -> None:
-    """Write AUDIO to OUTPUT with personal-data spans bleeped or silenced."""
-    from pipeline.audio.redact import pii_time_spans, redact_file
-    from pipeline.store import Store
+    """Write AUDIO to OUTPUT with personal-data spans bleeped or silenced.
+
+    Example:  callqa redact calls/c1.wav c1_redacted.wav --store store/
+    """
+    from pipeline.audio.redact import redact_file
+    from pipeline.store.rows import utterance_of
+    from pipeline.text.pii import pii_time_spans
 
     config = load_config_or_exit(config_path)
     if mode not in ("bleep", "silence"):
         raise fail(f"--mode must be bleep or silence, got {mode!r}")
     spans: list[tuple[float, float]] = []
+    for item in span or []:
+        try:
+            start, end = (float(x) for x in item.split(":"))
+        except ValueError:
+            raise fail(f"--span wants START:END seconds, got {item!r}") from None
+        spans.append((start, end))
+    if store is not None:
+        target = open_store(store)
+        wanted = call_id or audio.stem
+        rows = target.read("utterances", call_ids=[wanted]).to_pylist()
+        if not target.read("calls", columns=[], call_ids=[wanted]).num_rows:
+            raise fail(f"{store}: no call {wanted!r} in this store (give --call-id)")
+        spans.extend(pii_time_spans([utterance_of(r) for r in rows], config.pii.chinese_digits,
+                                    mask_char=config.pii.mask_char))
     try:
-        for item in span or []:
-            a, b = item.split(":")
-            spans.append((float(a), float(b)))
-    except ValueError:
-        raise fail(f"--span wants START:END seconds, got {item!r}") from None
-    try:
-        if store is not None:
-            for evidence in Store(store).evidence([call_id or audio.stem]):
-                spans.extend(pii_time_spans(evidence.utterances, config.pii.chinese_digits,
-                                            mask_char=config.pii.mask_char))
         n = redact_file(audio, output, sorted(spans), mode)
-    except CallqaError as exc:
-        raise fail(exc, 1) from None
-    print(f"wrote {output}: {n} spans {mode}ed")
+    except UnsupportedAudioError as exc:
+        raise fail(exc, EXIT_USAGE) from None
+    out.print(f"wrote {safe(output)}: {n} spans {mode}ed")
+
+
+__all__ = ["check", "match", "redact", "rescore", "rules_app", "test"]

@@ -20,8 +20,6 @@ or scikit-learn version differ from the running callqa raises
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +28,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import sklearn
-import skops.io as sio
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
@@ -42,14 +38,22 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from pipeline.errors import ModelError
-from pipeline.scoring.features import CATEGORICAL_FEATURES, FEATURES_SCHEMA_VERSION, model_feature_columns
+from pipeline.model_files import ModelFiles, load_model_dir, read_card, save_model_dir
+from pipeline.scoring.features import (
+    CATEGORICAL_FEATURES,
+    FEATURES_SCHEMA_VERSION,
+    features_table,
+    model_feature_columns,
+    with_prediction,
+)
 
 KINDS = ("hgb", "logreg")
 MODEL_FILE = "model.skops"
 CARD_JSON = "model_card.json"
 CARD_MD = "model_card.md"
-PROMOTED_FILE = "PROMOTED"
-_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "pipeline.scoring.classifier.", "builtins.", "collections.")
+FILES = ModelFiles(MODEL_FILE, CARD_JSON, "estimator_sha256",
+                   ("sklearn.", "numpy.", "pipeline.scoring.classifier.", "builtins.", "collections."),
+                   "retrain it (callqa train)")
 
 
 class FillEmptyColumns(TransformerMixin, BaseEstimator):
@@ -243,14 +247,10 @@ def predict(model: TrainedModel, features: pa.Table | pd.DataFrame) -> tuple[np.
 
 def save_model(model: TrainedModel, out_dir: str | Path) -> Path:
     """Write ``model.skops`` and the model card (JSON + Markdown) into ``out_dir``."""
-    from pipeline.scoring.evaluate import card_markdown
-
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    sio.dump(model.estimator, out / MODEL_FILE)
-    model.card["estimator_sha256"] = hashlib.sha256((out / MODEL_FILE).read_bytes()).hexdigest()
-    model.card["name"] = out.name
-    (out / CARD_JSON).write_text(json.dumps(model.card, indent=2, ensure_ascii=False), encoding="utf-8")
+    saved = save_model_dir(model.estimator, {**model.card, "name": out.name}, out, FILES)
+    model.card.clear()
+    model.card.update(saved)
     (out / CARD_MD).write_text(card_markdown(model.card), encoding="utf-8")
     return out
 
@@ -264,14 +264,7 @@ def load_model(model_dir: str | Path) -> TrainedModel:
             does not produce, or untrusted types inside the skops file.
     """
     path = Path(model_dir)
-    try:
-        card = json.loads((path / CARD_JSON).read_text(encoding="utf-8"))
-        blob = (path / MODEL_FILE).read_bytes()
-    except (OSError, ValueError) as exc:
-        raise ModelError(str(path), f"not a callqa model directory: {exc}") from None
-    if card.get("sklearn_version") != sklearn.__version__:
-        raise ModelError(str(path), f"trained with scikit-learn {card.get('sklearn_version')}, running "
-                         f"{sklearn.__version__}: retrain it (callqa train)")
+    card = read_card(path, FILES)
     if card.get("features_schema_version") != FEATURES_SCHEMA_VERSION:
         raise ModelError(str(path), f"trained on features schema {card.get('features_schema_version')}, "
                          f"this callqa writes {FEATURES_SCHEMA_VERSION}: retrain it")
@@ -279,61 +272,32 @@ def load_model(model_dir: str | Path) -> TrainedModel:
     unknown = [c for c in card.get("features", []) if c not in known]
     if unknown:
         raise ModelError(str(path), f"trained with features this callqa does not produce: {unknown[:5]}")
-    if hashlib.sha256(blob).hexdigest() != card.get("estimator_sha256"):
-        raise ModelError(str(path), f"{MODEL_FILE} does not match its model card (changed or corrupt)")
-    untrusted = sio.get_untrusted_types(data=blob)
-    foreign = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
-    if foreign:
-        raise ModelError(str(path), f"{MODEL_FILE} holds types callqa does not trust: {foreign[:3]}")
-    try:
-        estimator = sio.loads(blob, trusted=untrusted)
-    except Exception as exc:  # noqa: BLE001 - any skops failure means an unusable file
-        raise ModelError(str(path), f"cannot load {MODEL_FILE}: {type(exc).__name__}: {exc}") from None
+    estimator, card = load_model_dir(path, FILES)
     return TrainedModel(estimator, card)
 
 
-def promoted_name(models_dir: str | Path) -> str | None:
-    """The promoted model's name (``models_dir/PROMOTED``), or None."""
-    path = Path(models_dir) / PROMOTED_FILE
-    if not path.exists():
-        return None
-    return path.read_text(encoding="utf-8").strip() or None
-
-
-def load_promoted(models_dir: str | Path) -> TrainedModel | None:
-    """Load the promoted model once per worker; None when none is promoted (scorecard only).
-
-    Raises:
-        ModelError: the promoted model is missing or incompatible.
-    """
-    name = promoted_name(models_dir)
-    return None if name is None else load_model(Path(models_dir) / name)
-
-
-def predict_promoted(features: pa.Table | pd.DataFrame,
-                     models_dir: str | Path) -> tuple[str, np.ndarray, list[str]] | None:
-    """Apply the promoted model to feature rows.
-
-    Returns:
-        (model version, probabilities, decisions) as in :func:`predict`, or
-        None when no model is promoted (the pipeline then uses the scorecard alone).
-
-    Raises:
-        ModelError: the promoted model is missing or incompatible.
-    """
-    model = load_promoted(models_dir)
-    if model is None:
-        return None
-    if len(features) == 0:
-        return model.version, np.zeros(0), []
-    probabilities, decisions = predict(model, features)
-    return model.version, probabilities, decisions
+def card_markdown(card: dict[str, Any]) -> str:
+    """The model card as Markdown (written next to ``model_card.json``)."""
+    lines = [f"# Model card: {card['name']}", "",
+             f"- Created: {card['created_at']}", f"- Kind: {card['kind']} (calibrated: {card['calibration']})",
+             f"- Target: {card['target']}, classes {card['classes']}, positive label {card.get('positive_label')}",
+             f"- Decision threshold: {card.get('threshold')} (target precision {card.get('target_precision')}, "
+             f"target recall {card.get('target_recall')})",
+             f"- scikit-learn {card['sklearn_version']}, features schema {card['features_schema_version']}",
+             f"- Training data: sha256 {card['data_sha256']}, {card['n_calls']} calls "
+             f"({card['n_train']} train, {card['n_test']} held out), seed {card['seed']}",
+             "", "## Label distribution", "", "| label | calls |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in card["label_distribution"].items()]
+    for part in ("cv", "held_out"):
+        metrics = card.get("metrics", {}).get(part, {})
+        lines += ["", f"## Metrics ({part})", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in metrics.items()]
+    lines += ["", "## Features", "", ", ".join(f"`{c}`" for c in card["features"]), ""]
+    return "\n".join(lines)
 
 
 def apply_model(rows: Sequence[dict[str, Any]], model: TrainedModel | None) -> list[dict[str, Any]]:
     """Fill the classifier columns of feature rows (unchanged when ``model`` is None)."""
-    from pipeline.scoring.features import features_table, with_prediction
-
     if model is None or not rows:
         return list(rows)
     probabilities, decisions = predict(model, features_table(rows))
@@ -341,19 +305,8 @@ def apply_model(rows: Sequence[dict[str, Any]], model: TrainedModel | None) -> l
             for row, p, d in zip(rows, probabilities, decisions, strict=True)]
 
 
-def apply_promoted(rows: Sequence[dict[str, Any]], models_dir: str | Path) -> tuple[list[dict[str, Any]], str]:
-    """:func:`load_promoted` then :func:`apply_model`; also says which model (or none) was used.
-
-    Returns:
-        (rows, message): the message is the model version, or
-        "no promoted model: scorecard only".
-    """
-    model = load_promoted(models_dir)
-    return apply_model(rows, model), model.version if model else "no promoted model: scorecard only"
-
-
 __all__ = [
-    "CumulativeOrdinalClassifier", "FillEmptyColumns", "TrainedModel", "apply_model", "apply_promoted",
-    "build_estimator", "feature_frame", "load_labels", "load_model", "load_promoted", "out_of_fold_proba",
-    "predict", "predict_promoted", "predict_proba", "promoted_name", "save_model", "training_data",
+    "CumulativeOrdinalClassifier", "FillEmptyColumns", "TrainedModel", "apply_model", "build_estimator",
+    "card_markdown", "feature_frame", "load_labels", "load_model", "out_of_fold_proba", "predict",
+    "predict_proba", "save_model", "training_data",
 ]

@@ -7,15 +7,12 @@
 - :func:`evaluate`: a saved model on labelled feature rows, as a held-out
   set, plus cross-validation of the same model configuration on them, with
   PR and calibration curves saved as PNG.
-- Registry under ``models_dir`` (config ``[classifier] models_dir``):
-  :func:`list_models`, :func:`compare_models`, :func:`promote`; the pipeline
-  applies the promoted model through :func:`predict_promoted`.
+The registry (list, compare, promote) is :mod:`pipeline.scoring.registry`.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -38,17 +35,7 @@ from sklearn.metrics import (
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
-from pipeline.scoring.classifier import (
-    CARD_JSON,
-    PROMOTED_FILE,
-    TrainedModel,
-    load_model,
-    out_of_fold_proba,
-    predict_proba,
-    predict_promoted,
-    promoted_name,
-    training_data,
-)
+from pipeline.scoring.classifier import TrainedModel, out_of_fold_proba, predict_proba, training_data
 
 THRESHOLD_GRID = tuple(round(t, 2) for t in np.arange(0.05, 0.96, 0.05))
 
@@ -177,60 +164,4 @@ def _evaluate(model: TrainedModel, features: pa.Table | pd.DataFrame, labels: pd
     return report
 
 
-def card_markdown(card: dict[str, Any]) -> str:
-    """The model card as Markdown (written next to ``model_card.json``)."""
-    lines = [f"# Model card: {card['name']}", "",
-             f"- Created: {card['created_at']}", f"- Kind: {card['kind']} (calibrated: {card['calibration']})",
-             f"- Target: {card['target']}, classes {card['classes']}, positive label {card.get('positive_label')}",
-             f"- Decision threshold: {card.get('threshold')} (target precision {card.get('target_precision')}, "
-             f"target recall {card.get('target_recall')})",
-             f"- scikit-learn {card['sklearn_version']}, features schema {card['features_schema_version']}",
-             f"- Training data: sha256 {card['data_sha256']}, {card['n_calls']} calls "
-             f"({card['n_train']} train, {card['n_test']} held out), seed {card['seed']}",
-             "", "## Label distribution", "", "| label | calls |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in card["label_distribution"].items()]
-    for part in ("cv", "held_out"):
-        metrics = card.get("metrics", {}).get(part, {})
-        lines += ["", f"## Metrics ({part})", "", "| metric | value |", "|---|---|"]
-        lines += [f"| {k} | {v} |" for k, v in metrics.items()]
-    lines += ["", "## Features", "", ", ".join(f"`{c}`" for c in card["features"]), ""]
-    return "\n".join(lines)
-
-
-# -- registry ------------------------------------------------------------------
-def list_models(models_dir: str | Path) -> list[dict[str, Any]]:
-    """One summary per model directory: name, kind, target, created, metrics, promoted."""
-    root = Path(models_dir)
-    promoted = promoted_name(root)
-    out = []
-    for card_path in sorted(root.glob(f"*/{CARD_JSON}")):
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-        out.append({"name": card_path.parent.name, "kind": card["kind"], "target": card["target"],
-                    "created_at": card["created_at"], "n_calls": card["n_calls"],
-                    "held_out": card.get("metrics", {}).get("held_out", {}),
-                    "promoted": card_path.parent.name == promoted})
-    return out
-
-
-def promote(models_dir: str | Path, name: str) -> None:
-    """Make ``name`` the model the pipeline applies (writes ``models_dir/PROMOTED``).
-
-    Raises:
-        ModelError: the model cannot be loaded by this callqa.
-    """
-    root = Path(models_dir)
-    load_model(root / name)  # refuse to promote what the pipeline could not load
-    tmp = root / f".{PROMOTED_FILE}.tmp"
-    tmp.write_text(name + "\n", encoding="utf-8")
-    os.replace(tmp, root / PROMOTED_FILE)
-
-
-def compare_models(models: Sequence[TrainedModel], features: pa.Table | pd.DataFrame,
-                   labels: pd.DataFrame) -> dict[str, dict[str, Any]]:
-    """Each model's metrics on the same labelled rows: model version -> metrics."""
-    X, y = training_data(features, labels)  # noqa: N806
-    return {m.version: evaluate_predictions(y.to_numpy(), predict_proba(m, X), m.card)["metrics"] for m in models}
-
-
-__all__ = ["card_markdown", "compare_models", "evaluate", "evaluate_predictions", "list_models", "predict_promoted",
-           "promote", "promoted_name", "save_plots"]
+__all__ = ["evaluate", "evaluate_predictions", "save_plots"]

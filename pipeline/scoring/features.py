@@ -14,9 +14,9 @@ the field metadata, so ``docs/features.md`` is generated from the schema
 Columns of groups ``hits``, ``timing``, ``asr`` and ``audio`` with a numeric
 type are the classifier's inputs (:func:`model_feature_columns`).
 
-``build_features`` is pure; :func:`load` reads committed rows of a store,
-and the files are plain hive-partitioned Parquet that DuckDB or Polars read
-without callqa (``read_parquet('STORE/features/*/*.parquet', hive_partitioning=true)``).
+``build_features`` is pure. Stored rows are read with
+``pipeline.store.Store(root).read("features")`` (see ``docs/store.md`` for
+DuckDB, Polars and pyarrow without callqa).
 """
 
 from __future__ import annotations
@@ -24,80 +24,36 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from pipeline.records import AGENT, CATEGORIES, CUSTOMER, REDLINE_CATEGORIES, CallEvidence, Hit
-from pipeline.store import COMMON_FIELDS, Store, register_schema
+from pipeline.timing.detect import TIMING_FEATURES
+from pipeline.versions import VERSION_FIELDS, Versions
 
 #: Version of the features table's columns; bump it when a column changes.
-FEATURES_SCHEMA_VERSION = 1
+FEATURES_SCHEMA_VERSION = 2
 _DICT = pa.dictionary(pa.int32(), pa.string())
 ERROR_CLASS_KEYS = ("customer", "business", "compliance")
 #: Categorical classifier inputs (one-hot encoded by the classifier).
 CATEGORICAL_FEATURES = ("direction", "hangup_party")
-#: Words recognised with a probability below this count as low-confidence.
-LOW_CONFIDENCE_PROBABILITY = 0.5
 
 
 def _f(name: str, kind: pa.DataType, group: str, doc: str) -> pa.Field:
     return pa.field(name, kind, nullable=True, metadata={"doc": doc, "group": group})
 
 
-#: Typed timing columns filled from the timing detectors' feature mapping;
-#: any other key of that mapping goes to ``timing_other``.
-TIMING_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
-    **{f"{role}_rate_chars_per_min_{stat}": (pa.float32(), f"{role.capitalize()} speech rate, {text} (chars/min).")
-       for role in ("agent", "customer", "mixed")
-       for stat, text in (("mean", "mean over rated utterances"), ("p90", "90th percentile over utterances"),
-                          ("overall", "characters / rated speech time"))},
-    **{f"{role}_rated_speech_s": (pa.float32(), f"{role.capitalize()} speech time long enough to rate (s).")
-       for role in ("agent", "customer", "mixed")},
-    "silence_count": (pa.int32(), "Silences (nobody speaking) of at least timing.silence_min_s, holds included."),
-    "silence_total_s": (pa.float32(), "Total time of those silences (s)."),
-    "silence_max_s": (pa.float32(), "Longest silence (s)."),
-    "dead_air_count": (pa.int32(), "Unexcused silences (not announced as a hold)."),
-    "dead_air_total_s": (pa.float32(), "Total unexcused silence (s)."),
-    "dead_air_max_s": (pa.float32(), "Longest unexcused silence (s)."),
-    "hold_count": (pa.int32(), "Holds: silences announced by the agent (请稍等, ...)."),
-    "hold_total_s": (pa.float32(), "Total hold time (s)."),
-    "hold_max_s": (pa.float32(), "Longest hold (s)."),
-    "answer_delay_s": (pa.float32(), "Time from call start to the agent's first words (s)."),
-    "first_speech_s": (pa.float32(), "Time from call start to anyone's first speech (s)."),
-    "interruptions_agent_count": (pa.int32(), "Times the agent started speaking over the customer (QA fault)."),
-    "interruptions_customer_count": (pa.int32(), "Times the customer started speaking over the agent."),
-    "interruptions_overlap_s": (pa.float32(), "Overlap time of those interruptions (s)."),
-    "response_latency_count": (pa.int32(), "Agent replies after a customer turn."),
-    "response_latency_mean_s": (pa.float32(), "Mean gap from a customer turn's end to the agent's reply (s)."),
-    "response_latency_median_s": (pa.float32(), "Median agent response latency (s)."),
-    "response_latency_p90_s": (pa.float32(), "90th percentile of the agent's response latency (s)."),
-    "response_latency_max_s": (pa.float32(), "Longest agent response latency (s)."),
-    "speech_total_s": (pa.float32(), "Speech time of all roles (s)."),
-    "agent_talk_ratio": (pa.float32(), "Agent speech time / (agent + customer speech time)."),
-    "overlap_total_s": (pa.float32(), "Time both roles speak at once (s)."),
-    "longest_monologue_s": (pa.float32(), "Longest stretch one role speaks without the other (s)."),
-    "agent_speech_level_dbfs_median": (pa.float32(), "Agent's median speech loudness (dBFS), the raised-voice "
-                                                     "baseline."),
-    "customer_speech_level_dbfs_median": (pa.float32(), "Customer's median speech loudness (dBFS)."),
-    "agent_raised_voice_count": (pa.int32(), "Spans where the agent is timing.raised_voice_db above own median."),
-    "agent_raised_voice_s": (pa.float32(), "Total agent raised-voice time (s)."),
-    "customer_raised_voice_count": (pa.int32(), "Customer raised-voice spans (agitation signal)."),
-    "customer_raised_voice_s": (pa.float32(), "Total customer raised-voice time (s)."),
-    "agent_loudness_dbfs_mean": (pa.float32(), "Mean loudness of the agent's speech segments (dBFS)."),
-    "agent_loudness_dbfs_std": (pa.float32(), "Spread of the agent's segment loudness (dB)."),
-    "customer_loudness_dbfs_mean": (pa.float32(), "Mean loudness of the customer's speech segments (dBFS)."),
-    "customer_loudness_dbfs_std": (pa.float32(), "Spread of the customer's segment loudness (dB)."),
-    "hangup_party": (_DICT, "Who hung up first: agent, customer or unknown (metadata, else estimated)."),
-    "hangup_estimated": (pa.int32(), "1 if hangup_party was estimated from the audio, 0 if from metadata."),
-    "trailing_silence_s": (pa.float32(), "Silence after the last speech until the call ends (s)."),
-}
+_ARROW_KINDS: dict[str, pa.DataType] = {"float": pa.float32(), "int": pa.int32(), "category": _DICT}
+
 
 _FIELDS: list[pa.Field] = [
-    *COMMON_FIELDS,
+    pa.field("call_id", pa.string(), nullable=False, metadata={"doc": "Stable id of the call.", "group": "key"}),
+    pa.field("schema_version", pa.int16(), nullable=False,
+             metadata={"doc": "Version of this table's columns.", "group": "key"}),
+    *VERSION_FIELDS,
+    _f("call_date", pa.string(), "meta", "The call's date (YYYY-MM-DD), from started_at or the file time."),
     _f("agent_id", pa.string(), "meta", "Agent id from the manifest (hash it upstream if needed)."),
     _f("team", _DICT, "meta", "Team / ACD group from the manifest."),
     _f("direction", _DICT, "meta", "inbound or outbound, from the manifest."),
@@ -120,9 +76,7 @@ _FIELDS: list[pa.Field] = [
     _f("rule_counts", pa.map_(pa.string(), pa.int32()), "rules", "Hits per rule id (rule ids vary by rule set)."),
     _f("redline", pa.bool_(), "hits", "True if any non-suspect hit is in a red-line category (辱骂/反问/冷漠)."),
     _f("redline_hits", pa.int32(), "hits", "Non-suspect hits in red-line categories."),
-    *[_f(name, kind, "timing", doc) for name, (kind, doc) in TIMING_COLUMNS.items()],
-    _f("timing_other", pa.map_(pa.string(), pa.float64()), "timing_extra",
-       "Other numeric features from the timing detectors, by name."),
+    *[_f(f.name, _ARROW_KINDS[f.kind], "timing", f.doc) for f in TIMING_FEATURES],
     _f("utterance_count", pa.int32(), "asr", "Recognised utterances."),
     _f("agent_chars", pa.int32(), "asr", "Characters the agent said (recognised)."),
     _f("customer_chars", pa.int32(), "asr", "Characters the customer said (recognised)."),
@@ -131,7 +85,7 @@ _FIELDS: list[pa.Field] = [
     _f("asr_word_prob_p10", pa.float32(), "asr", "10th percentile of word probability."),
     _f("asr_word_prob_min", pa.float32(), "asr", "Lowest word probability."),
     _f("asr_low_conf_word_share", pa.float32(), "asr",
-       f"Share of words with probability below {LOW_CONFIDENCE_PROBABILITY}."),
+       "Share of words with probability below [features] low_confidence_word_probability."),
     _f("asr_avg_logprob_mean", pa.float32(), "asr", "Mean Whisper avg_logprob over utterances."),
     _f("suspect_utterance_share", pa.float32(), "asr", "Share of utterances the hallucination guard distrusts."),
     _f("scorecard_version", _DICT, "score", "Scorecard version that scored the row."),
@@ -145,6 +99,10 @@ _FIELDS: list[pa.Field] = [
       for c in ERROR_CLASS_KEYS],
     _f("section_scores", pa.map_(pa.string(), pa.float32()), "score",
        "Score 0-100 per scorecard section (服务礼仪, 服务技能, ...)."),
+    _f("outcome", _DICT, "score", "fail, needs_review, needs_listening or pass: what a QA lead does with the call "
+       "(a call is only 'pass' when nothing asks for a person; see the scorecard's [outcome])."),
+    _f("outcome_reasons", pa.list_(pa.string()), "score",
+       "Why the outcome is not a plain pass (e.g. scorecard_fail, redline_model_only, no_speech)."),
     _f("classifier_model", _DICT, "classifier", "Promoted classifier that scored the row (name@hash)."),
     _f("classifier_probability", pa.float32(), "classifier",
        "Calibrated probability of the model's positive class (binary) or of the predicted grade (ordinal)."),
@@ -153,7 +111,7 @@ _FIELDS: list[pa.Field] = [
 
 #: The features table's schema (store schema: no ``call_date``, added on read).
 FEATURES_SCHEMA = pa.schema(_FIELDS, metadata={"schema_version": str(FEATURES_SCHEMA_VERSION)})
-register_schema("features", FEATURES_SCHEMA)
+_TIMING_NAMES = frozenset(f.name for f in TIMING_FEATURES)
 
 _NUMERIC = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean)
 
@@ -204,7 +162,7 @@ def _hit_columns(hits: Sequence[Hit]) -> dict[str, Any]:
     return row
 
 
-def _asr_columns(evidence: CallEvidence) -> dict[str, Any]:
+def _asr_columns(evidence: CallEvidence, low_confidence_probability: float) -> dict[str, Any]:
     utterances = evidence.utterances
     probabilities = [w.probability for u in utterances for w in u.words]
     chars = {role: sum(len(u.text) for u in utterances if u.role == role) for role in (AGENT, CUSTOMER)}
@@ -220,7 +178,7 @@ def _asr_columns(evidence: CallEvidence) -> dict[str, Any]:
         array = np.asarray(probabilities, dtype=np.float64)
         row.update(asr_word_prob_mean=float(array.mean()), asr_word_prob_p10=float(np.percentile(array, 10)),
                    asr_word_prob_min=float(array.min()),
-                   asr_low_conf_word_share=float((array < LOW_CONFIDENCE_PROBABILITY).mean()))
+                   asr_low_conf_word_share=float((array < low_confidence_probability).mean()))
     return row
 
 
@@ -228,17 +186,10 @@ def _segment_columns(evidence: CallEvidence) -> dict[str, Any]:
     speech = {role: sum(s.duration_s for s in evidence.segments_of(role)) for role in (AGENT, CUSTOMER)}
     total = sum(s.duration_s for s in evidence.segments)
     mono = evidence.is_mono
-    row: dict[str, Any] = {
+    return {
         "agent_speech_s": None if mono else speech[AGENT], "customer_speech_s": None if mono else speech[CUSTOMER],
         "speech_share": total / evidence.duration_s if evidence.duration_s > 0 else None,
     }
-    # Fallbacks used only when the timing detectors do not provide these keys.
-    both = speech[AGENT] + speech[CUSTOMER]
-    row["agent_talk_ratio"] = speech[AGENT] / both if both > 0 and not evidence.is_mono else None
-    for role in (AGENT, CUSTOMER):
-        mean, std = _stats([s.loudness_dbfs for s in evidence.segments_of(role) if math.isfinite(s.loudness_dbfs)])
-        row[f"{role}_loudness_dbfs_mean"], row[f"{role}_loudness_dbfs_std"] = mean, std
-    return row
 
 
 def build_features(
@@ -246,7 +197,8 @@ def build_features(
     hits: Sequence[Hit],
     timing_features: Mapping[str, float | int | str | None],
     call_facts: Mapping[str, object],
-    versions: Mapping[str, str],
+    versions: Versions,
+    low_confidence_probability: float,
 ) -> dict[str, Any]:
     """Build one call's feature row (a dict with every :data:`FEATURES_SCHEMA` column).
 
@@ -256,52 +208,45 @@ def build_features(
     Args:
         evidence: the call's segments, utterances and metadata.
         hits: every hit of the text and timing detectors for this call.
-        timing_features: the timing detectors' feature mapping; keys in
-            :data:`TIMING_COLUMNS` get typed columns, other numeric keys go to
-            ``timing_other``; these values win over the segment-based fallbacks.
-        call_facts: facts from ingest: ``call_date`` (partition key, required
-            to commit), ``agent_id``, ``team``, ``direction``, ``started_at``,
-            ``source_sample_rate_hz``, ``codec``, ``channels`` (per-channel
-            facts with ``clipping_ratio``) or ``clipping_ratio_max``. Missing
+        timing_features: the timing detectors' features (:data:`TIMING_FEATURES`).
+        call_facts: facts from ingest: ``call_date``, ``agent_id``, ``team``,
+            ``direction``, ``started_at``, ``source_sample_rate_hz``, ``codec``,
+            ``channels`` (per-channel facts with ``clipping_ratio``). Missing
             keys fall back to ``evidence.metadata``, then to null.
-        versions: ``config_hash``, ``model_id``, ``rules_version``.
+        versions: what the analysis depended on.
+        low_confidence_probability: ``[features] low_confidence_word_probability``.
 
-    Returns:
-        The row, including ``call_date`` when known.
+    Raises:
+        ValueError: ``timing_features`` holds a name not declared in :data:`TIMING_FEATURES`.
     """
+    unknown = set(timing_features) - _TIMING_NAMES
+    if unknown:
+        raise ValueError(f"undeclared timing features {sorted(unknown)}")
     meta: dict[str, Any] = {**dict(evidence.metadata), **{k: v for k, v in call_facts.items() if v is not None}}
     channels = meta.get("channels") or []
     clipping = [_num(c.get("clipping_ratio")) for c in channels if isinstance(c, Mapping)]
-    clipping_max = _num(meta.get("clipping_ratio_max"))
-    if clipping_max is None and any(v is not None for v in clipping):
-        clipping_max = max(v for v in clipping if v is not None)
+    known_clipping = [v for v in clipping if v is not None]
     row: dict[str, Any] = {f.name: None for f in FEATURES_SCHEMA}
     row.update(
-        call_id=evidence.call_id, chunk_id="", schema_version=FEATURES_SCHEMA_VERSION,
-        config_hash=versions.get("config_hash", "none"), model_id=versions.get("model_id", "none"),
-        rules_version=versions.get("rules_version", "none"),
+        call_id=evidence.call_id, schema_version=FEATURES_SCHEMA_VERSION, **versions.columns(),
+        call_date=None if meta.get("call_date") is None else str(meta["call_date"]),
         agent_id=meta.get("agent_id"), team=meta.get("team"), direction=meta.get("direction"),
         started_at=None if meta.get("started_at") is None else str(meta["started_at"]),
         duration_s=evidence.duration_s, is_mono=evidence.is_mono,
         source_sample_rate_hz=meta.get("source_sample_rate_hz"), codec=meta.get("codec"),
-        clipping_ratio_max=clipping_max,
+        clipping_ratio_max=max(known_clipping) if known_clipping else None,
     )
     row.update(_segment_columns(evidence))
     row.update(_hit_columns(hits))
-    row.update(_asr_columns(evidence))
-    other: dict[str, float] = {}
-    for key, value in timing_features.items():
-        number = _num(value)
-        if key in TIMING_COLUMNS and pa.types.is_dictionary(TIMING_COLUMNS[key][0]):
-            row[key] = None if value is None else str(value)
-        elif key in TIMING_COLUMNS:
-            if number is not None:
-                row[key] = int(round(number)) if pa.types.is_integer(TIMING_COLUMNS[key][0]) else number
-        elif number is not None and key not in row:
-            other[key] = number
-    row["timing_other"] = sorted(other.items())
-    if meta.get("call_date") is not None:
-        row["call_date"] = str(meta["call_date"])
+    row.update(_asr_columns(evidence, low_confidence_probability))
+    for feature in TIMING_FEATURES:
+        value = timing_features.get(feature.name)
+        if feature.kind == "category":
+            row[feature.name] = None if value is None else str(value)
+        else:
+            number = _num(value)
+            row[feature.name] = None if number is None else (
+                int(round(number)) if feature.kind == "int" else number)
     return row
 
 
@@ -314,6 +259,7 @@ def with_score(row: Mapping[str, Any], result: Any) -> dict[str, Any]:
         "failed_hit_ids": sorted({h for item in result.failed_items for h in item.hit_ids}),
         **{f"copc_{c}_pass": result.copc.get(c, True) for c in ERROR_CLASS_KEYS},
         "section_scores": sorted(result.section_scores.items()),
+        "outcome": result.outcome, "outcome_reasons": list(result.outcome_reasons),
     }
 
 
@@ -325,34 +271,9 @@ def with_prediction(row: Mapping[str, Any], model: str, probability: float | Non
 
 
 def features_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
-    """Rows from :func:`build_features` as a table with :data:`FEATURES_SCHEMA`.
-
-    A ``call_date`` column (string) is appended when the rows carry one, so
-    the table looks like what :func:`load` returns.
-    """
-    rows = list(rows)
-    table = pa.Table.from_pylist(rows, schema=FEATURES_SCHEMA)
-    if rows and all("call_date" in r for r in rows):
-        table = table.append_column("call_date", pa.array([r["call_date"] for r in rows], pa.string()))
-    return table
+    """Rows from :func:`build_features` as a table with :data:`FEATURES_SCHEMA`."""
+    return pa.Table.from_pylist(list(rows), schema=FEATURES_SCHEMA)
 
 
-def load(store_root: str | Path, dates: Iterable[str] | None = None) -> pa.Table:
-    """Committed, current feature rows of a store (``.to_pandas()`` for a DataFrame).
-
-    Args:
-        store_root: the store directory given to ``callqa run``.
-        dates: keep only these call dates ('YYYY-MM-DD'); None = all.
-
-    Returns:
-        A table with :data:`FEATURES_SCHEMA` columns plus ``call_date``.
-    """
-    table = Store(store_root).read("features")
-    if dates is not None:
-        wanted = pa.array(sorted(set(dates)), pa.string())
-        table = table.filter(pc.is_in(table["call_date"], value_set=wanted))
-    return table
-
-
-__all__ = ["FEATURES_SCHEMA", "FEATURES_SCHEMA_VERSION", "TIMING_COLUMNS", "build_features", "features_table",
-           "load", "model_feature_columns", "with_prediction", "with_score"]
+__all__ = ["FEATURES_SCHEMA", "FEATURES_SCHEMA_VERSION", "build_features", "features_table",
+           "field_group", "model_feature_columns", "with_prediction", "with_score"]

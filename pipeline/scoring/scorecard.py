@@ -20,15 +20,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pipeline.errors import ConfigError
-from pipeline.records import CATEGORIES, REDLINE_CATEGORIES, Hit
-from pipeline.resources import read_resource_text
+from pipeline.paths import resolve
+from pipeline.records import CATEGORIES, OUTCOMES, REDLINE_CATEGORIES, Hit
 
 COPC_CLASSES = ("customer", "business", "compliance")
 
@@ -75,6 +75,14 @@ class Item(_Frozen):
         return self
 
 
+class OutcomeRules(_Frozen):
+    """When a call needs a person instead of a verdict (the scorecard's ``[outcome]`` table)."""
+
+    model_only_redline: Literal["needs_review", "fail"] = "needs_review"
+    no_speech: Literal["needs_listening", "fail"] = "needs_listening"
+    min_transcript_coverage: float = Field(default=0.8, ge=0, le=1)
+
+
 class Scorecard(_Frozen):
     """A validated, immutable scorecard."""
 
@@ -87,6 +95,7 @@ class Scorecard(_Frozen):
     grades: dict[str, float]
     sections: dict[str, Section]
     items: tuple[Item, ...]
+    outcome: OutcomeRules = OutcomeRules()
 
     @model_validator(mode="after")
     def _check(self) -> Scorecard:
@@ -123,26 +132,38 @@ class FailedItem:
 
 @dataclass(frozen=True)
 class ScoreResult:
-    """A call's scorecard result."""
+    """A call's scorecard result.
+
+    ``outcome`` is what a QA lead does with the call: ``fail``, ``needs_review``
+    (e.g. a red line only the text model saw), ``needs_listening`` (no speech,
+    or too little of it transcribed) or ``pass``. ``passed`` is true only for
+    ``pass``. A call without speech has no score or grade: there was nothing to judge.
+    """
 
     scorecard_version: str
-    score: float
-    grade: str
+    score: float | None
+    grade: str | None
     passed: bool
     fatal: bool
     redline: bool
     failed_items: tuple[FailedItem, ...]
     section_scores: Mapping[str, float] = field(default_factory=dict)
     copc: Mapping[str, bool] = field(default_factory=dict)
+    outcome: str = "pass"
+    outcome_reasons: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.score <= 100.0:
+        if self.score is not None and not 0.0 <= self.score <= 100.0:
             raise ValueError(f"score {self.score} outside 0..100")
+        if self.outcome not in OUTCOMES:
+            raise ValueError(f"outcome {self.outcome!r} not in {OUTCOMES}")
+        if self.passed != (self.outcome == "pass"):
+            raise ValueError("passed must be true exactly when the outcome is pass")
         object.__setattr__(self, "section_scores", MappingProxyType(dict(self.section_scores)))
         object.__setattr__(self, "copc", MappingProxyType(dict(self.copc)))
 
 
-def parse_scorecard(text: str, source: str = "scorecard.toml", pass_score: float | None = None) -> Scorecard:
+def parse_scorecard(text: str, source: str = "scorecard.toml") -> Scorecard:
     """Parse and validate scorecard TOML text.
 
     Raises:
@@ -152,8 +173,6 @@ def parse_scorecard(text: str, source: str = "scorecard.toml", pass_score: float
         data: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, f"not valid TOML: {exc}") from None
-    if pass_score:  # None or 0 = the scorecard's own
-        data["pass_score"] = pass_score
     try:
         return Scorecard.model_validate(data)
     except ValidationError as exc:
@@ -162,26 +181,23 @@ def parse_scorecard(text: str, source: str = "scorecard.toml", pass_score: float
         raise ConfigError(source, f"{where + ': ' if where else ''}{first['msg']}") from None
 
 
-def load_scorecard(path: str | Path | None = None, pass_score: float | None = None) -> Scorecard:
-    """Load a scorecard file; None or "" = the one shipped with callqa.
+def load_scorecard(name: str | Path = "callqa:config/scorecard.toml") -> Scorecard:
+    """Load a scorecard: ``"callqa:config/scorecard.toml"`` (the shipped one) or a file path.
 
     Args:
-        path: a scorecard TOML file (config ``[scoring] scorecard``).
-        pass_score: overrides the file's ``pass_score`` (config ``[scoring] pass_score``;
-            None or 0 = keep the file's).
+        name: config ``[scoring] scorecard``.
 
     Raises:
         ConfigError: the file is missing or invalid.
     """
-    if not path:
-        return parse_scorecard(read_resource_text("config", "scorecard.toml"), "scorecard.toml", pass_score)
+    path = resolve(str(name))
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(str(path), "scorecard file not found") from None
+        raise ConfigError(str(name), "scorecard file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(path), f"cannot read the scorecard: {exc}") from None
-    return parse_scorecard(text, str(path), pass_score)
+        raise ConfigError(str(name), f"cannot read the scorecard: {exc}") from None
+    return parse_scorecard(text, str(name))
 
 
 def _matches(item: Item, hit: Hit) -> bool:
@@ -249,13 +265,47 @@ def score_call(hits: Sequence[Hit], features_row: Mapping[str, Any], scorecard: 
     items_by_id = {item.id: item for item in scorecard.items}
     failed_classes = {items_by_id[f.item_id].copc for f in failed if f.item_id in items_by_id}
     failed_classes |= {h.error_class for h in counted if h.severity == "fatal"}
+    outcome, reasons = call_outcome(counted, features_row, scorecard,
+                                    scorecard_failed=fatal or score < scorecard.pass_score)
+    no_speech = "no_speech" in reasons
     return ScoreResult(
-        scorecard_version=scorecard.version, score=score, grade=scorecard.grade_for(score),
-        passed=not fatal and score >= scorecard.pass_score, fatal=fatal,
+        scorecard_version=scorecard.version, score=None if no_speech else score,
+        grade=None if no_speech else scorecard.grade_for(score), passed=outcome == "pass", fatal=fatal,
         redline=any(h.category in REDLINE_CATEGORIES for h in counted),
         failed_items=tuple(failed), section_scores=section_scores,
-        copc={c: c not in failed_classes for c in COPC_CLASSES},
+        copc={c: c not in failed_classes for c in COPC_CLASSES}, outcome=outcome, outcome_reasons=reasons,
     )
+
+
+def call_outcome(hits: Sequence[Hit], features_row: Mapping[str, Any], scorecard: Scorecard,
+                 scorecard_failed: bool) -> tuple[str, tuple[str, ...]]:
+    """The call's outcome and its reasons, worst first (see :class:`ScoreResult`).
+
+    Args:
+        hits: the hits the scorecard counted (suspect ones already left out).
+        features_row: the call's features (``speech_total_s``, and
+            ``agent_coverage`` / ``customer_coverage`` where measured).
+        scorecard: its ``[outcome]`` rules.
+        scorecard_failed: a fatal item failed or the score is below the pass score.
+    """
+    rules = scorecard.outcome
+    found: list[tuple[str, str]] = []
+    if scorecard_failed:
+        found.append(("fail", "scorecard_fail"))
+    redline = [h for h in hits if h.category in REDLINE_CATEGORIES]
+    if redline and all(h.match_type == "model" for h in redline):
+        found.append((rules.model_only_redline, "redline_model_only"))
+    speech_s = features_row.get("speech_total_s")
+    if speech_s is not None and not speech_s > 0:
+        found.append((rules.no_speech, "no_speech"))
+    for role in ("agent", "customer"):
+        coverage = features_row.get(f"{role}_coverage")
+        if coverage is not None and coverage < rules.min_transcript_coverage:
+            found.append(("needs_listening", f"low_coverage:{role}"))
+    if not found:
+        return "pass", ()
+    found.sort(key=lambda f: OUTCOMES.index(f[0]))
+    return found[0][0], tuple(reason for _, reason in found)
 
 
 def hits_from_rows(rows: Sequence[Mapping[str, Any]]) -> list[Hit]:

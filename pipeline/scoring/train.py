@@ -22,6 +22,7 @@ import sklearn
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from threadpoolctl import threadpool_limits
 
+from pipeline.errors import ModelError
 from pipeline.scoring.classifier import (
     CumulativeOrdinalClassifier,
     TrainedModel,
@@ -31,7 +32,6 @@ from pipeline.scoring.classifier import (
     training_data,
 )
 from pipeline.scoring.evaluate import evaluate_predictions
-from pipeline.errors import ModelError
 from pipeline.scoring.features import FEATURES_SCHEMA_VERSION
 
 

@@ -1,4 +1,15 @@
-"""The output store (see :mod:`pipeline.store.ledger`)."""
+"""The output store: Delta Lake tables any engine can read, safe with many writers.
 
-from pipeline.store.ledger import *  # noqa: F403
-from pipeline.store.ledger import CALL_KEY, METADATA_COLUMNS, SCHEMAS, Store  # noqa: F401
+- :mod:`pipeline.store.tables`: the tables and their columns;
+- :mod:`pipeline.store.delta`: :class:`Store`, transactions and current-row reads;
+- :mod:`pipeline.store.rows`: records to rows and back;
+- :mod:`pipeline.store.state`: run records and the store's scoring state;
+- :mod:`pipeline.store.maintenance`: ``callqa compact`` and ``callqa store upgrade``.
+
+See ``docs/store.md`` for the layout, the guarantees and reading it without callqa.
+"""
+
+from pipeline.store.delta import CallResult, CommitReport, Store, is_store, new_result_id
+from pipeline.store.tables import METADATA_COLUMNS, TABLES, table
+
+__all__ = ["METADATA_COLUMNS", "TABLES", "CallResult", "CommitReport", "Store", "is_store", "new_result_id", "table"]

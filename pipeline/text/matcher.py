@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Container
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import ahocorasick
 from pypinyin import Style, lazy_pinyin
 
-from pipeline.text.rules import Rule, RuleSet
+from pipeline.config import TextConfig
 from pipeline.records import AGENT, CUSTOMER, MIXED, UNKNOWN, CallEvidence, Hit, Utterance
-from pipeline.text.pii import find_pii, mask_text
+from pipeline.text.rules import Rule, RuleSet
 from pipeline.text.segment import Normaliser, NormText, Segmenter
-
-#: Fuzzy (homophone) matches of words jieba counts as this common are ignored.
-COMMON_WORD_FREQ = 2000
 
 
 @dataclass
@@ -38,6 +35,8 @@ class LexiconMatcher:
     regexes: dict[int, tuple[re.Pattern[str], ...]] = field(default_factory=dict)
     norm_lists: dict[int, dict[str, tuple[str, ...]]] = field(default_factory=dict)
     pinyin_cache: dict[str, str] = field(default_factory=dict)
+    #: Fuzzy (homophone) matches of words jieba counts at least this common are ignored.
+    common_word_freq: int = 2000
 
 
 def _syllables(text: str, cache: dict[str, str]) -> list[str]:
@@ -56,11 +55,11 @@ def _pinyin_key(text: str, cache: dict[str, str]) -> str:
     return "|".join(_syllables(text, cache)) + "|"
 
 
-def build_matcher(rules: RuleSet, text_config: Any) -> LexiconMatcher:
+def build_matcher(rules: RuleSet, text_config: TextConfig) -> LexiconMatcher:
     """Compile ``rules`` once (automata, regexes, segmenter with phrases as user words)."""
     norm = Normaliser()
     exact = ahocorasick.Automaton()
-    fuzzy = ahocorasick.Automaton() if getattr(text_config, "fuzzy", True) else None
+    fuzzy = ahocorasick.Automaton() if text_config.fuzzy else None
     table: dict[str, list[tuple[int, str]]] = {}
     ftable: dict[str, list[tuple[int, str]]] = {}
     regexes: dict[int, tuple[re.Pattern[str], ...]] = {}
@@ -88,7 +87,7 @@ def build_matcher(rules: RuleSet, text_config: Any) -> LexiconMatcher:
         fuzzy = None
     user_words = {norm.text(p) for p in rules.phrases()}
     return LexiconMatcher(rules, norm, Segmenter(user_words), exact if table else None,
-                          fuzzy, regexes, norm_lists, pinyin_cache)
+                          fuzzy, regexes, norm_lists, pinyin_cache, text_config.fuzzy_common_word_freq)
 
 
 @dataclass(frozen=True)
@@ -146,17 +145,10 @@ def _scan(matcher: LexiconMatcher, norm: NormText, bounds: Container[int], ui: i
             found = text[start:end]
             if found == owners[0][1] or start not in bounds or end not in bounds:
                 continue
-            if matcher.segmenter.word_freq(found) >= COMMON_WORD_FREQ:
+            if matcher.segmenter.word_freq(found) >= matcher.common_word_freq:
                 continue  # common-word guard: a real word, not an ASR slip
             out.extend(_Match(ri, ui, start, end, found, "fuzzy") for ri, _ in owners)
     return out
-
-
-def _masked(norm: NormText, pii_config: Any) -> NormText:
-    spans = find_pii(norm.text, pii_config.chinese_digits)
-    if not spans:
-        return norm
-    return replace(norm, text=mask_text(norm.text, spans, pii_config.mask_char))
 
 
 def _in_scope(rule: Rule, role: str) -> bool:
@@ -205,27 +197,29 @@ def _allowed_longer(text: str, m: _Match, longer: tuple[str, ...]) -> bool:
 
 def _make_hit(evidence: CallEvidence, rule: Rule, version: str, role: str, start_s: float, end_s: float,
               match_type: str, confidence: float, text: str, context: str, suspect: bool,
-              detail: str, text_config: Any) -> Hit:
+              detail: str, text_config: TextConfig) -> Hit:
     severity = rule.severity
-    if suspect and severity == "fatal" and not getattr(text_config, "suspect_can_raise_fatal", False):
+    if suspect and severity == "fatal" and not text_config.suspect_can_raise_fatal:
         severity = "non_fatal"
         detail = (detail + "; " if detail else "") + "fatal downgraded: suspect utterance"
     start_s, end_s = round(start_s, 3), round(max(start_s, end_s), 3)
-    return Hit(call_id=evidence.call_id, rule_id=rule.id, rules_version=version, category=rule.category,
+    return Hit(call_id=evidence.call_id, rule_id=rule.id, detector_version=version, category=rule.category,
                severity=severity, error_class=rule.error_class, role=role, start_s=start_s,
                end_s=end_s, match_type=match_type, confidence=round(min(1.0, max(0.0, confidence)), 4),
                matched_text=text, context=context, suspect=suspect, detail=detail)
 
 
-def detect_phrases(evidence: CallEvidence, matcher: LexiconMatcher, text_config: Any,
-                   pii_config: Any = None) -> list[Hit]:
+def detect_phrases(evidence: CallEvidence, matcher: LexiconMatcher, text_config: TextConfig) -> list[Hit]:
     """Run every rule of ``matcher`` on one call's utterances; pure, deterministic.
+
+    Personal data is masked in the utterances before this stage (see
+    :func:`pipeline.analysis.protect_pii`), so ``callqa run`` and ``callqa
+    rescore`` match the same text.
 
     Args:
         evidence: the call's utterances (any role; a mono call has role ``mixed``).
         matcher: from :func:`build_matcher`.
         text_config: ``config.text`` (``fuzzy_confidence``, ``suspect_can_raise_fatal``).
-        pii_config: ``config.pii``; when ``mask`` is on, personal data in hit contexts is masked.
 
     Returns:
         Hits sorted by start time then rule id. On mono calls role-scoped rules report role ``unknown``.
@@ -234,13 +228,11 @@ def detect_phrases(evidence: CallEvidence, matcher: LexiconMatcher, text_config:
     version = matcher.rules.version
     utts = tuple(sorted(evidence.utterances, key=lambda u: (u.start_s, u.role)))
     norms = [matcher.normaliser.utterance(u) for u in utts]
-    if pii_config is not None and getattr(pii_config, "mask", False):
-        norms = [_masked(n, pii_config) for n in norms]
     matches: list[_Match] = []
     for ui, norm in enumerate(norms):
         if norm.text:
             matches.extend(_scan(matcher, norm, _Bounds(matcher.segmenter, norm.text), ui))
-    fuzzy_conf = float(getattr(text_config, "fuzzy_confidence", 0.6))
+    fuzzy_conf = text_config.fuzzy_confidence
     hits: list[Hit] = []
     by_rule: dict[int, list[_Match]] = {}
     for m in matches:
@@ -301,7 +293,7 @@ def _hit_role(rule: Rule, utt_role: str) -> str:
 
 
 def _phrase_hit(evidence: CallEvidence, rule: Rule, version: str, utts: tuple[Utterance, ...],
-                norms: list[NormText], m: _Match, fuzzy_conf: float, text_config: Any) -> Hit:
+                norms: list[NormText], m: _Match, fuzzy_conf: float, text_config: TextConfig) -> Hit:
     norm, utt = norms[m.utt_index], utts[m.utt_index]
     probs = norm.char_prob[m.start:m.end]
     conf = sum(probs) / len(probs) if probs else 1.0
@@ -314,7 +306,7 @@ def _phrase_hit(evidence: CallEvidence, rule: Rule, version: str, utts: tuple[Ut
 
 
 def _count_hit(evidence: CallEvidence, rule: Rule, version: str, utts: tuple[Utterance, ...],
-               norms: list[NormText], found: list[_Match], text_config: Any) -> list[Hit]:
+               norms: list[NormText], found: list[_Match], text_config: TextConfig) -> list[Hit]:
     if len(found) < rule.min_count:
         return []
     first, last = found[0], found[-1]
@@ -340,7 +332,7 @@ def _first_trigger_s(rule: Rule, utts: tuple[Utterance, ...], norms: list[NormTe
 
 
 def _absence_hit(evidence: CallEvidence, rule: Rule, version: str, utts: tuple[Utterance, ...],
-                 found: list[_Match], text_config: Any, trigger_s: float | None = None) -> list[Hit]:
+                 found: list[_Match], text_config: TextConfig, trigger_s: float | None = None) -> list[Hit]:
     if found:
         return []
     roles = {u.role for u in utts if _in_scope(rule, u.role)}
@@ -382,7 +374,7 @@ def example_evidence(text: str, role: str, call_id: str = "example") -> CallEvid
     return CallEvidence(call_id=call_id, duration_s=max(1.0, t - 0.5), roles=roles, utterances=tuple(utts))
 
 
-def run_examples(matcher: LexiconMatcher, text_config: Any) -> list[str]:
+def run_examples(matcher: LexiconMatcher, text_config: TextConfig) -> list[str]:
     """Check every rule's own examples; return one failure line per wrong example (empty = all pass)."""
     failures: list[str] = []
     for rule in matcher.rules.rules:

@@ -1,18 +1,33 @@
-"""Personal data in transcripts: find and mask (DOMAIN.md §8).
+"""Personal data in transcripts: find it, mask it, and say where on the call clock it was spoken.
 
-Detects Chinese mobile and landline numbers, 18-digit resident ID numbers
-(ISO 7064 checksum), bank card numbers (Luhn), e-mail addresses and,
-optionally, numbers spoken as Chinese digits ("幺三八…"). Offsets are into the
-text as given, so masking keeps the length and therefore every timing map.
+Detected (DOMAIN.md §8): Chinese mobile and landline numbers (``phonenumbers``;
+8-digit local numbers without an area code by pattern), 18-character resident
+ID numbers (``python-stdnum``'s ``cn.ric``: check character and birth date),
+bank card numbers (16-19 digits passing ``python-stdnum``'s Luhn check), e-mail
+addresses and, optionally, numbers spoken as Chinese digits ("幺三八…").
+
+**Not detected**: names, addresses, account passwords and any number said in
+words other than digits ("一百三十八"): a transcript can still hold them, so
+restrict access to the store accordingly. Offsets are into the text as given,
+so masking keeps the length and therefore every timing map.
+
+Masking is one stage of the analysis (:func:`pipeline.analysis.protect_pii`),
+before the text detectors, so ``callqa run`` and ``callqa rescore`` match the
+same text.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Any
 
-from pipeline.records import Hit, Utterance
+import phonenumbers
+from stdnum import luhn
+from stdnum.cn import ric
+
+from pipeline.config import PiiConfig
+from pipeline.records import Utterance
 
 #: Chinese digit characters as ASR writes spoken numbers.
 CN_DIGITS = {"零": "0", "〇": "0", "一": "1", "幺": "1", "二": "2", "两": "2", "三": "3", "四": "4",
@@ -21,9 +36,9 @@ CN_DIGITS = {"零": "0", "〇": "0", "一": "1", "幺": "1", "二": "2", "两": 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 _DIGIT_RUN = re.compile(r"\d(?:[\d \-]*\d)?")
 _CN_RUN = re.compile(f"[{''.join(CN_DIGITS)}]{{7,}}")
-_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_ID_CHECK = "10X98765432"
 _ID_RUN = re.compile(r"(?<!\d)\d{17}[\dXx](?!\d)")
+# A local landline number without its area code: phonenumbers cannot validate it.
+_LOCAL_LANDLINE = re.compile(r"[2-8]\d{7}")
 
 
 @dataclass(frozen=True)
@@ -36,33 +51,25 @@ class PiiSpan:
     text: str
 
 
-def id_checksum_ok(number: str) -> bool:
-    """Whether an 18-character resident ID number has a valid GB 11643 check character."""
-    if len(number) != 18 or not number[:17].isdigit():
-        return False
-    total = sum(int(d) * w for d, w in zip(number[:17], _ID_WEIGHTS, strict=True))
-    return _ID_CHECK[total % 11] == number[17].upper()
-
-
-def luhn_ok(number: str) -> bool:
-    """Luhn check (bank cards)."""
-    if not number.isdigit() or len(number) < 12:
-        return False
-    total = 0
-    for i, ch in enumerate(reversed(number)):
-        d = int(ch)
-        if i % 2 == 1:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
+def id_number_ok(number: str) -> bool:
+    """Whether ``number`` is a valid 18-character resident ID (check character and birth date)."""
+    return bool(ric.is_valid(number))
 
 
 def _classify(digits: str) -> str | None:
-    if len(digits) == 11 and re.fullmatch(r"1[3-9]\d{9}", digits):
-        return "mobile"
-    if 16 <= len(digits) <= 19 and luhn_ok(digits):
+    if 16 <= len(digits) <= 19 and luhn.is_valid(digits):
         return "bank_card"
-    if re.fullmatch(r"0\d{2,3}\d{7,8}", digits) or re.fullmatch(r"[2-8]\d{7}", digits):
+    if 7 <= len(digits) <= 12:
+        try:
+            number = phonenumbers.parse(digits, "CN")
+        except phonenumbers.NumberParseException:
+            number = None
+        if number is not None and phonenumbers.is_valid_number(number):
+            kind = phonenumbers.number_type(number)
+            if kind in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE):
+                return "mobile"
+            return "landline"
+    if _LOCAL_LANDLINE.fullmatch(digits):
         return "landline"
     return None
 
@@ -86,7 +93,7 @@ def find_pii(text: str, chinese_digits: bool = True) -> list[PiiSpan]:
     for m in _EMAIL.finditer(text):
         add("email", m.start(), m.end())
     for m in _ID_RUN.finditer(text):
-        if id_checksum_ok(m.group(0)):
+        if id_number_ok(m.group(0)):
             add("id_card", m.start(), m.end())
     for m in _DIGIT_RUN.finditer(text):
         digits = re.sub(r"[ \-]", "", m.group(0))
@@ -96,7 +103,7 @@ def find_pii(text: str, chinese_digits: bool = True) -> list[PiiSpan]:
     if chinese_digits:
         for m in _CN_RUN.finditer(text):
             digits = "".join(CN_DIGITS[c] for c in m.group(0))
-            kind = "id_card" if id_checksum_ok(digits) else _classify(digits)
+            kind = "id_card" if id_number_ok(digits) else _classify(digits)
             if kind:
                 add(kind, m.start(), m.end())
     return sorted(spans, key=lambda s: s.start)
@@ -144,7 +151,20 @@ def locate_pii(utterance: Utterance, chinese_digits: bool = True, mask_char: str
     return [PiiTime(kind, starts[a], ends[b - 1]) for kind, a, b in sorted(found, key=lambda f: f[1])]
 
 
-def mask_utterance(utterance: Utterance, pii_config: Any) -> Utterance:
+def pii_time_spans(utterances: Iterable[Utterance], chinese_digits: bool = True,
+                   pad_s: float = 0.1, mask_char: str = "*") -> list[tuple[float, float]]:
+    """Call-clock spans (seconds) covering the PII in ``utterances``, padded by ``pad_s``.
+
+    Text the pipeline already masked (runs of at least four ``mask_char``, as
+    ``callqa run`` stores with ``[pii] mask = true``) counts as PII too. Give
+    the spans to :func:`pipeline.audio.redact.redact_samples` to bleep the audio.
+    """
+    spans = [(max(0.0, p.start_s - pad_s), p.end_s + pad_s)
+             for utt in utterances for p in locate_pii(utt, chinese_digits, mask_char)]
+    return sorted(spans)
+
+
+def mask_utterance(utterance: Utterance, pii_config: PiiConfig) -> Utterance:
     """``utterance`` with PII masked in its text and its words.
 
     The words are masked as one string (a number is often split over several
@@ -164,11 +184,5 @@ def mask_utterance(utterance: Utterance, pii_config: Any) -> Utterance:
     return replace(utterance, text=mask_text(utterance.text, spans, char), words=tuple(words))
 
 
-def mask_hit(hit: Hit, pii_config: Any) -> Hit:
-    """``hit`` with PII masked in its matched text and context (its id is computed from the masked text)."""
-    char, digits = pii_config.mask_char, pii_config.chinese_digits
-    matched = mask_text(hit.matched_text, find_pii(hit.matched_text, digits), char)
-    context = mask_text(hit.context, find_pii(hit.context, digits), char)
-    if matched == hit.matched_text and context == hit.context:
-        return hit
-    return replace(hit, matched_text=matched, context=context)
+__all__ = ["CN_DIGITS", "PiiSpan", "PiiTime", "find_pii", "id_number_ok", "locate_pii", "mask_text",
+           "mask_utterance", "pii_time_spans"]

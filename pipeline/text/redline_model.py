@@ -16,7 +16,6 @@ The model is loaded once (:meth:`RedlineTextModel.load`) and passed in;
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,21 +23,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import sklearn
-import skops.io as sio
 from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from pipeline.errors import ModelError
+from pipeline.model_files import ModelFiles, load_model_dir, read_card, save_model_dir
+from pipeline.paths import resolve
 from pipeline.records import AGENT, MIXED, UNKNOWN, CallEvidence, Hit
 
 RULE_ID = "model.redline_text"
 CATEGORY = "redline_abuse"
 MODEL_FILE = "redline_text.skops"
 CARD_FILE = "redline_card.json"
-#: Utterances shorter than this (characters) are not scored.
-MIN_CHARS = 2
+FILES = ModelFiles(MODEL_FILE, CARD_FILE, "model_sha256", ("sklearn.", "numpy.", "builtins."),
+                   "retrain it (scripts/train_redline_model.py)")
 
 
 def build_pipeline(seed: int = 0, c: float = 4.0, n_features: int = 2**18) -> Pipeline:
@@ -61,7 +60,7 @@ class RedlineTextModel:
 
     @property
     def version(self) -> str:
-        """``redline_text@hash``: stored as the hits' ``rules_version``."""
+        """``redline_text@hash``: stored as the hits' ``detector_version``."""
         return card_version(self.card)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
@@ -72,43 +71,20 @@ class RedlineTextModel:
 
     def save(self, out_dir: str | Path) -> Path:
         """Write ``redline_text.skops`` and ``redline_card.json`` into ``out_dir``."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        sio.dump(self.pipeline, out / MODEL_FILE)
-        card = {**self.card, "threshold": self.threshold, "sklearn_version": sklearn.__version__,
-                "model_sha256": hashlib.sha256((out / MODEL_FILE).read_bytes()).hexdigest()}
+        saved = save_model_dir(self.pipeline, {**self.card, "threshold": self.threshold}, out_dir, FILES)
         self.card.clear()
-        self.card.update(card)
-        (out / CARD_FILE).write_text(json.dumps(card, indent=2, ensure_ascii=False), encoding="utf-8")
-        return out
+        self.card.update(saved)
+        return Path(out_dir)
 
     @classmethod
     def load(cls, path: str | Path) -> RedlineTextModel:
-        """Load a saved model directory.
+        """Load a saved model directory (see :func:`pipeline.model_files.load_model_dir`).
 
         Raises:
             ModelError: missing/corrupt files, another scikit-learn version,
                 or types in the skops file that are not scikit-learn/numpy.
         """
-        root = Path(path)
-        try:
-            card = json.loads((root / CARD_FILE).read_text(encoding="utf-8"))
-            blob = (root / MODEL_FILE).read_bytes()
-        except (OSError, ValueError) as exc:
-            raise ModelError(str(root), f"not a red-line text model directory: {exc}") from None
-        if card.get("sklearn_version") != sklearn.__version__:
-            raise ModelError(str(root), f"trained with scikit-learn {card.get('sklearn_version')}, running "
-                             f"{sklearn.__version__}: retrain (scripts/train_redline_model.py)")
-        if hashlib.sha256(blob).hexdigest() != card.get("model_sha256"):
-            raise ModelError(str(root), f"{MODEL_FILE} does not match its card (changed or corrupt)")
-        untrusted = sio.get_untrusted_types(data=blob)
-        foreign = [t for t in untrusted if not t.startswith(("sklearn.", "numpy.", "builtins."))]
-        if foreign:
-            raise ModelError(str(root), f"{MODEL_FILE} holds types callqa does not trust: {foreign[:3]}")
-        try:
-            pipeline = sio.loads(blob, trusted=untrusted)
-        except Exception as exc:  # noqa: BLE001 - any skops failure means an unusable file
-            raise ModelError(str(root), f"cannot load {MODEL_FILE}: {type(exc).__name__}: {exc}") from None
+        pipeline, card = load_model_dir(path, FILES)
         return cls(pipeline, float(card["threshold"]), card)
 
 
@@ -117,45 +93,58 @@ def card_version(card: dict[str, Any]) -> str:
     return f"redline_text@{card.get('model_sha256', 'unsaved')[:12]}"
 
 
-def find_redline_model(path: str | Path) -> Path | None:
-    """Where the configured model lives: ``path`` as given, else relative to the checkout; None if "" or absent.
+def redline_model_path(value: str) -> Path | None:
+    """Where ``[classifier] redline_model`` points: None for ``"off"``, else the directory.
 
-    ``[classifier] redline_model`` defaults to ``models/redline_text``, which a
-    checkout has but an installed wheel does not; absent means lexicon rules only.
+    Raises:
+        ModelError: the directory does not hold a red-line model (a wrong path
+            must not silently turn the model off).
     """
-    if not str(path):
+    if value == "off":
         return None
-    candidates = [Path(path)]
-    if not Path(path).is_absolute():
-        candidates.append(Path(__file__).resolve().parents[2] / path)
-    return next((c for c in candidates if (c / CARD_FILE).exists()), None)
+    path = resolve(value)
+    if not (path / CARD_FILE).is_file():
+        raise ModelError(value, f"no red-line text model here ({CARD_FILE} not found); set [classifier] "
+                         "redline_model to \"callqa:models/redline_text\", a model directory, or \"off\"")
+    return path
 
 
-def score_utterances(evidence: CallEvidence, model: RedlineTextModel, threshold: float | None = None,
-                     roles: Sequence[str] = (AGENT, MIXED), severity: str = "info") -> list[Hit]:
+def redline_version(value: str) -> str | None:
+    """The configured model's version from its card, without loading it (None when off).
+
+    Raises:
+        ModelError: as :func:`redline_model_path`, or an unreadable card.
+    """
+    path = redline_model_path(value)
+    return None if path is None else card_version(read_card(path, FILES))
+
+
+def score_utterances(evidence: CallEvidence, model: RedlineTextModel, threshold: float | str = "model",
+                     roles: Sequence[str] = (AGENT, MIXED), severity: str = "info", min_chars: int = 2) -> list[Hit]:
     """One hit per utterance whose abuse probability reaches ``threshold``.
 
     Args:
         evidence: the call's utterances.
         model: from :meth:`RedlineTextModel.load`.
-        threshold: None or 0 = the model's own threshold (chosen at training).
+        threshold: ``"model"`` = the model's own threshold (chosen at training), or a probability.
         roles: roles whose utterances are scored (mixed = a mono call).
         severity: severity of the hits ("info": flag for review only).
+        min_chars: utterances shorter than this are not scored.
 
     Returns:
         Hits with rule id :data:`RULE_ID`, category ``redline_abuse``, match
         type ``model``, confidence = the probability; suspect when the
         utterance is.
     """
-    cut = threshold if threshold else model.threshold
-    utterances = [u for u in evidence.utterances if u.role in roles and len(u.text.strip()) >= MIN_CHARS]
+    cut = model.threshold if threshold == "model" else float(threshold)
+    utterances = [u for u in evidence.utterances if u.role in roles and len(u.text.strip()) >= min_chars]
     probabilities = model.predict_proba([u.text for u in utterances])
     hits = []
     for utterance, probability in zip(utterances, probabilities, strict=True):
         if probability < cut:
             continue
         hits.append(Hit(
-            call_id=evidence.call_id, rule_id=RULE_ID, rules_version=model.version, category=CATEGORY,
+            call_id=evidence.call_id, rule_id=RULE_ID, detector_version=model.version, category=CATEGORY,
             severity=severity, error_class="customer", role=UNKNOWN if utterance.role == MIXED else utterance.role,
             start_s=utterance.start_s, end_s=utterance.end_s, match_type="model",
             confidence=float(min(1.0, max(0.0, probability))), matched_text=utterance.text,
@@ -165,5 +154,5 @@ def score_utterances(evidence: CallEvidence, model: RedlineTextModel, threshold:
     return hits
 
 
-__all__ = ["CARD_FILE", "MODEL_FILE", "RULE_ID", "RedlineTextModel", "build_pipeline", "card_version",
-           "find_redline_model", "score_utterances"]
+__all__ = ["CARD_FILE", "FILES", "MODEL_FILE", "RULE_ID", "RedlineTextModel", "build_pipeline", "card_version",
+           "redline_model_path", "redline_version", "score_utterances"]

@@ -17,8 +17,8 @@ from typing import Any
 import tomllib
 
 from pipeline.errors import LexiconError
+from pipeline.paths import is_shipped, resolve
 from pipeline.records import CATEGORIES, ERROR_CLASSES, SEVERITIES
-from pipeline.resources import resource_dir
 
 KINDS = ("phrase", "required", "count")
 SCOPES = ("agent", "customer", "any")
@@ -191,28 +191,22 @@ def parse_rule_file(path: str | Path, text: str | None = None) -> tuple[str, lis
     return data["version"], rules, lists
 
 
-def load_rules(directory: str | Path | None = None) -> RuleSet:
-    """Load every ``*.toml`` rule set in ``directory`` (None = the shipped rules).
+def load_rules(directory: str | Path = "callqa:lexicons") -> RuleSet:
+    """Load every ``*.toml`` rule set in ``directory`` (``"callqa:lexicons"`` = the shipped rules).
 
     Raises:
         LexiconError: a file is malformed, two rules share an id, or no file is found.
     """
-    if directory is None:
-        base = resource_dir("lexicons")
-        files = sorted((p.name, p.read_text(encoding="utf-8")) for p in base.iterdir()
-                       if p.name.endswith(".toml"))
-        label = "lexicons"
-    else:
-        base_path = Path(directory)
-        if not base_path.is_dir():
-            raise _lex_error(f"{base_path}: rules directory not found")
-        files = []
-        for p in sorted(base_path.glob("*.toml")):
-            try:
-                files.append((p.name, p.read_text(encoding="utf-8")))
-            except (OSError, UnicodeDecodeError) as exc:
-                raise _lex_error(f"{p}: cannot read: {exc}") from None
-        label = str(base_path)
+    label = str(directory)
+    base = resolve(label) if is_shipped(label) else Path(directory)
+    if not base.is_dir():
+        raise _lex_error(f"{label}: rules directory not found")
+    files = []
+    for path in sorted(base.glob("*.toml")):
+        try:
+            files.append((path.name, path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise _lex_error(f"{path}: cannot read: {exc}") from None
     if not files:
         raise _lex_error(f"{label}: no *.toml rule sets")
     digest = hashlib.sha256()
@@ -235,7 +229,7 @@ def load_rules(directory: str | Path | None = None) -> RuleSet:
     return RuleSet(version=version, rules=tuple(rules), lists=lists)
 
 
-def load_phrase_list(name: str, directory: str | Path | None = None) -> tuple[str, ...]:
+def load_phrase_list(name: str, directory: str | Path = "callqa:lexicons") -> tuple[str, ...]:
     """A named phrase list (e.g. ``"hold_announcement"``, ``"backchannel"``) from the rule sets.
 
     Raises:
@@ -243,5 +237,5 @@ def load_phrase_list(name: str, directory: str | Path | None = None) -> tuple[st
     """
     rules = load_rules(directory)
     if name not in rules.lists:
-        raise _lex_error(f"{directory or 'lexicons'}: no phrase list {name!r} (have {sorted(rules.lists)})")
+        raise _lex_error(f"{directory}: no phrase list {name!r} (have {sorted(rules.lists)})")
     return rules.lists[name]

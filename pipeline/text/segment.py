@@ -1,8 +1,7 @@
 """Text normalisation and segmentation for the text detectors.
 
-``normalise`` turns an utterance into a matching string (Traditional to
-Simplified, full-width to half-width, lower case, no punctuation or spaces)
-and keeps, for every character, the index of the ASR word it came from, so a
+:class:`Normaliser` turns an utterance into its matching form
+(:func:`pipeline.chinese.matching_form`) and keeps, for every character, the index of the ASR word it came from, so a
 match maps back to word timings. ``Segmenter`` wraps an isolated
 ``jieba.Tokenizer`` (never the global one) with every lexicon phrase as a user
 word; build it once and pass it in.
@@ -10,15 +9,13 @@ word; build it once and pass it in.
 
 from __future__ import annotations
 
-import os
 import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 
 import jieba
-import opencc
 
+from pipeline.chinese import fold, is_kept, matching_form
+from pipeline.paths import cache_root
 from pipeline.records import Utterance
 
 
@@ -32,23 +29,12 @@ class NormText:
     char_prob: tuple[float, ...]
 
 
-@lru_cache(maxsize=16384)  # called per character of every utterance; few distinct characters
-def _keep(ch: str) -> bool:
-    cat = unicodedata.category(ch)
-    return not (cat.startswith("P") or cat.startswith("Z") or cat.startswith("C") or cat.startswith("S"))
-
-
 class Normaliser:
-    """Normalise text; holds the OpenCC converter (build once)."""
-
-    def __init__(self) -> None:
-        self._t2s = opencc.OpenCC("t2s")
+    """Normalise utterances for matching, keeping each character's time (the form of :mod:`pipeline.chinese`)."""
 
     def text(self, text: str) -> str:
         """Normalised matching form of ``text`` (may be shorter than the input)."""
-        text = unicodedata.normalize("NFKC", text)
-        text = self._t2s.convert(text).replace("妳", "你")
-        return "".join(ch for ch in text.lower() if _keep(ch))
+        return matching_form(text)
 
     def utterance(self, utt: Utterance) -> NormText:
         """Normalise an utterance, mapping each character to the time of its word.
@@ -60,16 +46,18 @@ class Normaliser:
         ends: list[float] = []
         probs: list[float] = []
         if utt.words:
+            # Convert the words as one text (OpenCC converts some phrases across word
+            # boundaries), then cut it back into the words by their lengths.
             pieces = [unicodedata.normalize("NFKC", w.text) for w in utt.words]
             joined = "".join(pieces)
-            converted = self._t2s.convert(joined).replace("妳", "你").lower()
+            converted = fold(joined)
             if len(converted) != len(joined):  # rare: a conversion changed the length
-                pieces = [self.text(w.text) for w in utt.words]
+                pieces = [matching_form(w.text) for w in utt.words]
                 converted = "".join(pieces)
             pos = 0
             for word, piece in zip(utt.words, pieces, strict=True):
                 for ch in converted[pos:pos + len(piece)]:
-                    if _keep(ch):
+                    if is_kept(ch):
                         chars.append(ch)
                         starts.append(word.start_s)
                         ends.append(word.end_s)
@@ -87,13 +75,6 @@ class Normaliser:
         )
 
 
-def cache_dir() -> Path:
-    """callqa's private cache directory (``$CALLQA_CACHE`` or ``~/.cache/callqa``)."""
-    path = Path(os.environ.get("CALLQA_CACHE") or Path.home() / ".cache" / "callqa")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 class Segmenter:
     """An isolated jieba tokenizer with user words; build once, reuse for every call."""
 
@@ -101,7 +82,9 @@ class Segmenter:
         self._tok = jieba.Tokenizer()
         # jieba writes its dictionary cache to tempfile.gettempdir() by default, where
         # concurrent processes race; keep it in our own per-user cache directory.
-        self._tok.tmp_dir = str(cache_dir())
+        cache = cache_root()
+        cache.mkdir(parents=True, exist_ok=True)
+        self._tok.tmp_dir = str(cache)
         self._tok.cache_file = "jieba.callqa.cache"
         jieba.setLogLevel(60)
         self._tok.initialize()

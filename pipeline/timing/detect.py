@@ -1,10 +1,9 @@
 """The timing and acoustic detectors behind one call: :func:`detect_timing`.
 
-Run order in ``pipeline/batch.py``: after VAD, ``tracks = loudness_tracks(call,
-segments)`` (cheap, needs the audio); after transcription, ``detect_timing(
-evidence, config.timing, tracks, hold_phrases, backchannels)``. On ``rescore``
-from the store pass ``loudness=None``: raised voice then falls back to segment
-loudness.
+Called by :func:`pipeline.analysis.analyse_evidence` with the loudness tracks
+measured after VAD (:func:`pipeline.audio.loudness.loudness_tracks`); on
+``rescore`` from the store ``loudness`` is None and raised voice falls back to
+segment loudness.
 
 Feature names carry their unit (``_s`` seconds, ``_chars_per_min``,
 ``_dbfs``, ``_count``, ``_ratio``); values are NaN where nothing was measured
@@ -18,25 +17,23 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from pipeline.audio.loudness import LoudnessTrack
 from pipeline.config import TimingConfig
-from pipeline.timing.hangup import detect_hangup, hangup_features
-from pipeline.timing.interruptions import detect_interruptions, find_interruptions, interruption_features
-from pipeline.timing.latency import detect_response_latency, latency_features, response_latencies, talk_features
-from pipeline.audio.loudness import (
-    LoudnessTrack,
-    detect_raised_voice,
-    find_raised_voice,
-    loudness_features,
-    loudness_tracks,
-)
-from pipeline.timing.silence import detect_silence, find_silences, silence_features
-from pipeline.timing.speech_rate import detect_speech_rate, speech_rate_features
 from pipeline.records import CallEvidence, Hit
+from pipeline.timing import hangup, interruptions, latency, raised_voice, silence, speech_rate
+from pipeline.timing.columns import Feature
 
 #: Version of these detectors' logic, stored with every hit (bump on any behaviour change).
-RULES_VERSION = "timing-1"
+TIMING_VERSION = "timing-1"
 
-__all__ = ["RULES_VERSION", "LoudnessTrack", "TimingResult", "detect_timing", "loudness_tracks"]
+#: Every feature :func:`detect_timing` emits, declared once by the detector that emits it.
+TIMING_FEATURES: tuple[Feature, ...] = (
+    *speech_rate.FEATURES, *silence.FEATURES, *interruptions.FEATURES, *latency.LATENCY_FEATURES,
+    *latency.TALK_FEATURES, *raised_voice.FEATURES, *hangup.FEATURES,
+)
+_NAMES = frozenset(f.name for f in TIMING_FEATURES)
+
+__all__ = ["TIMING_VERSION", "TIMING_FEATURES", "TimingResult", "detect_timing"]
 
 FeatureValue = float | int | str | None
 
@@ -71,25 +68,29 @@ def detect_timing(
     Returns:
         The hits (time-ordered) and the feature mapping.
     """
-    silences = find_silences(evidence, config, hold_phrases)
-    interruptions = find_interruptions(evidence, config, backchannels)
-    replies = response_latencies(evidence)
-    raised, baselines = find_raised_voice(evidence, config, loudness)
+    silences = silence.find_silences(evidence, config, hold_phrases)
+    found_interruptions = interruptions.find_interruptions(evidence, config, backchannels)
+    replies = latency.response_latencies(evidence)
+    raised, baselines = raised_voice.find_raised_voice(evidence, config, loudness)
     hits = [
-        *detect_speech_rate(evidence, config, RULES_VERSION),
-        *detect_silence(evidence, config, silences, RULES_VERSION),
-        *detect_interruptions(evidence, interruptions, RULES_VERSION),
-        *detect_response_latency(evidence, config, replies, RULES_VERSION),
-        *detect_raised_voice(evidence, config, raised, RULES_VERSION),
-        *detect_hangup(evidence, config, RULES_VERSION),
+        *speech_rate.detect_speech_rate(evidence, config, TIMING_VERSION),
+        *silence.detect_silence(evidence, config, silences, TIMING_VERSION),
+        *interruptions.detect_interruptions(evidence, config, found_interruptions, TIMING_VERSION),
+        *latency.detect_response_latency(evidence, config, replies, TIMING_VERSION),
+        *raised_voice.detect_raised_voice(evidence, config, raised, TIMING_VERSION),
+        *hangup.detect_hangup(evidence, config, TIMING_VERSION),
     ]
-    features: dict[str, FeatureValue] = {}
-    features.update(speech_rate_features(evidence, config))
-    features.update(silence_features(silences, evidence))
-    features.update(interruption_features(interruptions, evidence))
-    features.update(latency_features(replies, evidence))
-    features.update(talk_features(evidence, config))
-    features.update(loudness_features(raised, baselines, evidence))
-    features.update(hangup_features(evidence, config))
+    features: dict[str, FeatureValue] = {
+        **speech_rate.speech_rate_features(evidence, config),
+        **silence.silence_features(silences, evidence),
+        **interruptions.interruption_features(found_interruptions, evidence),
+        **latency.latency_features(replies, evidence),
+        **latency.talk_features(evidence, config),
+        **raised_voice.loudness_features(raised, baselines, evidence),
+        **hangup.hangup_features(evidence, config),
+    }
+    if set(features) != _NAMES:  # a detector emitting an undeclared feature is a bug, not data
+        raise ValueError(f"timing features not declared in TIMING_FEATURES: {sorted(set(features) - _NAMES)}; "
+                         f"declared but missing: {sorted(_NAMES - set(features))}")
     hits.sort(key=lambda h: (h.start_s, h.rule_id))
     return TimingResult(tuple(hits), features)

@@ -15,7 +15,7 @@ must never hang up while the customer is still speaking (八大要点
   off; the agent speaking last followed by a longer silence reads as the
   customer hanging up after the closing; anything else (including a call where
   only one side spoke) is ``unknown``. An
-  estimated agent hang-up raises a ``non_fatal`` hit with confidence 0.5
+  estimated agent hang-up raises a ``non_fatal`` hit with confidence ``hangup_estimated_confidence``
   marked *estimated*: a guess never fails a call on its own.
 """
 
@@ -25,9 +25,15 @@ import math
 
 from pipeline.config import TimingConfig
 from pipeline.records import AGENT, CUSTOMER, CallEvidence, Hit
+from pipeline.timing.columns import Feature
 
 HANGUP_RULE = "timing.agent_hung_up_first"
-ESTIMATED_CONFIDENCE = 0.5
+
+FEATURES: tuple[Feature, ...] = (
+    Feature("hangup_party", "category", "Who hung up first: agent, customer or unknown (metadata, else estimated)."),
+    Feature("hangup_estimated", "int", "1 if hangup_party was estimated from the audio, 0 if from metadata."),
+    Feature("trailing_silence_s", "float", "Silence after the last speech until the call ends (s)."),
+)
 _ALIASES = {"agent": AGENT, "a": AGENT, "坐席": AGENT, "客服": AGENT,
             "customer": CUSTOMER, "c": CUSTOMER, "客户": CUSTOMER, "用户": CUSTOMER}
 
@@ -65,7 +71,7 @@ def hangup_features(evidence: CallEvidence, config: TimingConfig) -> dict[str, f
             "trailing_silence_s": max(0.0, evidence.duration_s - last) if not math.isnan(last) else math.nan}
 
 
-def detect_hangup(evidence: CallEvidence, config: TimingConfig, rules_version: str) -> list[Hit]:
+def detect_hangup(evidence: CallEvidence, config: TimingConfig, detector_version: str) -> list[Hit]:
     """``timing.agent_hung_up_first`` when the agent ended the call (see module doc)."""
     party, estimated = hangup_party(evidence, config)
     if party != AGENT:
@@ -79,6 +85,7 @@ def detect_hangup(evidence: CallEvidence, config: TimingConfig, rules_version: s
     severity = "fatal" if still_speaking and not estimated else "non_fatal"
     detail = ("estimated from the end of the call: " if estimated else "from metadata: ") + (
         "agent hung up while the customer was still speaking" if still_speaking else "agent hung up first")
-    return [Hit(call_id=evidence.call_id, rule_id=HANGUP_RULE, rules_version=rules_version, category="hangup",
+    return [Hit(call_id=evidence.call_id, rule_id=HANGUP_RULE, detector_version=detector_version, category="hangup",
                 severity=severity, error_class="customer", role=AGENT, start_s=start_s, end_s=end_s,
-                match_type="timing", confidence=ESTIMATED_CONFIDENCE if estimated else 1.0, detail=detail)]
+                match_type="timing", confidence=config.hangup_estimated_confidence if estimated else 1.0,
+                detail=detail)]

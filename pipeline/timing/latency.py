@@ -20,10 +20,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pipeline.config import TimingConfig
-from pipeline.timing.intervals import Span, activity, mean, overlap_s, percentile, total_s
 from pipeline.records import AGENT, CUSTOMER, CallEvidence, Hit
+from pipeline.timing.columns import Feature
+from pipeline.timing.intervals import Span, activity, mean, overlap_s, percentile, total_s
 
 LATENCY_RULE = "timing.response_latency"
+
+LATENCY_FEATURES: tuple[Feature, ...] = (
+    Feature("response_latency_count", "int", "Agent replies after a customer turn."),
+    Feature("response_latency_mean_s", "float", "Mean gap from a customer turn's end to the agent's reply (s)."),
+    Feature("response_latency_median_s", "float", "Median agent response latency (s)."),
+    Feature("response_latency_p90_s", "float", "90th percentile of the agent's response latency (s)."),
+    Feature("response_latency_max_s", "float", "Longest agent response latency (s)."),
+)
+TALK_FEATURES: tuple[Feature, ...] = (
+    Feature("speech_total_s", "float", "Speech time of all roles (s)."),
+    Feature("agent_talk_ratio", "float", "Agent speech time / (agent + customer speech time)."),
+    Feature("overlap_total_s", "float", "Time both roles speak at once (s)."),
+    Feature("longest_monologue_s", "float", "Longest stretch one role speaks without the other (s)."),
+)
 
 
 def response_latencies(evidence: CallEvidence) -> list[Span]:
@@ -58,10 +73,10 @@ def latency_features(replies: Sequence[Span], evidence: CallEvidence) -> dict[st
 
 
 def detect_response_latency(evidence: CallEvidence, config: TimingConfig, replies: Sequence[Span],
-                            rules_version: str) -> list[Hit]:
+                            detector_version: str) -> list[Hit]:
     """One hit per agent reply slower than ``response_latency_max_s``."""
     return [
-        Hit(call_id=evidence.call_id, rule_id=LATENCY_RULE, rules_version=rules_version,
+        Hit(call_id=evidence.call_id, rule_id=LATENCY_RULE, detector_version=detector_version,
             category="response_latency", severity="non_fatal", error_class="customer", role=AGENT,
             start_s=a, end_s=b, match_type="timing",
             detail=f"agent replied {b - a:.1f} s after the customer stopped (> {config.response_latency_max_s:g} s)")
@@ -85,20 +100,17 @@ def monologues(evidence: CallEvidence, max_pause_s: float) -> list[tuple[str, fl
 
 
 def talk_features(evidence: CallEvidence, config: TimingConfig) -> dict[str, float | int | None]:
-    """``speech_total_s`` (anyone), and on stereo calls ``agent_speech_s``,
-    ``customer_speech_s``, ``agent_talk_ratio`` (agent / both, NaN when nobody
-    speaks), ``overlap_total_s`` and ``longest_monologue_s`` (pauses shorter
+    """``speech_total_s`` (anyone), and on stereo calls ``agent_talk_ratio``
+    (agent / both, NaN when nobody speaks), ``overlap_total_s`` and ``longest_monologue_s`` (pauses shorter
     than ``silence_min_s`` do not end a monologue)."""
     features: dict[str, float | int | None] = {"speech_total_s": total_s(activity(evidence.segments))}
     if evidence.is_mono:
-        features.update(agent_speech_s=None, customer_speech_s=None, agent_talk_ratio=None,
-                        overlap_total_s=None, longest_monologue_s=None)
+        features.update(agent_talk_ratio=None, overlap_total_s=None, longest_monologue_s=None)
         return features
     agent, customer = activity(evidence.segments, AGENT), activity(evidence.segments, CUSTOMER)
     agent_s, customer_s = total_s(agent), total_s(customer)
     both = agent_s + customer_s
     features.update(
-        agent_speech_s=agent_s, customer_speech_s=customer_s,
         agent_talk_ratio=agent_s / both if both > 0 else float("nan"),
         overlap_total_s=overlap_s(agent, customer),
         longest_monologue_s=max((b - a for _, a, b in monologues(evidence, config.silence_min_s)), default=0.0),

@@ -20,17 +20,32 @@ improvable ``non_fatal`` faults felt by the customer (error class ``customer``).
 from __future__ import annotations
 
 import math
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pipeline.chinese import matching_form
 from pipeline.config import TimingConfig
-from pipeline.timing.intervals import activity, gaps
 from pipeline.records import AGENT, MIXED, UNKNOWN, CallEvidence, Hit, Utterance
+from pipeline.timing.columns import Feature
+from pipeline.timing.intervals import activity, gaps
 
 SILENCE_RULE = "timing.silence"
 HOLD_RULE = "timing.hold_long"
 ANSWER_RULE = "timing.answer_delay"
+
+FEATURES: tuple[Feature, ...] = (
+    Feature("silence_count", "int", "Silences (nobody speaking) of at least timing.silence_min_s, holds included."),
+    Feature("silence_total_s", "float", "Total time of those silences (s)."),
+    Feature("silence_max_s", "float", "Longest silence (s)."),
+    Feature("dead_air_count", "int", "Unexcused silences (not announced as a hold)."),
+    Feature("dead_air_total_s", "float", "Total unexcused silence (s)."),
+    Feature("dead_air_max_s", "float", "Longest unexcused silence (s)."),
+    Feature("hold_count", "int", "Holds: silences announced by the agent (请稍等, ...)."),
+    Feature("hold_total_s", "float", "Total hold time (s)."),
+    Feature("hold_max_s", "float", "Longest hold (s)."),
+    Feature("answer_delay_s", "float", "Time from call start to the agent's first words (s)."),
+    Feature("first_speech_s", "float", "Time from call start to anyone's first speech (s)."),
+)
 
 
 @dataclass(frozen=True)
@@ -50,17 +65,11 @@ class Silence:
         return bool(self.announced_by)
 
 
-def normalise(text: str) -> str:
-    """NFKC, lower case, no spaces or punctuation: how phrases and transcripts are compared."""
-    text = unicodedata.normalize("NFKC", text).lower()
-    return "".join(ch for ch in text if ch.isalnum())
-
-
 def _announcement(utterances: Sequence[Utterance], at_s: float, window_s: float,
                   phrases: Sequence[str]) -> str:
     for u in utterances:
         if u.role in (AGENT, MIXED) and at_s - window_s <= u.end_s <= at_s + 0.5:
-            text = normalise(u.text)
+            text = matching_form(u.text)
             for phrase in phrases:
                 if phrase and phrase in text:
                     return phrase
@@ -69,7 +78,7 @@ def _announcement(utterances: Sequence[Utterance], at_s: float, window_s: float,
 
 def find_silences(evidence: CallEvidence, config: TimingConfig, hold_phrases: Sequence[str]) -> list[Silence]:
     """Mutual silences of at least ``silence_min_s``, each marked as hold or dead air."""
-    phrases = [p for p in (normalise(p) for p in hold_phrases) if p]
+    phrases = [p for p in (matching_form(p) for p in hold_phrases) if p]
     found = []
     for start_s, end_s in gaps(activity(evidence.segments)):
         if end_s - start_s >= config.silence_min_s:
@@ -105,27 +114,27 @@ def silence_features(silences: Sequence[Silence], evidence: CallEvidence) -> dic
 
 
 def detect_silence(evidence: CallEvidence, config: TimingConfig, silences: Sequence[Silence],
-                   rules_version: str) -> list[Hit]:
+                   detector_version: str) -> list[Hit]:
     """Hits for dead air, overlong holds and a late first answer."""
     role = UNKNOWN if evidence.is_mono else AGENT
     hits = []
     for s in silences:
         if not s.is_hold:
-            hits.append(_hit(evidence, SILENCE_RULE, "silence", role, s.start_s, s.end_s, rules_version,
+            hits.append(_hit(evidence, SILENCE_RULE, "silence", role, s.start_s, s.end_s, detector_version,
                              f"{s.duration_s:.1f} s with nobody speaking (>= {config.silence_min_s:g} s)"))
         elif s.duration_s > config.hold_max_s:
-            hits.append(_hit(evidence, HOLD_RULE, "hold", role, s.start_s, s.end_s, rules_version,
+            hits.append(_hit(evidence, HOLD_RULE, "hold", role, s.start_s, s.end_s, detector_version,
                              f"hold of {s.duration_s:.1f} s after '{s.announced_by}' (> {config.hold_max_s:g} s)",
                              matched_text=s.announced_by))
     delay = answer_delay_s(evidence)
     if delay is not None and delay > config.answer_delay_max_s:
-        hits.append(_hit(evidence, ANSWER_RULE, "answer_delay", AGENT, 0.0, delay, rules_version,
+        hits.append(_hit(evidence, ANSWER_RULE, "answer_delay", AGENT, 0.0, delay, detector_version,
                          f"agent's first words {delay:.1f} s after the call start (> {config.answer_delay_max_s:g} s)"))
     return hits
 
 
 def _hit(evidence: CallEvidence, rule_id: str, category: str, role: str, start_s: float, end_s: float,
-         rules_version: str, detail: str, matched_text: str = "") -> Hit:
-    return Hit(call_id=evidence.call_id, rule_id=rule_id, rules_version=rules_version, category=category,
+         detector_version: str, detail: str, matched_text: str = "") -> Hit:
+    return Hit(call_id=evidence.call_id, rule_id=rule_id, detector_version=detector_version, category=category,
                severity="non_fatal", error_class="customer", role=role, start_s=start_s, end_s=end_s,
                match_type="timing", matched_text=matched_text, detail=detail)

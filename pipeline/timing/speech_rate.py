@@ -19,11 +19,23 @@ import math
 from dataclasses import dataclass
 
 from pipeline.config import TimingConfig
-from pipeline.timing.intervals import activity, count_chars, intersection_s, mean, percentile
 from pipeline.records import AGENT, CUSTOMER, MIXED, CallEvidence, Hit, Utterance
+from pipeline.timing.columns import Feature, per_role
+from pipeline.timing.intervals import activity, count_chars, intersection_s, mean, percentile
 
 FAST_RULE = "timing.speech_rate_fast"
 SLOW_RULE = "timing.speech_rate_slow"
+_RATE_ROLES = ("agent", "customer", "mixed")
+
+FEATURES: tuple[Feature, ...] = (
+    *per_role("{role}_rate_chars_per_min_mean", "float", "{Role} speech rate, mean over rated utterances (chars/min).",
+              _RATE_ROLES),
+    *per_role("{role}_rate_chars_per_min_p90", "float",
+              "{Role} speech rate, 90th percentile over utterances (chars/min).", _RATE_ROLES),
+    *per_role("{role}_rate_chars_per_min_overall", "float",
+              "{Role} speech rate, characters / rated speech time (chars/min).", _RATE_ROLES),
+    *per_role("{role}_rated_speech_s", "float", "{Role} speech time long enough to rate (s).", _RATE_ROLES),
+)
 
 
 @dataclass(frozen=True)
@@ -60,7 +72,7 @@ def speech_rate_features(evidence: CallEvidence, config: TimingConfig) -> dict[s
     Keys per role ``R`` (``agent``, ``customer``; ``mixed`` on mono calls):
     ``R_rate_chars_per_min_mean`` / ``_p90`` (over judged utterances),
     ``R_rate_chars_per_min_overall`` (all judged characters / all their speech
-    time), ``R_chars`` and ``R_rated_speech_s``. Roles absent from the call get NaN.
+    time) and ``R_rated_speech_s``. Roles absent from the call get NaN.
     """
     features: dict[str, float | int | None] = {}
     roles = (MIXED,) if evidence.is_mono else (AGENT, CUSTOMER)
@@ -73,12 +85,11 @@ def speech_rate_features(evidence: CallEvidence, config: TimingConfig) -> dict[s
         features[f"{role}_rate_chars_per_min_mean"] = mean(values)
         features[f"{role}_rate_chars_per_min_p90"] = percentile(values, 90)
         features[f"{role}_rate_chars_per_min_overall"] = 60.0 * chars / speech_s if speech_s > 0 else math.nan
-        features[f"{role}_chars"] = chars if applicable else None
         features[f"{role}_rated_speech_s"] = speech_s if applicable else math.nan
     return features
 
 
-def detect_speech_rate(evidence: CallEvidence, config: TimingConfig, rules_version: str) -> list[Hit]:
+def detect_speech_rate(evidence: CallEvidence, config: TimingConfig, detector_version: str) -> list[Hit]:
     """Hits for sustained too-fast or too-slow *agent* speech (not on mono calls).
 
     Consecutive judged agent utterances outside the band form a run (short,
@@ -106,7 +117,7 @@ def detect_speech_rate(evidence: CallEvidence, config: TimingConfig, rules_versi
             pooled = 60.0 * sum(x.chars for x in run) / speech_s if speech_s > 0 else math.nan
             if run and speech_s >= config.speech_rate_min_sustained_s and outside(pooled):
                 hits.append(Hit(
-                    call_id=evidence.call_id, rule_id=rule_id, rules_version=rules_version,
+                    call_id=evidence.call_id, rule_id=rule_id, detector_version=detector_version,
                     category="speech_rate", severity="non_fatal", error_class="customer", role=AGENT,
                     start_s=run[0].utterance.start_s, end_s=run[-1].utterance.end_s, match_type="timing",
                     matched_text="".join(x.utterance.text for x in run)[:200],

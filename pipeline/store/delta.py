@@ -1,0 +1,366 @@
+"""The store: a directory of Delta Lake tables that any engine reads, safe with many writers.
+
+Layout::
+
+    STORE/
+      _callqa_store.json    marks the directory as a callqa store (format, created_at)
+      calls/ segments/ utterances/ hits/ errors/ features/    Delta tables, partitioned by call_date
+      _state/               runs (what each run planned) and the store's scoring state
+      _review/ models/      the review app's database, trained classifiers
+
+**Transactions.** A commit appends each table's new rows (their own Delta
+commits, invisible to readers: no pointer names them yet), then MERGEs the
+calls' new rows into ``calls`` in one Delta transaction that moves their
+result pointers (:mod:`pipeline.store.tables`). Readers that join a table with
+``calls`` on its pointer therefore see every call either before or after the
+commit. Two writers that touch the same calls at once are serialised by
+Delta's optimistic concurrency: the loser's MERGE fails and is retried on the
+new table version; appends never conflict. A kill at any moment leaves at
+most unreferenced rows, which readers never see and ``compact`` removes.
+
+Result ids start with their creation time (hex milliseconds), so ``compact``
+can keep recent history and never removes rows a writer appended moments ago
+and has not pointed to yet.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
+
+from pipeline.errors import StoreError
+from pipeline.store.tables import CALLS, POINTERS, SCHEMA_VERSION, TABLES, Table, table
+
+MARKER = "_callqa_store.json"
+FORMAT = "callqa-delta"
+Kind = Literal["run", "rescore", "score"]
+#: Which pointers each kind of commit moves, and the pointer it expects unchanged.
+MOVES: dict[str, tuple[tuple[str, ...], str | None]] = {
+    "run": (POINTERS, None),
+    "rescore": (("analysis_id", "score_id"), "transcript_id"),
+    "score": (("score_id",), "analysis_id"),
+}
+#: How long a writer may keep losing the race for the same calls before it gives up.
+MAX_MERGE_WAIT_S = 120.0
+
+
+def new_result_id() -> str:
+    """A unique result id that starts with its creation time (12 hex digits of Unix milliseconds)."""
+    return f"{time.time_ns() // 1_000_000:012x}{uuid.uuid4().hex[:12]}"
+
+
+def result_time_ms(result_id: str) -> int:
+    """When a result id was made (Unix milliseconds)."""
+    return int(result_id[:12], 16)
+
+
+@dataclass
+class CallResult:
+    """One call's new rows: its ``calls`` row and the rows of the tables it replaces.
+
+    ``call`` must hold the pointer(s) this kind of commit moves and ``call_id``
+    and ``call_date``; each row in ``rows`` carries its table's pointer id.
+    ``expect`` is the pointer value the commit requires to be still current
+    (``rescore`` was computed from that transcript; ``score`` from that analysis).
+    """
+
+    call: dict[str, Any]
+    rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    expect: str | None = None
+
+
+@dataclass(frozen=True)
+class CommitReport:
+    """What one commit did."""
+
+    calls: int
+    rows: dict[str, int]
+    skipped: tuple[str, ...]
+    attempts: int
+
+
+class Store:
+    """Read and write a callqa store (see the module docstring).
+
+    Args:
+        root: the store directory.
+        create: create an empty store if ``root`` does not exist or is empty.
+
+    Raises:
+        StoreError: ``root`` is not a callqa store (or a store of callqa 0.1,
+            which ``callqa store upgrade`` converts), or cannot be created.
+    """
+
+    def __init__(self, root: str | Path, *, create: bool = False) -> None:
+        self.root = Path(root)
+        marker = self.root / MARKER
+        if marker.is_file():
+            self._check_marker(marker)
+        elif (self.root / "_commits").is_dir():
+            raise StoreError(str(self.root), "a store of callqa 0.1 (ledger format): convert it once with "
+                             f"`callqa store upgrade {self.root}`")
+        elif create and (not self.root.exists() or (self.root.is_dir() and not any(self.root.iterdir()))):
+            self._create()
+        elif not self.root.exists():
+            raise StoreError(str(self.root), "no store here (run `callqa run INPUT --out STORE` first)")
+        else:
+            raise StoreError(str(self.root), f"not a callqa store (no {MARKER})")
+
+    # -- creation ------------------------------------------------------------------
+    def _check_marker(self, marker: Path) -> None:
+        try:
+            info = json.loads(marker.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise StoreError(str(marker), f"unreadable store marker: {exc}") from None
+        if info.get("format") != FORMAT or int(info.get("schema_version", 0)) > SCHEMA_VERSION:
+            raise StoreError(str(self.root), f"store format {info.get('format')} v{info.get('schema_version')} is "
+                             f"newer than this callqa understands ({FORMAT} v{SCHEMA_VERSION}): upgrade callqa")
+
+    def _create(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            for spec in TABLES:
+                self._ensure_table(spec)
+            write_json_atomic(self.root / MARKER, {"format": FORMAT, "schema_version": SCHEMA_VERSION,
+                                                   "created_at": _now().isoformat()})
+        except OSError as exc:
+            raise StoreError(str(self.root), f"cannot create the store: {exc.strerror or exc}") from None
+
+    def _ensure_table(self, spec: Table) -> None:
+        path = self.path(spec.name)
+        if DeltaTable.is_deltatable(str(path)):
+            return
+        try:
+            DeltaTable.create(str(path), spec.storage_schema, partition_by=["call_date"], mode="ignore",
+                              configuration={"delta.checkpointInterval": "50"})
+        except DeltaError as exc:  # another writer created it first
+            if not DeltaTable.is_deltatable(str(path)):
+                raise StoreError(str(path), f"cannot create table: {exc}") from None
+
+    def path(self, name: str) -> Path:
+        """Directory of table ``name``."""
+        return self.root / name
+
+    def delta(self, name: str) -> DeltaTable:
+        """The Delta table ``name`` at its latest version.
+
+        Raises:
+            StoreError: the table is missing or unreadable.
+        """
+        try:
+            return DeltaTable(str(self.path(name)))
+        except TableNotFoundError:
+            raise StoreError(str(self.path(name)), "table missing from the store") from None
+        except (DeltaError, OSError) as exc:
+            raise StoreError(str(self.path(name)), f"cannot read table: {exc}") from None
+
+    # -- writing -------------------------------------------------------------------
+    def commit(self, results: Sequence[CallResult], kind: Kind = "run",
+               metadata: Mapping[str, Any] | None = None) -> CommitReport:
+        """Replace the given calls' results in every table, atomically for readers.
+
+        Args:
+            results: one :class:`CallResult` per call (each call at most once).
+            kind: ``run`` (a new decoding: every pointer moves), ``rescore`` (new
+                hits and features from the stored transcript) or ``score`` (new
+                features from the stored hits).
+            metadata: recorded in the Delta commit of ``calls`` (e.g. the run id).
+
+        Returns:
+            What was committed; ``skipped`` lists calls whose ``expect``ed pointer
+            had moved meanwhile (another writer redid them first).
+
+        Raises:
+            StoreError: the disk is full or not writable, or other writers kept
+                winning for :data:`MAX_MERGE_WAIT_S`. Nothing of this commit is
+                visible then; what was committed before stays.
+        """
+        if not results:
+            return CommitReport(0, {}, (), 0)
+        ids = [r.call["call_id"] for r in results]
+        if len(set(ids)) != len(ids):
+            raise ValueError("a commit may hold each call once")
+        moves, expected = MOVES[kind]
+        now = _now()
+        counts: dict[str, int] = {}
+        try:
+            for spec in TABLES:
+                if spec is CALLS:
+                    continue
+                rows = [row for r in results for row in r.rows.get(spec.name, ())]
+                if rows and spec.pointer in moves:
+                    self._append(spec, rows)
+                    counts[spec.name] = len(rows)
+            calls = [{**r.call, "committed_at": now, "schema_version": SCHEMA_VERSION} for r in results]
+            attempts = self._merge_calls(calls, kind, moves, expected, dict(metadata or {}))
+        except OSError as exc:
+            raise StoreError(str(self.root), f"cannot write results ({exc.strerror or exc}); nothing of this "
+                             "commit became visible, re-run to resume") from None
+        except DeltaError as exc:
+            if _is_disk_error(exc):
+                raise StoreError(str(self.root), f"cannot write results ({exc}); nothing of this commit became "
+                                 "visible, re-run to resume") from None
+            raise
+        skipped: tuple[str, ...] = ()
+        if expected is not None:
+            current = self.read("calls", columns=[expected], call_ids=ids)
+            now_pointing = dict(zip(current["call_id"].to_pylist(), current[expected].to_pylist(), strict=True))
+            skipped = tuple(r.call["call_id"] for r in results if now_pointing.get(r.call["call_id"]) != r.expect)
+        counts["calls"] = len(results) - len(skipped)
+        return CommitReport(len(results) - len(skipped), counts, skipped, attempts)
+
+    def _append(self, spec: Table, rows: list[dict[str, Any]]) -> None:
+        data = pa.Table.from_pylist([{**row, "schema_version": SCHEMA_VERSION} for row in rows],
+                                    schema=spec.storage_schema)
+        write_deltalake(str(self.path(spec.name)), data, mode="append", partition_by=["call_date"],
+                        commit_properties=CommitProperties(max_commit_retries=100))
+
+    def _merge_calls(self, calls: list[dict[str, Any]], kind: str, moves: tuple[str, ...], expected: str | None,
+                     metadata: dict[str, Any]) -> int:
+        """MERGE the calls rows (the commit point), retrying while other writers win the race."""
+        source = pa.Table.from_pylist(calls, schema=CALLS.storage_schema)
+        if kind != "run":  # only the pointers, the versions they carry and the commit time change
+            keep = ["call_id", "call_date", *moves, "committed_at", *self._version_columns(kind)]
+            if expected is not None:
+                keep.append(expected)
+            source = source.select(list(dict.fromkeys(keep)))
+        ids = source["call_id"].to_pylist()
+        dates = set(source["call_date"].to_pylist()) | set(self._dates_of(ids))
+        date_list = ", ".join(_sql_string(d) for d in sorted(dates))
+        predicate = f"t.call_id = s.call_id AND t.call_date IN ({date_list})"
+        deadline = time.monotonic() + MAX_MERGE_WAIT_S
+        attempt = 0
+        while True:
+            attempt += 1
+            merger = self.delta("calls").merge(
+                source, predicate, source_alias="s", target_alias="t",
+                commit_properties=CommitProperties(custom_metadata={"callqa_kind": kind, **metadata}))
+            if kind == "run":
+                merger = merger.when_matched_update_all().when_not_matched_insert_all()
+            else:
+                updates = {c: f"s.{c}" for c in source.column_names if c not in ("call_id", "call_date", expected)}
+                merger = merger.when_matched_update(updates, predicate=f"t.{expected} = s.{expected}")
+            try:
+                merger.execute()
+                return attempt
+            except CommitFailedError as exc:
+                if time.monotonic() > deadline:
+                    raise StoreError(str(self.root), f"other writers kept committing to the same calls for "
+                                     f"{MAX_MERGE_WAIT_S:.0f} s ({exc}); nothing of this commit is visible, "
+                                     "run again to resume") from None
+                time.sleep(min(2.0, 0.02 * 2 ** min(attempt, 7)) * random.uniform(0.5, 1.5))
+
+    @staticmethod
+    def _version_columns(kind: str) -> tuple[str, ...]:
+        return ("rules_version", "redline_model") if kind == "rescore" else ()
+
+    def _dates_of(self, call_ids: Sequence[str]) -> list[str]:
+        """The partitions the current rows of ``call_ids`` live in."""
+        found = self.read("calls", columns=[], call_ids=call_ids)
+        return found["call_date"].to_pylist()
+
+    # -- reading -------------------------------------------------------------------
+    def read(self, name: str, columns: Sequence[str] | None = None, *, call_ids: Iterable[str] | None = None,
+             dates: Iterable[str] | None = None) -> pa.Table:
+        """The current rows of table ``name``.
+
+        Args:
+            name: calls, segments, utterances, hits, errors or features.
+            columns: these columns (``call_id`` and ``call_date`` always come too).
+            call_ids: only these calls.
+            dates: only these call dates (YYYY-MM-DD).
+
+        Raises:
+            StoreError: the table is missing or unreadable; KeyError for an unknown table.
+        """
+        spec = table(name)
+        for attempt in range(3):  # a file compacted away under us: read the new version
+            try:
+                return self._read(spec, columns, call_ids, dates)
+            except (FileNotFoundError, OSError) as exc:
+                if attempt == 2:
+                    raise StoreError(str(self.path(name)), f"cannot read: {exc}") from None
+        raise AssertionError("unreachable")
+
+    def _read(self, spec: Table, columns: Sequence[str] | None, call_ids: Iterable[str] | None,
+              dates: Iterable[str] | None) -> pa.Table:
+        wanted = None if columns is None else list(dict.fromkeys(["call_id", "call_date", *columns]))
+        ids = None if call_ids is None else pa.array(sorted(set(call_ids)), pa.string())
+        by_date = None if dates is None else ds.field("call_date").isin(pa.array(sorted(set(dates)), pa.string()))
+        calls = _scan(self.delta("calls"), None if spec is CALLS else ["call_id", spec.pointer], by_date)
+        if ids is not None:
+            calls = calls.filter(pc.is_in(calls["call_id"], value_set=ids))
+        if spec is CALLS:
+            return calls if wanted is None else calls.select(wanted)
+        assert spec.pointer is not None
+        scan_columns = None if wanted is None else list(dict.fromkeys([*wanted, spec.pointer]))
+        data = _scan(self.delta(spec.name), scan_columns, by_date)
+        data = data.filter(pc.is_in(data[spec.pointer], value_set=calls[spec.pointer].drop_null()))
+        return data if wanted is None else data.select(wanted)
+
+    def table_versions(self) -> dict[str, int]:
+        """Each table's Delta version (changes whenever anything is committed)."""
+        return {spec.name: self.delta(spec.name).version() for spec in TABLES}
+
+
+def _scan(delta: DeltaTable, columns: Sequence[str] | None, partition_filter: ds.Expression | None) -> pa.Table:
+    """Read a Delta table's current files, pruning only by partition.
+
+    Filters on other columns are applied by the caller with ``pyarrow.compute``:
+    files written by delta-rs's own engine carry ``string_view`` statistics that
+    pyarrow's dataset filter cannot compare with ``string``.
+    """
+    data = delta.to_pyarrow_dataset().to_table(columns=None if columns is None else list(columns),
+                                               filter=partition_filter)
+    return data.cast(pa.schema([f.with_type(pa.string()) if pa.types.is_string_view(f.type) else f
+                                for f in data.schema]))
+
+
+def _sql_string(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _is_disk_error(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return any(s in text for s in ("no space left", "read-only file system", "permission denied", "disk quota"))
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def write_json_atomic(target: Path, data: Any) -> None:
+    """Write JSON to ``target`` via a temporary file and ``os.replace`` (never a half file)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, ensure_ascii=False, indent=1, default=str)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def is_store(root: str | Path) -> bool:
+    """Whether ``root`` holds a callqa store of this format."""
+    return (Path(root) / MARKER).is_file()
+
+
+__all__ = ["MARKER", "CallResult", "CommitReport", "Kind", "Store", "is_store", "new_result_id",
+           "result_time_ms", "write_json_atomic"]

@@ -1,0 +1,235 @@
+"""Keep a store small and current: ``callqa compact`` and ``callqa store upgrade``.
+
+:func:`compact` removes the rows no current result points to (superseded by
+``--force``, ``rescore`` or ``score``, or left by a killed writer), keeping
+those younger than ``keep_history_days``, rewrites small files into large ones
+and deletes the files no table version within the history needs. It is a Delta
+transaction per partition: readers keep reading, writers keep writing (a
+partition a writer changed meanwhile is redone). Rows younger than
+:data:`MIN_AGE_S` are never removed: a writer may have appended them and not yet
+moved its pointers.
+
+:func:`upgrade_store` converts a store written by callqa 0.1 (ledger format)
+in place, keeping the old files beside it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import write_deltalake
+from deltalake.exceptions import CommitFailedError
+
+from pipeline.errors import StoreError
+from pipeline.store.delta import CallResult, Store, new_result_id, result_time_ms
+from pipeline.store.legacy import CALL_KEY, LegacyStore, split_rules_version
+from pipeline.store.rows import features_row
+from pipeline.store.tables import CALLS, FEATURES, TABLES, Table
+from pipeline.versions import NONE, Versions
+
+#: Rows younger than this are never compacted away (a writer may not have moved its pointers yet).
+MIN_AGE_S = 600.0
+
+
+@dataclass(frozen=True)
+class CompactReport:
+    """Bytes and rows before and after ``compact``."""
+
+    bytes_before: int
+    bytes_after: int
+    rows_before: dict[str, int]
+    rows_after: dict[str, int]
+
+
+def store_bytes(root: Path) -> int:
+    """Bytes of every file of the store's tables."""
+    return sum(p.stat().st_size for spec in TABLES for p in (root / spec.name).rglob("*") if p.is_file())
+
+
+def compact(store: Store, keep_history_days: float = 0.0,
+            progress: Callable[[str], None] | None = None) -> CompactReport:
+    """Rewrite every table to its current rows plus the history younger than ``keep_history_days``.
+
+    Raises:
+        StoreError: the store cannot be written.
+    """
+    say = progress or (lambda _message: None)
+    keep_after_ms = int((time.time() - max(keep_history_days * 86400.0, MIN_AGE_S)) * 1000)
+    before = store_bytes(store.root)
+    rows_before: dict[str, int] = {}
+    rows_after: dict[str, int] = {}
+    for spec in TABLES:
+        if spec is CALLS:
+            continue
+        rows_before[spec.name], rows_after[spec.name] = _compact_table(store, spec, keep_after_ms, say)
+    calls = store.delta("calls")
+    calls.optimize.compact()
+    rows_before["calls"] = rows_after["calls"] = store.read("calls", columns=[]).num_rows
+    retention_h = int(max(keep_history_days * 24.0, 0.0))
+    for spec in TABLES:
+        table = store.delta(spec.name)
+        table.vacuum(retention_hours=retention_h, dry_run=False, enforce_retention_duration=False)
+        table.cleanup_metadata()
+    return CompactReport(before, store_bytes(store.root), rows_before, rows_after)
+
+
+def _compact_table(store: Store, spec: Table, keep_after_ms: int, say: Callable[[str], None]) -> tuple[int, int]:
+    """Rewrite each partition of one table that holds rows nobody points to; (rows before, rows after)."""
+    assert spec.pointer is not None
+    total_before = total_after = 0
+    dates = sorted(set(store.delta(spec.name).to_pyarrow_dataset().to_table(columns=["call_date"])["call_date"]
+                       .cast(pa.string()).to_pylist()))
+    for date in dates:
+        for _attempt in range(20):
+            current = store.read("calls", columns=[spec.pointer], dates=[date])[spec.pointer].drop_null()
+            data = store.delta(spec.name).to_pyarrow_dataset().to_table(
+                filter=pc.field("call_date") == date)
+            data = data.cast(_plain(data.schema))
+            young = pa.array([result_time_ms(v) >= keep_after_ms for v in data[spec.pointer].to_pylist()], pa.bool_())
+            keep = pc.or_(pc.is_in(data[spec.pointer], value_set=current.cast(pa.string())), young)
+            kept = data.filter(keep)
+            if kept.num_rows == data.num_rows and not _fragmented(store, spec, date):
+                break
+            try:
+                write_deltalake(str(store.path(spec.name)), _as_stored(kept, spec), mode="overwrite",
+                                predicate=f"call_date = '{date}'", partition_by=["call_date"])
+                say(f"{spec.name} {date}: {data.num_rows} -> {kept.num_rows} rows")
+                break
+            except CommitFailedError:
+                continue  # a writer changed this partition meanwhile: read it again
+        else:
+            raise StoreError(str(store.path(spec.name)), f"partition {date} kept changing; compact again later")
+        total_before += data.num_rows
+        total_after += kept.num_rows
+    return total_before, total_after
+
+
+def _as_stored(data: pa.Table, spec: Table) -> pa.Table:
+    schema = spec.storage_schema
+    return data.select(schema.names).cast(schema)
+
+
+def _plain(schema: pa.Schema) -> pa.Schema:
+    return pa.schema([f.with_type(pa.string()) if pa.types.is_string_view(f.type) else f for f in schema])
+
+
+def _fragmented(store: Store, spec: Table, date: str) -> bool:
+    """Whether a partition is spread over many small files (worth rewriting into one)."""
+    files = [f for f in store.delta(spec.name).file_uris() if f"call_date={date}/" in f]
+    return len(files) > 4
+
+
+# -- upgrade from callqa 0.1 ---------------------------------------------------------------
+def upgrade_store(root: str | Path, progress: Callable[[str], None] | None = None) -> Path:
+    """Convert a callqa 0.1 store in place; the old files are kept in ``ROOT.v1-backup``.
+
+    The current rows (as callqa 0.1 read them: the latest commit per call; the
+    hits behind each call's current feature row) become the new store's rows,
+    with the typed version columns filled from 0.1's joined ``rules_version``
+    and ``analysis_version`` ``0.1``. Stored scores are kept; their
+    ``outcome`` is ``pass`` or ``fail`` from ``passed`` (``callqa score``
+    recomputes outcomes with the scorecard's current rules).
+
+    Returns:
+        Where the old store was moved.
+
+    Raises:
+        StoreError: ``root`` is not a 0.1 store, or the new store cannot be written.
+    """
+    say = progress or (lambda _message: None)
+    source = Path(root)
+    if not (source / "_commits").is_dir():
+        raise StoreError(str(source), "not a callqa 0.1 store (no _commits/ folder)")
+    target = source.with_name(source.name + ".upgrading")
+    backup = source.with_name(source.name + ".v1-backup")
+    if backup.exists():
+        raise StoreError(str(backup), "already exists: move it away first")
+    shutil.rmtree(target, ignore_errors=True)
+    legacy = LegacyStore(source)
+    results = _legacy_results(legacy)
+    store = Store(target, create=True)
+    for start in range(0, len(results), 500):
+        store.commit(results[start:start + 500], kind="run", metadata={"upgraded_from": "callqa-0.1"})
+        say(f"converted {min(start + 500, len(results))}/{len(results)} calls")
+    for extra in ("_review", "models"):
+        if (source / extra).exists():
+            shutil.copytree(source / extra, target / extra)
+    source.rename(backup)
+    target.rename(source)
+    return backup
+
+
+def _split_versions(joined: str | None, model_id: str, config_hash: str) -> Versions:
+    parts = split_rules_version(joined or "")
+    timing = next((p for p in parts if p.startswith("timing-")), NONE)
+    redline = next((p for p in parts if p.startswith("redline_text@")), NONE)
+    rules = next((p for p in parts if p not in (timing, redline)), NONE)
+    return Versions(config_hash=config_hash, analysis_version="0.1", asr_model=model_id, rules_version=rules,
+                    timing_version=timing, redline_model=redline)
+
+
+def _legacy_results(legacy: LegacyStore) -> list[CallResult]:
+    """One :class:`CallResult` per call: 0.1's current rows of its latest commit."""
+    seqs = legacy._commit_seqs()
+    calls = legacy.read("calls").to_pylist()
+    latest: dict[str, dict[str, Any]] = {}
+    for row in calls:
+        if row["call_id"] not in latest or seqs[row["chunk_id"]] > seqs[latest[row["call_id"]]["chunk_id"]]:
+            latest[row["call_id"]] = row
+
+    def grouped(rows: list[dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str, Any]]]:
+        out: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for r in rows:
+            out.setdefault(tuple(r[k] for k in CALL_KEY), []).append(r)
+        return out
+
+    tables = {name: grouped(legacy.read(name).to_pylist()) for name in ("segments", "utterances", "features",
+                                                                         "errors")}
+    hits = grouped(legacy.current_hits().to_pylist())
+    results = []
+    for call in latest.values():
+        key = tuple(call[k] for k in CALL_KEY)
+        features = tables["features"].get(key, [])
+        versions = _split_versions(features[0]["rules_version"] if features else call["rules_version"],
+                                   call["model_id"], call["config_hash"])
+        ids = {"transcript_id": new_result_id(), "analysis_id": new_result_id(), "score_id": new_result_id()}
+        base = {"call_id": call["call_id"], "call_date": call["call_date"], **versions.columns()}
+        drop = {"chunk_id", "schema_version", "model_id", "rules_version"}
+        new_call = {**{k: v for k, v in call.items() if k not in drop}, **base, **ids}
+        rows: dict[str, list[dict[str, Any]]] = {
+            "segments": [{**_without(r, drop), **base, "transcript_id": ids["transcript_id"]}
+                         for r in tables["segments"].get(key, [])],
+            "utterances": [{**_without(r, drop), **base, "transcript_id": ids["transcript_id"]}
+                           for r in tables["utterances"].get(key, [])],
+            "hits": [{**_without(r, drop), **base, "analysis_id": ids["analysis_id"],
+                      "detector_version": r["rules_version"]} for r in hits.get(key, [])],
+            "errors": [{**_without(r, drop), **base, "analysis_id": ids["analysis_id"]}
+                       for r in tables["errors"].get(key, [])],
+            "features": [_upgraded_features(f, base, ids["score_id"]) for f in features[-1:]],
+        }
+        results.append(CallResult(new_call, rows))
+    return results
+
+
+def _without(row: dict[str, Any], drop: set[str]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k not in drop}
+
+
+def _upgraded_features(row: dict[str, Any], base: dict[str, Any], score_id: str) -> dict[str, Any]:
+    """A 0.1 feature row in today's columns (columns 0.1 did not have are null)."""
+    names = set(FEATURES.schema.names)
+    out = {k: v for k, v in row.items() if k in names and k not in ("schema_version",)}
+    passed = bool(row.get("passed"))
+    out.update(base, score_id=score_id, features_schema_version=1,
+               outcome="pass" if passed else "fail", outcome_reasons=[] if passed else ["scorecard_fail"])
+    return features_row(out)
+
+
+__all__ = ["MIN_AGE_S", "CompactReport", "compact", "store_bytes", "upgrade_store"]

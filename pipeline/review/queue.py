@@ -158,7 +158,7 @@ def select(snapshot: Snapshot, filters: QueueFilters, reviewed: np.ndarray | Non
         if value:
             mask &= positions_mask(snapshot.size, snapshot.hit_index.get((kind, value), np.zeros(0, np.int64)))
     if filters.outcome:
-        mask &= snapshot.outcome == filters.outcome
+        mask &= snapshot.outcome == OUTCOMES.index(filters.outcome)
     if filters.status:
         done = reviewed if reviewed is not None else np.zeros(snapshot.size, bool)
         touched = started if started is not None else np.zeros(snapshot.size, bool)
@@ -205,11 +205,11 @@ def page_of(selected: np.ndarray, page: int, per_page: int) -> Page:
 
 def counts(snapshot: Snapshot, mask: np.ndarray, reviewed: np.ndarray | None = None) -> dict[str, int]:
     """Counts for the top of the queue: matching calls, per outcome, red line, fatal, unreviewed."""
-    out = {"calls": int(mask.sum())}
-    for outcome in OUTCOMES:
-        out[outcome] = int((mask & (snapshot.outcome == outcome)).sum())
-    out["red_line"] = int((mask & (snapshot.tier == TIERS.index("red line"))).sum())
-    out["fatal"] = int((mask & (snapshot.tier == TIERS.index("fatal item"))).sum())
+    by_outcome = np.bincount(snapshot.outcome[mask], minlength=len(OUTCOMES))
+    by_tier = np.bincount(snapshot.tier[mask], minlength=len(TIERS))
+    out = {"calls": int(mask.sum()), **{name: int(by_outcome[i]) for i, name in enumerate(OUTCOMES)}}
+    out["red_line"] = int(by_tier[TIERS.index("red line")])
+    out["fatal"] = int(by_tier[TIERS.index("fatal item")])
     out["unreviewed"] = int((mask & ~reviewed).sum()) if reviewed is not None else out["calls"]
     return out
 
@@ -226,8 +226,7 @@ def page_rows(snapshot: Snapshot, positions: np.ndarray) -> list[dict[str, Any]]
         return []
     table = snapshot.calls.take(pa.array(positions.astype(np.int64)))
     rows = table.to_pylist()
-    for position, row in zip(positions.tolist(), rows, strict=True):
-        hits = snapshot.hits.rows(position)
+    for position, row, hits in zip(positions.tolist(), rows, snapshot.hits.rows_many(positions), strict=True):
         row["position"] = position
         row["tier_name"] = TIERS[row["tier"]]
         row["top_hits"], row["more_hits"] = _top_hits(hits)

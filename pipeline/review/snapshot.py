@@ -57,6 +57,19 @@ class Slices:
         start, end = int(self.offsets[position]), int(self.offsets[position + 1])
         return self.table.slice(start, end - start).to_pylist()
 
+    def rows_many(self, positions: Sequence[int]) -> list[list[dict[str, Any]]]:
+        """The rows of several calls with one ``take`` (a queue page)."""
+        starts, ends = self.offsets[np.asarray(positions, np.int64)], self.offsets[np.asarray(positions, np.int64) + 1]
+        if not len(starts):
+            return []
+        rows = self.table.take(pa.array(np.concatenate([np.arange(a, b) for a, b in zip(starts, ends,
+                                                                                        strict=True)]))).to_pylist()
+        out, at = [], 0
+        for a, b in zip(starts, ends, strict=True):
+            out.append(rows[at:at + b - a])
+            at += b - a
+        return out
+
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -69,7 +82,7 @@ class Snapshot:
     segments: Slices
     transcripts: pa.Array
     tier: np.ndarray
-    outcome: np.ndarray
+    outcome: np.ndarray  # int8 index into OUTCOMES per position
     call_date: np.ndarray
     team: tuple[np.ndarray, list[str]]
     agent: tuple[np.ndarray, list[str]]
@@ -285,13 +298,21 @@ def build_snapshot(calls: pa.Table, features: pa.Table, hits: pa.Table, utteranc
                 hit_index[(kind.removesuffix("_id"), str(value))] = np.unique(pos[values == value])
     return Snapshot(
         calls=table, position=positions, hits=hits, utterances=utterances, segments=segments,
-        transcripts=_transcripts(utterances, size), tier=tier[order], outcome=outcome[order],
+        transcripts=_transcripts(utterances, size), tier=tier[order], outcome=_outcome_codes(outcome[order]),
         call_date=np.asarray(table["call_date"].to_pylist(), dtype=object).astype(str),
         team=_codes(table["team"].to_pylist()), agent=_codes(table["agent_id"].to_pylist()), hit_index=hit_index,
         failed_calls=failed_calls, signature=signature, build_s=time.perf_counter() - began,
         extra_features={c: np.asarray(pc.fill_null(_col(table, c, pa.float64()), np.nan).to_numpy(
             zero_copy_only=False)) for c in extra_feature_columns if c in table.column_names},
     )
+
+
+def _outcome_codes(outcomes: np.ndarray) -> np.ndarray:
+    """Outcome strings as int8 indexes into :data:`OUTCOMES`; an unknown value counts as needs_review."""
+    codes = np.full(len(outcomes), OUTCOMES.index("needs_review"), np.int8)
+    for index, name in enumerate(OUTCOMES):
+        codes[outcomes == name] = index
+    return codes
 
 
 def _transcripts(utterances: Slices, size: int) -> pa.Array:

@@ -180,9 +180,10 @@ def register_pages(app: FastAPI, web: Web) -> None:  # noqa: C901 - one closure 
         verdict, comment = str(form.get("verdict", "")), str(form.get("comment", ""))
 
         def write() -> int:
-            return verdicts.record_hit_verdict(state.db(), call_id=call_id, hit_id=hit_id, rule_id=hit["rule_id"],
-                                               rules_version=hit["rules_version"], verdict=verdict,
-                                               reviewer=viewer.name, comment=comment)
+            with state.write_lock:
+                return verdicts.record_hit_verdict(
+                    state.db(), call_id=call_id, hit_id=hit_id, rule_id=hit["rule_id"],
+                    rules_version=hit["rules_version"], verdict=verdict, reviewer=viewer.name, comment=comment)
         try:
             row_id = await run_in_threadpool(write)
         except ValueError as exc:
@@ -201,8 +202,9 @@ def register_pages(app: FastAPI, web: Web) -> None:  # noqa: C901 - one closure 
             raise HTTPException(400, f"grade must be one of {', '.join(sorted(grades))}")
 
         def write() -> int:
-            return verdicts.record_call_verdict(state.db(), call_id=call_id, verdict=verdict, grade=grade,
-                                                reviewer=viewer.name, comment=str(form.get("comment", "")))
+            with state.write_lock:
+                return verdicts.record_call_verdict(state.db(), call_id=call_id, verdict=verdict, grade=grade,
+                                                    reviewer=viewer.name, comment=str(form.get("comment", "")))
         try:
             row_id = await run_in_threadpool(write)
         except ValueError as exc:

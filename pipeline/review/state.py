@@ -52,6 +52,9 @@ class ReviewState:
         self._checked_at = time.monotonic()
         self._rebuilding = threading.Lock()
         self._local = threading.local()
+        # One writer at a time inside this process: threads queue on a lock instead of on SQLite's
+        # busy handler (which sleeps up to 100 ms between retries); other processes still get busy_timeout.
+        self.write_lock = threading.Lock()
         verdicts.connect(settings.store_root).close()  # create the database (WAL) before any request
         self._watch = verdicts.connect(settings.store_root)  # read-only: its data_version sees others' commits
         self._watch_lock = threading.Lock()

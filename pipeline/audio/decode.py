@@ -6,9 +6,18 @@ FLAC and AMR all decode in-process on a fresh machine with no apt step and no
 ``ffmpeg`` executable. Every channel is resampled to 16 kHz float32 and kept
 separate: on a stereo recording each channel is one speaker.
 
+Before a decoder sees a file, :mod:`pipeline.audio.probe` checks that it is a
+regular file and that a WAV header tells the truth; the channel roles and the
+maximum duration are checked against what the file declares. FFmpeg opens only
+local files (``file:`` protocol) of the audio container formats in
+:data:`CONTAINERS`, so a text file posing as a recording cannot make it read
+other files. Decoding fills one float32 array per kept channel in place (no
+concatenated copies): memory is the decoded audio plus about 30 s of work.
+
 Every way a file can be unusable becomes an
 :class:`~pipeline.errors.UnsupportedAudioError` with a reason a person
-understands; nothing here prints or logs transcript data.
+understands (samples that are NaN or infinite included); nothing here prints
+or logs transcript data.
 """
 
 from __future__ import annotations
@@ -22,42 +31,40 @@ from pathlib import Path
 import av
 import numpy as np
 
-from pipeline.config import Config
+from pipeline.audio.probe import WavHeader, check_regular_file, format_name, open_regular, read_wav_header
+from pipeline.config import Config, InputConfig
 from pipeline.errors import UnsupportedAudioError
 from pipeline.records import MIXED, SAMPLE_RATE_HZ, Call, Channel
 
-#: Below this rate a file is not telephone speech (narrow-band telephony is 8 kHz).
-MIN_SAMPLE_RATE_HZ = 8_000
 #: Role name that drops a channel (e.g. a third, unused channel).
 IGNORE = "ignore"
-# A file whose decoded audio falls this far short of its declared length is truncated.
-_TRUNCATION_TOLERANCE_S = 0.5
-_TRUNCATION_TOLERANCE_RATIO = 0.02
+#: FFmpeg demuxers allowed to read a recording (``format_whitelist``).
+CONTAINERS = ("wav", "w64", "mp3", "aac", "mov", "mp4", "m4a", "3gp", "ogg", "opus", "flac", "amr", "amrnb",
+              "amrwb", "gsm", "asf", "matroska", "webm", "aiff", "caf", "au", "wv")
+_OPEN_OPTIONS = {"format_whitelist": ",".join(CONTAINERS), "protocol_whitelist": "file"}
+# Source seconds resampled at once: resampling codec-sized frames one by one is
+# slow (faster-whisper's decode_audio groups them too); 30 s bounds the work memory.
+_GROUP_S = 30
 
 
 def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    """SHA-256 of a file's bytes, read in 1 MiB blocks.
+
+    Raises:
+        OSError: the file cannot be read or is not a regular file (a FIFO or
+            a device is refused without waiting on it).
+    """
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with os.fdopen(open_regular(path), "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
 
 
-def _check_readable(path: Path) -> None:
-    if not path.exists():
-        raise UnsupportedAudioError(str(path), "file not found")
-    if not path.is_file():
-        raise UnsupportedAudioError(str(path), "not a regular file")
-    if not os.access(path, os.R_OK):
-        raise UnsupportedAudioError(str(path), "permission denied: the file is not readable")
-    if path.stat().st_size == 0:
-        raise UnsupportedAudioError(str(path), "empty file (0 bytes)")
-
-
 @dataclass(frozen=True)
 class _Decoded:
-    planes: np.ndarray  # (channels, samples) float32 at 16 kHz
+    planes: list[np.ndarray]  # one float32 array at 16 kHz per kept channel
+    roles: list[str]
     source_rate_hz: int
     source_channels: int
     codec: str
@@ -65,95 +72,113 @@ class _Decoded:
     declared_duration_s: float | None
 
 
+class _Planes:
+    """One float32 array per kept channel, filled in place and grown by reallocation (never concatenated)."""
+
+    def __init__(self, channels: int, capacity: int) -> None:
+        self.arrays = [np.empty(max(capacity, 1), np.float32) for _ in range(channels)]
+        self.length = 0
+
+    def append(self, block: np.ndarray, keep: Sequence[int]) -> None:
+        """Append ``block`` (frames × source channels) keeping the columns ``keep``."""
+        end = self.length + block.shape[0]
+        if end > len(self.arrays[0]):
+            grown = max(end, int(len(self.arrays[0]) * 1.5))
+            for array in self.arrays:
+                array.resize(grown, refcheck=False)  # realloc: large blocks move by remapping, not copying
+        for array, column in zip(self.arrays, keep, strict=True):
+            array[self.length:end] = block[:, column]
+        self.length = end
+
+    def finish(self) -> list[np.ndarray]:
+        for array in self.arrays:
+            array.resize(self.length, refcheck=False)
+        return self.arrays
+
+
 def _open(path: Path) -> av.container.InputContainer:
     try:
-        return av.open(str(path), mode="r")
+        return av.open("file:" + os.path.abspath(path), mode="r", options=_OPEN_OPTIONS)
     except av.error.PermissionError:
         raise UnsupportedAudioError(str(path), "permission denied: the file is not readable") from None
     except (av.error.InvalidDataError, av.error.EOFError):
         raise UnsupportedAudioError(str(path), "not an audio file (FFmpeg cannot read its format)") from None
+    except av.error.ArgumentError:  # a format outside CONTAINERS (playlists, images, video-only...)
+        raise UnsupportedAudioError(str(path), "not an audio file (not an audio container callqa reads)") from None
     except av.error.FFmpegError as exc:
         raise UnsupportedAudioError(str(path), f"cannot open: {exc.strerror or exc}") from None
 
 
-def _decode(path: Path, max_duration_s: float) -> _Decoded:
+def _check_rate(path: Path, rate: int, settings: InputConfig) -> None:
+    if rate < settings.min_sample_rate_hz:
+        raise UnsupportedAudioError(str(path), f"sample rate {rate} Hz is below the {settings.min_sample_rate_hz} "
+                                               "Hz minimum for speech")
+
+
+def _check_length(path: Path, declared_s: float | None, settings: InputConfig) -> None:
+    if declared_s is not None and declared_s > settings.max_duration_s:
+        raise UnsupportedAudioError(str(path), f"longer than the configured maximum ({declared_s:.0f} s > "
+                                               f"{settings.max_duration_s:.0f} s)")
+
+
+def _decode(path: Path, settings: InputConfig, channel_roles: Sequence[str], header: WavHeader | None) -> _Decoded:
+    max_s = settings.max_duration_s
     with _open(path) as container:
         if not container.streams.audio:
             raise UnsupportedAudioError(str(path), "contains no audio stream")
         stream = container.streams.audio[0]
         context = stream.codec_context
+        if context is None or context.codec is None:
+            what = format_name(header.format_tag) if header is not None else "this audio codec"
+            raise UnsupportedAudioError(str(path), f"unsupported audio: FFmpeg has no decoder for {what}")
         source_rate = int(context.sample_rate or 0)
         source_channels = int(context.channels or 0)
         if source_rate <= 0 or source_channels <= 0:
             raise UnsupportedAudioError(str(path), "audio stream has no sample rate or channel count")
-        if source_rate < MIN_SAMPLE_RATE_HZ:
-            raise UnsupportedAudioError(
-                str(path), f"sample rate {source_rate} Hz is below the {MIN_SAMPLE_RATE_HZ} Hz minimum for speech"
-            )
+        _check_rate(path, source_rate, settings)
+        roles = _roles_for(path, source_channels, channel_roles)
         declared = _declared_duration_s(container, stream)
-        if declared is not None and declared > max_duration_s:
-            raise UnsupportedAudioError(
-                str(path), f"longer than the configured maximum ({declared:.0f} s > {max_duration_s:.0f} s)"
-            )
-        layout = "mono" if source_channels == 1 else ("stereo" if source_channels == 2 else None)
-        resampler = av.AudioResampler(
-            format="fltp", layout=layout or context.layout.name, rate=SAMPLE_RATE_HZ
-        )
-        chunks: list[np.ndarray] = []
-        decoded_s = 0.0
-        # Resampling codec-sized frames one by one is slow; group them first
-        # (as faster-whisper's decode_audio does), ~30 s of audio per group.
+        _check_length(path, declared, settings)
+        keep = [i for i, role in enumerate(roles) if role != IGNORE]
+        expected_s = min(declared, max_s) if declared else 60.0
+        planes = _Planes(len(keep), int(expected_s * SAMPLE_RATE_HZ * 1.01) + SAMPLE_RATE_HZ)
+        # Packed (interleaved) output: PyAV reads one plane, never one per channel
+        # (planar frames with 8 channels crash PyAV's to_ndarray).
+        resampler = av.AudioResampler(format="flt", layout=context.layout.name, rate=SAMPLE_RATE_HZ)
         fifo = av.AudioFifo()
-        group = 30 * source_rate
+        group = _GROUP_S * source_rate
+        decoded_s = 0.0
+
+        def take(frames: list[av.AudioFrame]) -> None:
+            for out in frames:
+                block = out.to_ndarray().reshape(-1, source_channels)
+                if not np.isfinite(block).all():
+                    at_s = planes.length / SAMPLE_RATE_HZ + int(np.argmin(np.isfinite(block).all(axis=1))) / \
+                        SAMPLE_RATE_HZ
+                    raise UnsupportedAudioError(str(path), f"samples are not numbers (NaN or infinite) from "
+                                                           f"{at_s:.2f} s: the audio is unusable")
+                planes.append(block, keep)
+
         try:
             for frame in container.decode(stream):
                 frame.pts = None
                 fifo.write(frame)
                 decoded_s += frame.samples / source_rate
-                if decoded_s > max_duration_s:
-                    raise UnsupportedAudioError(
-                        str(path), f"longer than the configured maximum (> {max_duration_s:.0f} s)"
-                    )
+                if decoded_s > max_s:
+                    raise UnsupportedAudioError(str(path), f"longer than the configured maximum (> {max_s:.0f} s)")
                 if fifo.samples >= group:
-                    chunks.extend(out.to_ndarray() for out in resampler.resample(fifo.read()))
+                    take(resampler.resample(fifo.read()))
             if fifo.samples:
-                chunks.extend(out.to_ndarray() for out in resampler.resample(fifo.read()))
-            chunks.extend(out.to_ndarray() for out in resampler.resample(None))
-        except av.error.FFmpegError as exc:
-            reason = "truncated or corrupt" if chunks else "corrupt: no frame could be decoded"
-            raise UnsupportedAudioError(str(path), f"{reason} ({exc.strerror or exc})") from None
+                take(resampler.resample(fifo.read()))
+            take(resampler.resample(None))
+        except (av.error.FFmpegError, ValueError) as exc:
+            reason = "truncated or corrupt" if planes.length else "corrupt: no frame could be decoded"
+            detail = exc.strerror if isinstance(exc, av.error.FFmpegError) and exc.strerror else str(exc)
+            raise UnsupportedAudioError(str(path), f"{reason} ({detail})") from None
         codec = context.name
         container_name = container.format.name
-    planes = (
-        np.concatenate(chunks, axis=1).astype(np.float32, copy=False)
-        if chunks
-        else np.zeros((source_channels, 0), np.float32)
-    )
-    return _Decoded(planes, source_rate, source_channels, codec, container_name, declared)
-
-
-def _wav_missing_bytes(path: Path) -> int:
-    """Bytes a RIFF/WAVE file's ``data`` chunk declares but the file lacks (0 if complete or not WAV).
-
-    FFmpeg silently decodes what is there and reports the shorter length, so a
-    recording cut off mid-write would otherwise pass as a short call.
-    """
-    size = path.stat().st_size
-    with open(path, "rb") as handle:
-        header = handle.read(12)
-        if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
-            return 0
-        offset = 12
-        while offset + 8 <= size:
-            handle.seek(offset)
-            chunk = handle.read(8)
-            chunk_size = int.from_bytes(chunk[4:8], "little")
-            if chunk[:4] == b"data":
-                if chunk_size in (0, 0xFFFFFFFF):  # streaming writers leave the size unset
-                    return 0
-                return max(0, offset + 8 + chunk_size - size)
-            offset += 8 + chunk_size + (chunk_size & 1)
-    return 0
+    return _Decoded(planes.finish(), [roles[i] for i in keep], source_rate, source_channels, codec,
+                    container_name, declared)
 
 
 def _declared_duration_s(container: av.container.InputContainer, stream: av.audio.AudioStream) -> float | None:
@@ -180,6 +205,17 @@ def _roles_for(path: Path, n_channels: int, channel_roles: Sequence[str]) -> lis
     return roles
 
 
+def _check_header(path: Path, header: WavHeader, settings: InputConfig, channel_roles: Sequence[str]) -> None:
+    """What a WAV header declares, checked before decoding: complete, rate, roles, length."""
+    if header.missing_bytes:
+        raise UnsupportedAudioError(
+            str(path), f"truncated: the WAV header declares {header.missing_bytes} more bytes than the file holds"
+        )
+    _check_rate(path, header.sample_rate_hz, settings)
+    _roles_for(path, header.channels, channel_roles)
+    _check_length(path, header.declared_duration_s, settings)
+
+
 def load_call(
     path: str | Path,
     config: Config,
@@ -199,38 +235,40 @@ def load_call(
         audio_sha256: the file's hash if the caller already computed it.
 
     Raises:
-        UnsupportedAudioError: missing, unreadable, empty, not audio, corrupt,
-            truncated, zero length, too long, too low a sample rate, or more
-            channels than roles.
+        UnsupportedAudioError: missing, not a regular file, unreadable, empty,
+            not audio, a WAV header that lies (see :mod:`pipeline.audio.probe`),
+            corrupt, truncated, zero length, too long, too low a sample rate,
+            more channels than roles, or samples that are NaN or infinite.
     """
     path = Path(path)
-    _check_readable(path)
-    missing = _wav_missing_bytes(path)
-    if missing:
-        raise UnsupportedAudioError(
-            str(path), f"truncated: the WAV header declares {missing} more bytes than the file holds"
-        )
-    decoded = _decode(path, config.input.max_duration_s)
-    n_samples = decoded.planes.shape[1]
+    settings = config.input
+    roles = channel_roles or settings.channel_roles
+    check_regular_file(path)
+    try:
+        header = read_wav_header(path)
+    except OSError as exc:  # changed since check_regular_file looked
+        raise UnsupportedAudioError(str(path), f"cannot read: {exc.strerror or exc}") from None
+    if header is not None:
+        _check_header(path, header, settings, roles)
+    decoded = _decode(path, settings, roles, header)
+    n_samples = len(decoded.planes[0]) if decoded.planes else 0
     if n_samples == 0:
         raise UnsupportedAudioError(str(path), "no audio samples (zero length)")
     duration_s = n_samples / SAMPLE_RATE_HZ
     declared = decoded.declared_duration_s
     if declared is not None and declared - duration_s > max(
-        _TRUNCATION_TOLERANCE_S, _TRUNCATION_TOLERANCE_RATIO * declared
+        settings.truncation_tolerance_s, settings.truncation_tolerance_share * declared
     ):
         raise UnsupportedAudioError(str(path), f"truncated: decoded {duration_s:.1f} s of a declared {declared:.1f} s")
-    roles = _roles_for(path, decoded.source_channels, channel_roles or config.input.channel_roles)
-    channels = tuple(
-        Channel(role, np.ascontiguousarray(decoded.planes[i]))
-        for i, role in enumerate(roles)
-        if role != IGNORE
-    )
+    try:
+        sha = audio_sha256 or file_sha256(path)
+    except OSError as exc:
+        raise UnsupportedAudioError(str(path), f"cannot read: {exc.strerror or exc}") from None
     return Call(
         call_id=call_id or path.stem,
         path=str(path),
-        audio_sha256=audio_sha256 or file_sha256(path),
-        channels=channels,
+        audio_sha256=sha,
+        channels=tuple(Channel(role, samples) for role, samples in zip(decoded.roles, decoded.planes, strict=True)),
         source_sample_rate_hz=decoded.source_rate_hz,
         source_channels=decoded.source_channels,
         codec=decoded.codec,

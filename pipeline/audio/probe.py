@@ -124,6 +124,8 @@ def check_regular_file(path: str | Path) -> os.stat_result:
         if exc.errno == errno.ELOOP:
             raise UnsupportedAudioError(name, "symbolic link loop: the link never reaches a file") from None
         raise UnsupportedAudioError(name, f"cannot read: {exc.strerror or exc}") from None
+    except ValueError as exc:  # a NUL character in the path
+        raise UnsupportedAudioError(name, f"not a usable path: {exc}") from None
     if not stat.S_ISREG(info.st_mode):
         raise UnsupportedAudioError(name, f"not a regular file: a {file_kind(info.st_mode)}, not an audio file")
     if not os.access(path, os.R_OK):
@@ -143,7 +145,10 @@ def open_regular(path: str | Path) -> int:
         OSError: cannot open, or not a regular file (``EINVAL``; opening a FIFO
             this way never waits for a writer).
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except ValueError as exc:  # a NUL character in the path
+        raise OSError(errno.EINVAL, f"not a usable path: {exc}", str(path)) from None
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):

@@ -22,7 +22,7 @@ from pipeline.analysis import ResourceSpec
 from pipeline.audio.decode import file_sha256
 from pipeline.config import Config
 from pipeline.engines.local import LocalEngine, ResourceFactory
-from pipeline.inputs import CallJob, discover_jobs
+from pipeline.inputs import CallJob, discover_jobs, plan_input
 from pipeline.process import JobOutcome
 from pipeline.rescore import record_scoring, score_store, store_scoring
 from pipeline.store.delta import Store
@@ -133,7 +133,8 @@ def run_batch(
             everything committed before stays.
     """
     started = time.perf_counter()
-    jobs = plan_jobs(input_path, config)
+    plan = plan_input(input_path, config.input.extensions)
+    jobs = list(plan.jobs)
     store = Store(store_root, create=True)
     spec = resources if resources is not None else ResourceSpec(config)
     versions = spec.versions()
@@ -145,6 +146,7 @@ def run_batch(
     summary = RunSummary(planned=len(jobs), store=str(store.root), versions=versions,
                          scorecard=scoring.scorecard.version,
                          classifier=scoring.classifier.version if scoring.classifier else "none promoted")
+    summary.notes.extend(plan.notes())  # what directory mode skipped, and why
     if scoring.config_differs:
         summary.notes.append(f"the store is scored with scorecard {scoring.scorecard.version} (set by `callqa "
                              f"score`); [scoring] scorecard ({scoring.config_differs}) applies only to new stores: "

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from pipeline.analysis import Resources, analyse_call
 from pipeline.audio.decode import load_call
-from pipeline.errors import CallqaError
+from pipeline.errors import CallqaError, ManifestError
 from pipeline.inputs import CallJob
 from pipeline.records import Call
 from pipeline.store.delta import CallResult
@@ -43,6 +43,8 @@ def process_job(job: CallJob, audio_sha256: str, resources: Resources) -> JobOut
         stage = name
 
     try:
+        if job.input_error:  # found while planning (pipeline.inputs): recorded without opening the file
+            raise ManifestError(job.path, job.input_error)
         call = load_call(job.path, resources.config, call_id=job.call_id, metadata=job.metadata,
                          channel_roles=job.channel_roles, audio_sha256=audio_sha256)
         facts = call_facts(job.call_id, job.call_date, job.path, audio_sha256, job.metadata, call)

@@ -1,17 +1,20 @@
-"""Shared fixtures: real clips, audio writers and a fast (VAD-only) config."""
+"""Shared fixtures: real clips, audio writers, a scripted transcriber, a fast (VAD-only) config, the CLI."""
 
 from __future__ import annotations
 
+import io
 import subprocess
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 import soundfile
 
+from pipeline.asr.transcribe import ChannelSpeech
 from pipeline.config import Config, load_config
+from pipeline.records import Utterance, Word
 
 REPO = Path(__file__).resolve().parents[1]
 CLIPS = REPO / "tests" / "data" / "clips"
@@ -70,26 +73,78 @@ def stereo_call(tmp_path: Path) -> Callable[..., Path]:
 
 
 class ScriptedTranscriber:
-    """A fake Transcriber: one utterance per VAD segment, the role's scripted text (no Whisper).
+    """A fake :class:`pipeline.asr.transcribe.Transcriber`: one utterance per VAD segment with the role's
+    scripted text (no Whisper).
 
-    The text goes through the same Traditional-to-Simplified conversion as
-    Whisper's output (``transcribe_call`` applies it), so tests can check it.
+    Picklable (a module-level class holding plain data), so it also runs in the
+    batch's worker processes. The text goes through the same Traditional-to-
+    Simplified conversion and guard as Whisper's output (``transcribe_call``
+    applies them), so tests can check those too.
     """
 
     model_id = "fake@1"
 
-    def __init__(self, texts: dict[str, str]) -> None:
-        self.texts = texts
+    def __init__(self, texts: dict[str, str], probability: float = 0.9) -> None:
+        self.texts = dict(texts)
+        self.probability = probability
 
-    def transcribe(self, samples: np.ndarray, role: str, speech: Sequence[Any]) -> list[Any]:
-        from pipeline.records import Utterance, Word
-
-        text = self.texts[role]
-        return [Utterance(role, s.start_s, s.end_s, text, (Word(text, s.start_s, s.end_s, 0.9),),
-                          avg_logprob=-0.2, no_speech_prob=0.01, compression_ratio=1.0) for s in speech]
+    def transcribe(self, channels: Sequence[ChannelSpeech]) -> list[Utterance]:
+        return [Utterance(channel.role, s.start_s, s.end_s, self.texts[channel.role],
+                          (Word(self.texts[channel.role], s.start_s, s.end_s, self.probability),),
+                          avg_logprob=-0.2, no_speech_prob=0.01, compression_ratio=1.0)
+                for channel in channels for s in channel.speech]
 
 
 @pytest.fixture
 def vad_only_config() -> Config:
     """The default config with transcription off: fast tests of ingest, store and runner."""
     return load_config().with_overrides({"asr": {"enabled": False}})
+
+
+@dataclass(frozen=True)
+class CliResult:
+    """What one ``callqa`` command did: exit code and what it printed on stdout and stderr."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+class Cli:
+    """Run ``callqa`` commands in this process (typer's CliRunner).
+
+    The CLI prints through two rich consoles made at import time
+    (``pipeline.cli.common.out`` / ``err``), bound to the streams of that
+    moment, so CliRunner's swapped ``sys.stdout`` never sees what they print;
+    their files are pointed at buffers here instead.
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from pipeline.cli import common
+
+        self.out, self.err = io.StringIO(), io.StringIO()
+        monkeypatch.setattr(common.out, "file", self.out)
+        monkeypatch.setattr(common.err, "file", self.err)
+
+    def __call__(self, *args: object) -> CliResult:
+        from typer.testing import CliRunner
+
+        from pipeline.cli.app import app
+
+        for buffer in (self.out, self.err):
+            buffer.seek(0)
+            buffer.truncate()
+        result = CliRunner().invoke(app, [str(a) for a in args])
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        return CliResult(result.exit_code, self.out.getvalue() + result.stdout, self.err.getvalue() + result.stderr)
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """``cli("show", store)``: run a callqa command in-process and get its exit code and output."""
+    return Cli(monkeypatch)

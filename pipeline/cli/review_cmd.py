@@ -19,7 +19,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from pipeline.cli.common import EXIT_FAILED, ConfigOption, StoreArg, err, fail, load_config_or_exit, out
+from pipeline.cli.common import EXIT_FAILED, EXIT_USAGE, ConfigOption, StoreArg, err, fail, load_config_or_exit, out
 from pipeline.errors import CallqaError
 
 users_app = typer.Typer(help="Reviewer accounts of a store's review app.", no_args_is_help=True)
@@ -113,7 +113,7 @@ def users_add(
     try:
         user = add_user(store, name, password, role)
     except CallqaError as exc:
-        raise fail(exc) from None
+        raise fail(exc, EXIT_USAGE) from None
     out.print(f"added {user.role} {user.name}")
 
 

@@ -183,7 +183,8 @@ def register_pages(app: FastAPI, web: Web) -> None:  # noqa: C901 - one closure 
             with state.write_lock:
                 return verdicts.record_hit_verdict(
                     state.db(), call_id=call_id, hit_id=hit_id, rule_id=hit["rule_id"],
-                    rules_version=hit["rules_version"], verdict=verdict, reviewer=viewer.name, comment=comment)
+                    rules_version=hit.get("detector_version") or hit.get("rules_version") or "",
+                    verdict=verdict, reviewer=viewer.name, comment=comment)
         try:
             row_id = await run_in_threadpool(write)
         except ValueError as exc:

@@ -1,20 +1,18 @@
 """An in-memory snapshot of a store's current rows, arranged for the review app.
 
 Built once from Arrow tables (:func:`build_snapshot`, pure) or from a store
-(:func:`load_snapshot`, through ``Store.read`` / ``Store.current_hits`` only),
-and rebuilt when the store changes (:func:`store_signature`). Calls are sorted
+(:func:`load_snapshot`, through ``Store.read`` only: current rows), and
+rebuilt when the store's table versions change (:func:`store_version`). Calls are sorted
 into queue order once (:func:`priority_order`); every per-call table (hits,
 utterances, segments) is sorted by that position with offsets, so a call page
 is a slice and a queue page is a numpy mask: both stay fast at 100,000 calls.
 
-Each call shows one analysis: when a store holds several (another config or
-speech model), the last row the store returns for the call is used.
+The store keeps one current result per call; should a table still return
+several rows for a call, the last one is used (:func:`last_per_call`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,8 +22,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-
-from pipeline.review.verdicts import REVIEW_DIR
 
 #: Outcomes worst first (docs/contracts.md); the queue counts and filters by them.
 OUTCOMES = ("fail", "needs_review", "needs_listening", "pass")
@@ -40,8 +36,8 @@ FEATURE_COLUMNS = ["score", "grade", "passed", "redline", "fatal_failed", "faile
                    "classifier_probability", "classifier_model", "classifier_decision", "scorecard_version",
                    "agent_id", "team", "started_at"]
 OUTCOME_COLUMNS = ["outcome", "outcome_reasons"]
-HIT_COLUMNS = ["rules_version", "hit_id", "rule_id", "category", "severity", "error_class", "role", "start_s",
-               "end_s", "match_type", "confidence", "matched_text", "context", "detail", "suspect"]
+HIT_COLUMNS = ["rules_version", "detector_version", "hit_id", "rule_id", "category", "severity", "error_class",
+               "role", "start_s", "end_s", "match_type", "confidence", "matched_text", "context", "detail", "suspect"]
 UTTERANCE_COLUMNS = ["utterance_index", "role", "start_s", "end_s", "text", "suspect", "suspect_reason", "pii_spans"]
 SEGMENT_COLUMNS = ["role", "start_s", "end_s"]
 
@@ -208,29 +204,15 @@ def _codes(values: Sequence[str | None]) -> tuple[np.ndarray, list[str]]:
     return codes.astype(np.int32), [str(x) for x in labels]
 
 
-def _semi_join(table: pa.Table, calls: pa.Table, call_key: Sequence[str]) -> pa.Table:
-    """Rows of ``table`` that belong to each call's chosen analysis (same ``call_key`` values)."""
-    key = [k for k in call_key if k in table.column_names and k in calls.column_names]
-    if key == ["call_id"] or not key or not table.num_rows:
-        return table
-    keys = _plain(calls.select(key)).append_column("_keep", pa.array(np.ones(calls.num_rows, bool)))
-    rows = _plain(table.select(key)).append_column("_row", pa.array(np.arange(table.num_rows)))
-    joined = rows.join(keys, key)
-    return table.take(pc.sort_indices(joined["_row"])) if joined.num_rows < table.num_rows else table
-
-
 def build_snapshot(calls: pa.Table, features: pa.Table, hits: pa.Table, utterances: pa.Table,
-                   segments: pa.Table, extra_feature_columns: Sequence[str] = (), signature: str = "",
-                   call_key: Sequence[str] = ("call_id",)) -> Snapshot:
+                   segments: pa.Table, extra_feature_columns: Sequence[str] = (), signature: str = "") -> Snapshot:
     """Arrange current rows for the review app (pure: no I/O).
 
     Args:
         calls, features, hits, utterances, segments: current rows as ``Store.read`` returns them
             (hits: ``Store.current_hits``); any subset of the columns listed in this module.
         extra_feature_columns: feature columns kept per call (scorecard feature items).
-        signature: the store signature the tables were read at.
-        call_key: columns naming one analysis of a call (``pipeline.store.CALL_KEY``); hits,
-            utterances and segments are kept for the calls row's analysis only.
+        signature: the store version the tables were read at (:func:`store_version`).
     """
     began = time.perf_counter()
     calls = last_per_call(_plain(calls))
@@ -261,9 +243,9 @@ def build_snapshot(calls: pa.Table, features: pa.Table, hits: pa.Table, utteranc
     for name in CALL_COLUMNS:
         if name in calls.column_names:
             merged[name] = calls[name].combine_chunks()
-    for name in call_key:
-        if name not in merged and name in calls.column_names:
-            merged[name] = calls[name].combine_chunks()
+    for name in ("config_hash", "asr_model", "rules_version"):
+        if name in calls.column_names:
+            merged[name] = _col(calls, name, pa.string()).combine_chunks()
     for name in ("agent_id", "team", "started_at"):  # the manifest's values, else the feature row's
         merged[name] = pc.coalesce(_col(calls, name, pa.string()).combine_chunks(), feature(name, pa.string()))
     for name in feature_cols:
@@ -286,9 +268,9 @@ def build_snapshot(calls: pa.Table, features: pa.Table, hits: pa.Table, utteranc
     call_ids = table["call_id"].to_pylist()
     positions = {c: i for i, c in enumerate(call_ids)}
     size = len(call_ids)
-    hits = _slices(_plain(_semi_join(hits, calls, call_key)), positions, size)
-    utterances = _slices(_plain(_semi_join(utterances, calls, call_key)), positions, size)
-    segments = _slices(_plain(_semi_join(segments, calls, call_key)), positions, size)
+    hits = _slices(_plain(hits), positions, size)
+    utterances = _slices(_plain(utterances), positions, size)
+    segments = _slices(_plain(segments), positions, size)
     hit_index: dict[tuple[str, str], np.ndarray] = {}
     if hits.table.num_rows:
         pos = hits.table["_pos"].to_numpy()
@@ -328,55 +310,38 @@ def _transcripts(utterances: Slices, size: int) -> pa.Array:
     return pa.array(texts, pa.large_string())
 
 
-def store_signature(root: str | Path) -> str:
-    """A cheap fingerprint of a store's directories (names and mtimes two levels deep, ``_review`` excluded).
-
-    Any commit adds files somewhere below the root, which changes a directory's
-    mtime, so a changed signature means: rebuild the snapshot. It looks at
-    directories only, never at data files, so it does not depend on the store's file layout.
-    """
-    parts: list[str] = []
-    try:
-        entries = sorted(os.scandir(root), key=lambda e: e.name)
-    except OSError:
-        return ""
-    for entry in entries:
-        if entry.name == REVIEW_DIR or not entry.is_dir():
-            continue
-        parts.append(f"{entry.name}:{entry.stat().st_mtime_ns}")
-        try:
-            parts.extend(f"{entry.name}/{sub.name}:{sub.stat().st_mtime_ns}" for sub in os.scandir(entry.path)
-                         if sub.is_dir())
-        except OSError:
-            continue
-    return hashlib.sha1("|".join(sorted(parts)).encode()).hexdigest()[:16]
-
-
-def _read(store: Any, table: str, wanted: Sequence[str]) -> pa.Table:
+def _read(store: Any, name: str, wanted: Sequence[str]) -> pa.Table:
     """``Store.read`` with only the wanted columns the table has (older stores lack newer columns)."""
-    try:
-        from pipeline.store import schema_of
+    from pipeline.store import table
 
-        names = set(schema_of(table).names)
-        return store.read(table, columns=[c for c in wanted if c in names])
-    except ImportError:  # pragma: no cover - a store without schema_of
-        return store.read(table)
+    names = set(table(name).schema.names)
+    return store.read(name, columns=[c for c in wanted if c in names])
+
+
+def store_version(store_root: str | Path) -> str:
+    """The store's table versions as one string: it changes whenever anything is committed."""
+    from pipeline.store import Store
+
+    return repr(sorted(Store(store_root).table_versions().items()))
 
 
 def load_snapshot(store_root: str | Path, extra_feature_columns: Sequence[str] = ()) -> Snapshot:
-    """Read a store's current rows (``Store.read`` / ``Store.current_hits``) and build the snapshot."""
-    from pipeline.store import CALL_KEY, Store
+    """Read a store's current rows (``Store.read`` only) and build the snapshot.
 
-    signature = store_signature(store_root)
+    Raises:
+        StoreError: ``store_root`` is not a store or cannot be read.
+    """
+    from pipeline.store import Store
+
     store = Store(store_root)
+    signature = repr(sorted(store.table_versions().items()))
     calls = _read(store, "calls", CALL_COLUMNS)
     features = _read(store, "features", [*FEATURE_COLUMNS, *OUTCOME_COLUMNS, *extra_feature_columns])
-    hits = store.current_hits(columns=HIT_COLUMNS)
+    hits = _read(store, "hits", HIT_COLUMNS)
     utterances = _read(store, "utterances", UTTERANCE_COLUMNS)
     segments = _read(store, "segments", SEGMENT_COLUMNS)
-    return build_snapshot(calls, features, hits, utterances, segments, extra_feature_columns, signature,
-                          call_key=CALL_KEY)
+    return build_snapshot(calls, features, hits, utterances, segments, extra_feature_columns, signature)
 
 
 __all__ = ["OUTCOMES", "TIERS", "Slices", "Snapshot", "build_snapshot", "derive_outcome", "last_per_call",
-           "load_snapshot", "priority_order", "store_signature"]
+           "load_snapshot", "priority_order", "store_version"]

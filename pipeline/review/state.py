@@ -22,7 +22,7 @@ from pipeline.review import verdicts
 from pipeline.review.audio import AudioCache
 from pipeline.review.calls import PiiDisplay
 from pipeline.review.queue import SearchCache
-from pipeline.review.snapshot import Snapshot, load_snapshot, store_signature
+from pipeline.review.snapshot import Snapshot, load_snapshot, store_version
 
 QUEUES_DIR = "queues"
 
@@ -44,10 +44,14 @@ class ReviewSettings:
 class ReviewState:
     """Settings plus the current snapshot and per-thread database connections."""
 
-    def __init__(self, settings: ReviewSettings, loader: Callable[[], Snapshot] | None = None) -> None:
+    def __init__(self, settings: ReviewSettings, loader: Callable[[], Snapshot] | None = None,
+                 versioner: Callable[[], str] | None = None) -> None:
         self.settings = settings
         extra = [item.feature for item in getattr(settings.scorecard, "items", ()) if item.feature]
         self._loader = loader or (lambda: load_snapshot(settings.store_root, extra))
+        # what the snapshot's signature is compared with; tests with their own loader never refresh by themselves
+        self._versioner = versioner or ((lambda: store_version(settings.store_root)) if loader is None
+                                        else (lambda: self._snapshot.signature))
         self._snapshot = self._loader()
         self._checked_at = time.monotonic()
         self._rebuilding = threading.Lock()
@@ -70,9 +74,15 @@ class ReviewState:
         now = time.monotonic()
         if now - self._checked_at >= self.settings.refresh_every_s:
             self._checked_at = now
-            if store_signature(self.settings.store_root) != self._snapshot.signature:
+            if self._version() != self._snapshot.signature:
                 self.refresh(wait=False)
         return self._snapshot
+
+    def _version(self) -> str:
+        try:
+            return self._versioner()
+        except Exception:  # noqa: BLE001 - a store being compacted or rewritten: try again next time
+            return self._snapshot.signature
 
     def refresh(self, wait: bool = True) -> bool:
         """Rebuild the snapshot from the store; False when a rebuild is already running (and not waiting)."""

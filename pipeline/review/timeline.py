@@ -70,6 +70,37 @@ class Lane:
 
 
 @dataclass(frozen=True)
+class HitMark:
+    """A hit on the timeline: its row (hits that overlap go to different rows) and whether it spans the call."""
+
+    hit: Mapping[str, Any]
+    row: int
+    wide: bool
+
+
+def pack_hits(hits: Iterable[Mapping[str, Any]], duration_s: float, max_rows: int = 4,
+              wide_share: float = 0.3) -> list[HitMark]:
+    """Give each hit a row so hits in one row do not overlap (greedy, in time order).
+
+    A hit covering more than ``wide_share`` of the call (an absence checked over
+    a whole window) is drawn thin so it does not hide the specific ones.
+    """
+    ends: list[float] = []
+    marks = []
+    for hit in sorted(hits, key=lambda h: (h["start_s"], h["end_s"])):
+        row = next((i for i, end in enumerate(ends) if end <= hit["start_s"]), None)
+        if row is None:
+            row = len(ends) if len(ends) < max_rows else min(range(len(ends)), key=lambda i: ends[i])
+            if row == len(ends):
+                ends.append(0.0)
+        # a marker is at least ~1 % of the call wide on screen: keep that room free in its row
+        ends[row] = max(hit["end_s"], hit["start_s"] + 0.01 * duration_s)
+        wide = duration_s > 0 and (hit["end_s"] - hit["start_s"]) > wide_share * duration_s
+        marks.append(HitMark(hit, row, wide))
+    return marks
+
+
+@dataclass(frozen=True)
 class Timeline:
     """Everything the timeline draws for one call."""
 
@@ -77,7 +108,11 @@ class Timeline:
     lanes: tuple[Lane, ...]
     silences: tuple[Span, ...]
     overlaps: tuple[Span, ...]
-    hits: tuple[Mapping[str, Any], ...]
+    hits: tuple[HitMark, ...]
+
+    @property
+    def hit_rows(self) -> int:
+        return 1 + max((mark.row for mark in self.hits), default=0)
 
     def percent(self, seconds: float) -> float:
         """A call-clock time as a percentage of the call (for drawing)."""
@@ -114,8 +149,7 @@ def build_timeline(duration_s: float, roles: Iterable[str], segments: Iterable[M
     overlaps: list[Span] = []
     if "agent" in by_role and "customer" in by_role:
         overlaps = [(a, b) for a, b in intersect(by_role["agent"], by_role["customer"]) if b - a >= MIN_OVERLAP_S]
-    return Timeline(duration_s, tuple(lanes), tuple(silences), tuple(overlaps),
-                    tuple(sorted(hits, key=lambda h: (h["start_s"], h["end_s"]))))
+    return Timeline(duration_s, tuple(lanes), tuple(silences), tuple(overlaps), tuple(pack_hits(hits, duration_s)))
 
 
-__all__ = ["Lane", "Timeline", "build_timeline", "intersect", "subtract"]
+__all__ = ["HitMark", "Lane", "Timeline", "build_timeline", "intersect", "pack_hits", "subtract"]

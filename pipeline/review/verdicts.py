@@ -13,6 +13,10 @@ Tables::
     call_verdicts(id, call_id, verdict, grade, comment, reviewer, created_at)
     users(name, password_hash, role, disabled, created_at)          -- see pipeline.review.users
 
+``hit_verdicts.rules_version`` is the version of what raised the hit (the
+hit's ``detector_version``: a rule-set, timing or red-line model version), so
+a verdict stays attached to the rule version it judged.
+
 The read API (:func:`current_hit_verdicts`, :func:`current_call_verdicts`,
 :func:`call_labels`, :func:`rule_precision`) returns Arrow tables and never
 creates the database: a store nobody reviewed gives empty tables.

@@ -27,8 +27,13 @@ verdicts_app = typer.Typer(help="Reviewers' verdicts: export them as training la
 
 
 def _store_dir(store: Path) -> Path:
+    """``store`` if it is a callqa store (nothing is created inside any other folder), else exit 2."""
+    from pipeline.store import is_store
+
     if not store.is_dir():
         raise fail(f"{store}: not a store directory")
+    if not is_store(store):
+        raise fail(f"{store}: not a callqa store (write one with `callqa run INPUT --out {store}`)")
     return store
 
 

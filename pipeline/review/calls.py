@@ -137,13 +137,14 @@ def highlight(text: str, spans: Sequence[tuple[str, str]]) -> tuple[tuple[str, s
 
 
 def rank_hits(hits: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """Hits with the most telling first: fatal, red line, trusted, specific evidence before absences, then time.
+    """Hits with the most telling first: fatal, red line, trusted, problems before observations (info),
+    specific evidence before absences, then time.
 
     A generic "greeting missing" at 00:00 must not crowd out the one phrase that failed the call.
     """
     return sorted(hits, key=lambda h: (h["severity"] != "fatal", h["category"] not in REDLINE_CATEGORIES,
-                                       bool(h.get("suspect")), h.get("match_type") == "absence",
-                                       h["severity"] == "info", h["start_s"]))
+                                       bool(h.get("suspect")), h["severity"] == "info",
+                                       h.get("match_type") == "absence", h["start_s"]))
 
 
 def _hit_display(hit: Mapping[str, Any], pii: PiiDisplay) -> dict[str, Any]:

@@ -421,3 +421,23 @@ def test_missing_recording_is_a_clear_404(store, tables):
     login(client, "lena")
     response = client.get("/audio/c-red")
     assert response.status_code == 404 and "not available" in response.json()["error"]
+
+
+def test_a_lead_can_rebuild_the_index(store, tables):
+    from fastapi.testclient import TestClient
+
+    from pipeline.review.app import create_app
+    from pipeline.review.snapshot import build_snapshot
+    from pipeline.review.state import ReviewSettings
+
+    builds = []
+
+    def loader():
+        builds.append(1)
+        return build_snapshot(**tables)
+
+    client = TestClient(create_app(ReviewSettings(store_root=store), loader=loader), follow_redirects=False)
+    token = login(client, "lena")
+    assert len(builds) == 1
+    assert client.post("/refresh", data={"csrf_token": token}).status_code == 303
+    assert len(builds) == 2

@@ -148,3 +148,43 @@ class Cli:
 def cli(monkeypatch: pytest.MonkeyPatch) -> Cli:
     """``cli("show", store)``: run a callqa command in-process and get its exit code and output."""
     return Cli(monkeypatch)
+
+
+def hand_versions():
+    """The versions of rows tests build by hand."""
+    from pipeline.timing.detect import TIMING_VERSION
+    from pipeline.versions import ANALYSIS_VERSION, Versions
+
+    return Versions("cfg-test", ANALYSIS_VERSION, "fake@1", "rules-test", TIMING_VERSION, "none")
+
+
+def scored_call(evidence, hits=(), *, call_date: str = "2026-11-20", facts: dict | None = None,
+                timing: dict | None = None, scorecard=None, status: str = "ok", error: str = ""):
+    """A ``run`` :class:`~pipeline.store.CallResult` for ``evidence`` and ``hits``, built and scored with
+    the library's own functions (features, scorecard, row builders): a store without audio or ASR."""
+    from dataclasses import asdict
+
+    from pipeline.scoring.features import build_features, with_score
+    from pipeline.scoring.scorecard import load_scorecard, score_call
+    from pipeline.store import CallResult, new_result_id
+    from pipeline.store.rows import features_row, hit_rows, utterance_rows
+    from pipeline.store.tables import METADATA_COLUMNS
+
+    versions = hand_versions()
+    transcript, analysis, score = new_result_id(), new_result_id(), new_result_id()
+    key = {"call_id": evidence.call_id, "call_date": call_date, **versions.columns()}
+    facts = {"call_date": call_date, **(facts or {})}
+    call = {**key, **{name: facts.get(name) for name in METADATA_COLUMNS}, "transcript_id": transcript,
+            "analysis_id": analysis, "score_id": score, "status": status, "path": f"/calls/{evidence.call_id}.wav",
+            "audio_sha256": "0" * 64, "duration_s": evidence.duration_s, "roles": list(evidence.roles)}
+    if status != "ok":
+        call.update(error_type="UnsupportedAudioError", error_message=error)
+        return CallResult(call, {})
+    row = build_features(evidence, list(hits), timing or {}, facts, versions, 0.5)
+    scored = with_score(row, score_call(list(hits), row, scorecard or load_scorecard()))
+    return CallResult(call, {
+        "segments": [{**key, "transcript_id": transcript, **asdict(s)} for s in evidence.segments],
+        "utterances": utterance_rows(evidence.utterances, None, {**key, "transcript_id": transcript}),
+        "hits": hit_rows(hits, {**key, "analysis_id": analysis}),
+        "features": [features_row({**scored, **key, "score_id": score})],
+    })

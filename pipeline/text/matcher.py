@@ -2,14 +2,14 @@
 
 ``build_matcher`` compiles a :class:`~pipeline.text.rules.RuleSet` once (an
 Aho-Corasick automaton over normalised phrases, a pinyin automaton for fuzzy
-rules, compiled regexes, the isolated jieba segmenter). ``detect_phrases`` is
-pure: evidence in, hits out. A phrase hit must start and end on jieba token
+rules, regexes compiled for linear-time matching by
+:mod:`pipeline.text.patterns`, the isolated jieba segmenter).
+``detect_phrases`` is pure: evidence in, hits out. A phrase hit must start and end on jieba token
 boundaries, so "喂" does not fire inside "喂养".
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +18,9 @@ import ahocorasick
 from pypinyin import Style, lazy_pinyin
 
 from pipeline.config import TextConfig
+from pipeline.errors import LexiconError
 from pipeline.records import AGENT, CUSTOMER, MIXED, UNKNOWN, CallEvidence, Hit, Utterance
+from pipeline.text.patterns import LinearPattern, PatternError, compile_pattern
 from pipeline.text.rules import Rule, RuleSet
 from pipeline.text.segment import Normaliser, NormText, Segmenter
 
@@ -32,7 +34,7 @@ class LexiconMatcher:
     segmenter: Segmenter
     exact: Any  # ahocorasick.Automaton: normalised phrase -> list of (rule index, phrase)
     fuzzy: Any | None  # pinyin automaton or None
-    regexes: dict[int, tuple[re.Pattern[str], ...]] = field(default_factory=dict)
+    regexes: dict[int, tuple[LinearPattern, ...]] = field(default_factory=dict)
     norm_lists: dict[int, dict[str, tuple[str, ...]]] = field(default_factory=dict)
     pinyin_cache: dict[str, str] = field(default_factory=dict)
     #: Fuzzy (homophone) matches of words jieba counts at least this common are ignored.
@@ -55,14 +57,25 @@ def _pinyin_key(text: str, cache: dict[str, str]) -> str:
     return "|".join(_syllables(text, cache)) + "|"
 
 
+def _compile(pattern: str, rule: Rule) -> LinearPattern:
+    try:
+        return compile_pattern(pattern)
+    except PatternError as exc:  # load_rules refuses these; a RuleSet built in code may not have been checked
+        raise LexiconError(rule.source or rule.id, f"rule {rule.id}: bad regex: {exc}") from None
+
+
 def build_matcher(rules: RuleSet, text_config: TextConfig) -> LexiconMatcher:
-    """Compile ``rules`` once (automata, regexes, segmenter with phrases as user words)."""
+    """Compile ``rules`` once (automata, regexes in linear time, segmenter with phrases as user words).
+
+    Raises:
+        LexiconError: a rule's regex cannot be matched in linear time (see :mod:`pipeline.text.patterns`).
+    """
     norm = Normaliser()
     exact = ahocorasick.Automaton()
     fuzzy = ahocorasick.Automaton() if text_config.fuzzy else None
     table: dict[str, list[tuple[int, str]]] = {}
     ftable: dict[str, list[tuple[int, str]]] = {}
-    regexes: dict[int, tuple[re.Pattern[str], ...]] = {}
+    regexes: dict[int, tuple[LinearPattern, ...]] = {}
     norm_lists: dict[int, dict[str, tuple[str, ...]]] = {}
     pinyin_cache: dict[str, str] = {}
     for i, rule in enumerate(rules.rules):
@@ -72,7 +85,7 @@ def build_matcher(rules: RuleSet, text_config: TextConfig) -> LexiconMatcher:
                 table.setdefault(key, []).append((i, key))
                 if fuzzy is not None and rule.fuzzy and len(key) >= 3:
                     ftable.setdefault(_pinyin_key(key, pinyin_cache), []).append((i, key))
-        regexes[i] = tuple(re.compile(p) for p in rule.regexes)
+        regexes[i] = tuple(_compile(p, rule) for p in rule.regexes)
         norm_lists[i] = {name: tuple(norm.text(p) for p in getattr(rule, name))
                          for name in ("exceptions_preceded", "exceptions_followed",
                                       "allowed_longer", "requires_nearby", "triggers")}

@@ -19,6 +19,7 @@ import tomllib
 from pipeline.errors import LexiconError
 from pipeline.paths import is_shipped, resolve
 from pipeline.records import CATEGORIES, ERROR_CLASSES, SEVERITIES
+from pipeline.text.patterns import PatternError, compile_pattern
 
 KINDS = ("phrase", "required", "count")
 SCOPES = ("agent", "customer", "any")
@@ -153,9 +154,9 @@ def _rule(raw: dict[str, Any], path: str, text: str, index: int) -> Rule:
         fields["fuzzy"] = raw["fuzzy"]
     for pattern in fields.get("regexes", ()):
         try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise _lex_error(f"{where('regexes')}: bad regex {pattern!r}: {exc}") from None
+            compile_pattern(pattern)  # Python syntax, matched in linear time: unsafe patterns are refused here
+        except PatternError as exc:
+            raise _lex_error(f"{where('regexes')}: bad regex: {exc}") from None
     if not fields.get("phrases") and not fields.get("regexes"):
         raise _lex_error(f"{where('phrases')}: a rule needs phrases or regexes")
     if fields.get("triggers") and fields["kind"] != "required":

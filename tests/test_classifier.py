@@ -9,19 +9,21 @@ import pandas as pd
 import pytest
 import sklearn
 
+from pipeline.errors import ModelError
 from pipeline.scoring.classifier import (
     CARD_JSON,
     MODEL_FILE,
+    apply_model,
+    card_markdown,
     load_labels,
     load_model,
     predict,
-    predict_promoted,
     save_model,
 )
-from pipeline.scoring.evaluate import compare_models, evaluate, list_models, promote
-from pipeline.scoring.train import choose_threshold, train
-from pipeline.errors import ModelError
+from pipeline.scoring.evaluate import evaluate
 from pipeline.scoring.features import model_feature_columns
+from pipeline.scoring.registry import compare_models, list_models, load_promoted, promote, promoted_name
+from pipeline.scoring.train import choose_threshold, train
 
 
 def synthetic(n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -106,19 +108,25 @@ def test_ordinal_grades(models) -> None:
     assert model.card["metrics"]["held_out"]["mean_abs_grade_error"] < 0.3
 
 
-def test_model_card_content(models) -> None:
+def test_model_card_content(models, data) -> None:
     root, _ = models
+    _frame, labels, _ = data
     card = json.loads((root / "hgb" / CARD_JSON).read_text())
     assert card["sklearn_version"] == sklearn.__version__
-    assert card["label_distribution"] == {"fail": card["label_distribution"]["fail"],
-                                          "pass": 300 - card["label_distribution"]["fail"]}
+    # the distribution of the labels the model was given, counted here from the labels themselves
+    counted = labels["label"].value_counts().to_dict()
+    assert card["label_distribution"] == counted and set(counted) == {"fail", "pass"}
+    assert 30 < counted["fail"] < 270  # both classes well represented in the synthetic data
     assert card["n_calls"] == 300 and card["n_test"] == 75 and len(card["data_sha256"]) == 16
     assert "silence_total_s" in card["features"] and "direction" in card["features"]
     assert card["positive_label"] == "fail" and 0 < card["threshold"] < 1
     for key in ("precision", "recall", "f1", "roc_auc", "pr_auc", "brier"):
         assert key in card["metrics"]["held_out"] and key in card["metrics"]["cv"]
     markdown = (root / "hgb" / "model_card.md").read_text()
+    assert markdown == card_markdown(card)
     assert "## Label distribution" in markdown and "`silence_total_s`" in markdown and card["created_at"] in markdown
+    assert f"| fail | {counted['fail']} |" in markdown and f"| pass | {counted['pass']} |" in markdown
+    assert f"sha256 {card['data_sha256']}, 300 calls (225 train, 75 held out)" in markdown
 
 
 def test_same_data_same_hash(data) -> None:
@@ -165,20 +173,27 @@ def test_evaluate_writes_plots_and_tables(models, tmp_path) -> None:
 
 
 def test_registry_promote_compare(models, tmp_path) -> None:
-    root, _ = models
+    import shutil
+
+    root = tmp_path / "models"
+    shutil.copytree(models[0], root)
     frame, labels, _ = synthetic(120, 9)
-    assert predict_promoted(frame, root) is None  # no promoted model: the scorecard alone
+    assert promoted_name(root) is None and load_promoted(root) is None  # none promoted: the scorecard alone
     promote(root, "logreg")
+    assert (root / "PROMOTED").read_text() == "logreg\n" and promoted_name(root) == "logreg"
     listed = {m["name"]: m for m in list_models(root)}
     assert set(listed) == {"hgb", "logreg", "grades"} and listed["logreg"]["promoted"]
-    assert not listed["hgb"]["promoted"]
-    version, probabilities, decisions = predict_promoted(frame, root)
-    assert version.startswith("logreg@") and len(probabilities) == 120 and len(decisions) == 120
+    assert not listed["hgb"]["promoted"] and listed["hgb"]["n_calls"] == 300
+    promoted = load_promoted(root)
+    assert promoted.version.startswith("logreg@") and promoted.version == load_model(root / "logreg").version
+    probabilities, decisions = predict(promoted, frame)
+    assert len(probabilities) == 120 and set(decisions) <= {"pass", "fail"}
     compared = compare_models([load_model(root / "hgb"), load_model(root / "logreg")], frame, labels)
-    assert len(compared) == 2 and all(m["n"] == 120 for m in compared.values())
+    assert list(compared) == [load_model(root / "hgb").version, promoted.version]
+    assert all(m["n"] == 120 for m in compared.values())
     with pytest.raises(ModelError):
         promote(root, "missing")
-    (root / "PROMOTED").unlink()
+    assert promoted_name(root) == "logreg"  # a refused promotion leaves the promoted model alone
 
 
 def test_load_labels_csv_and_verdict(tmp_path) -> None:
@@ -197,81 +212,132 @@ def test_too_few_labels(data) -> None:
 
 
 def _store_with_labels(tmp_path, n: int = 160):
-    from pipeline.scoring.features import build_features
+    from conftest import scored_call
+
     from pipeline.records import CallEvidence, Hit
     from pipeline.store import Store
 
     rng = np.random.default_rng(4)
-    rows, labels = [], []
+    results, labels = [], []
     for i in range(n):
         call_id = f"k{i:03d}"
         silence = float(rng.exponential(10))
         hits = [Hit(call_id, "forbid.1", "r", "forbidden_phrase", "non_fatal", "none", "agent", t, t + 1, "exact")
                 for t in range(int(rng.integers(0, 3)))]
-        row = build_features(CallEvidence(call_id, 100.0, ("agent", "customer")), hits,
-                             {"silence_total_s": silence, "answer_delay_s": float(rng.normal(2, 1))},
-                             {"call_date": "2026-11-2" + str(i % 2)}, {"config_hash": "c", "model_id": "m"})
-        rows.append(row)
+        results.append(scored_call(CallEvidence(call_id, 100.0, ("agent", "customer")), hits,
+                                   call_date="2026-11-2" + str(i % 2),
+                                   timing={"silence_total_s": silence, "answer_delay_s": float(rng.normal(2, 1))}))
         labels.append((call_id, "fail" if silence / 10 + len(hits) + rng.normal(0, 0.5) > 2 else "pass"))
-    Store(tmp_path / "store").commit({"features": rows})
+    store = Store(tmp_path / "store", create=True)
+    store.commit(results)
     pd.DataFrame(labels, columns=["call_id", "label"]).to_csv(tmp_path / "labels.csv", index=False)
     return tmp_path / "store", tmp_path / "labels.csv"
 
 
-def test_cli_train_evaluate_list_promote_compare(tmp_path) -> None:
-    from typer import Typer
-    from typer.testing import CliRunner
+def _table_row(output: str, name: str, column: int = 1) -> list[str]:
+    """The cells of the table row whose cell ``column`` is ``name`` (the table's outer border dropped);
+    column 1 is the model name in `callqa models list`."""
+    for line in output.splitlines():
+        cells = [c.strip() for c in line.split("│")[1:-1]]
+        if len(cells) > column and cells[column] == name:
+            return cells
+    raise AssertionError(f"no row {name!r} in:\n{output}")
 
-    from pipeline.cli.models_cmd import evaluate as evaluate_command
-    from pipeline.cli.models_cmd import models_app
-    from pipeline.cli.models_cmd import train as train_command
 
+def test_cli_train_evaluate_list_promote_compare(cli, tmp_path) -> None:
     store, labels = _store_with_labels(tmp_path)
-    app = Typer()
-    app.command("train")(train_command)
-    app.command("evaluate")(evaluate_command)
-    app.add_typer(models_app, name="models")
-    runner = CliRunner()
     models_dir = tmp_path / "models"
     for name, extra in (("lr", ["--kind", "logreg", "--target-recall", "0.8"]), ("gb", [])):
-        result = runner.invoke(app, ["train", str(store), "--labels", str(labels), "--out", str(models_dir / name),
-                                     *extra])
+        result = cli("train", store, "--labels", labels, "--out", models_dir / name, *extra)
         assert result.exit_code == 0, result.output
-        assert "held out" in result.output and (models_dir / name / "model.skops").exists()
+        assert "held out" in result.stdout and (models_dir / name / "model.skops").exists()
     card = json.loads((models_dir / "lr" / CARD_JSON).read_text())
     assert card["target_recall"] == 0.8 and card["metrics"]["cv"]["recall"] >= 0.8
     assert card["metrics"]["held_out"]["roc_auc"] > 0.85
-    result = runner.invoke(app, ["evaluate", str(models_dir / "lr"), str(store), "--labels", str(labels),
-                                 "--out", str(tmp_path / "ev"), "--cv", "3"])
+    result = cli("evaluate", models_dir / "lr", store, "--labels", labels, "--out", tmp_path / "ev", "--cv", "3")
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "ev" / "pr_curve.png").exists() and "per threshold" in result.output
-    result = runner.invoke(app, ["models", "promote", "gb", "--models-dir", str(models_dir)])
+    assert (tmp_path / "ev" / "pr_curve.png").exists() and "per threshold" in result.stdout
+    result = cli("models", "promote", "gb", "--models-dir", models_dir)
     assert result.exit_code == 0 and (models_dir / "PROMOTED").read_text().strip() == "gb"
-    result = runner.invoke(app, ["models", "list", "--models-dir", str(models_dir)])
-    assert result.exit_code == 0 and "* " in result.output or "*" in result.output
-    assert "lr" in result.output and "gb" in result.output
-    result = runner.invoke(app, ["models", "compare", str(models_dir / "lr"), str(models_dir / "gb"), str(store),
-                                 "--labels", str(labels)])
-    assert result.exit_code == 0 and "roc_auc" in result.output
-    bad = runner.invoke(app, ["models", "promote", "nope", "--models-dir", str(models_dir)])
-    assert bad.exit_code == 2 and "not a callqa model directory" in bad.output
+    result = cli("models", "list", "--models-dir", models_dir)
+    assert result.exit_code == 0, result.output
+    assert _table_row(result.stdout, "gb")[:3] == ["*", "gb", "hgb"]  # * marks the promoted model
+    assert _table_row(result.stdout, "lr")[:3] == ["", "lr", "logreg"]
+    assert _table_row(result.stdout, "gb")[5] == "160"  # calls it was trained on
+    result = cli("models", "compare", models_dir / "lr", models_dir / "gb", store, "--labels", labels)
+    assert result.exit_code == 0 and "roc_auc" in result.stdout
+    assert _table_row(result.stdout, "n", column=0) == ["n", "160", "160"]  # both on the same labelled calls
+    bad = cli("models", "promote", "nope", "--models-dir", models_dir)
+    assert bad.exit_code == 2 and "not a model directory" in bad.stderr
+    assert (models_dir / "PROMOTED").read_text().strip() == "gb"
 
 
-def test_apply_promoted_fills_feature_rows(tmp_path, models) -> None:
-    from pipeline.scoring.classifier import apply_promoted
-    from pipeline.scoring.features import load
+def test_cli_train_by_name_into_the_store_with_reviewers_verdicts(cli, tmp_path) -> None:
+    from pipeline.review.verdicts import connect, record_call_verdict
+
+    store, labels = _store_with_labels(tmp_path, n=60)
+    no_labels = cli("train", store, "--name", "v1")
+    assert no_labels.exit_code == 1 and "no reviewers' verdicts yet" in no_labels.stderr
+    conn = connect(store)
+    for call_id, label in pd.read_csv(labels).itertuples(index=False):
+        record_call_verdict(conn, call_id=call_id, verdict=label, reviewer="ann")
+    conn.close()
+    result = cli("train", store, "--name", "v1", "--kind", "logreg")
+    assert result.exit_code == 0, result.output
+    card = json.loads((store / "models" / "v1" / CARD_JSON).read_text())  # [classifier] models_dir = {store}/models
+    assert card["n_calls"] == 60 and card["label_distribution"] == pd.read_csv(labels)["label"].value_counts().to_dict()
+    assert f"callqa models promote v1 --store {store}" in result.stdout
+    assert cli("train", store).exit_code == 2  # neither --name nor --out
+    assert cli("train", store, "--name", "x", "--target-precision", "0.9", "--target-recall", "0.9").exit_code == 2
+
+
+def test_models_list_answers_the_same_from_any_working_directory(cli, models, tmp_path, monkeypatch) -> None:
+    import shutil
+
+    from pipeline.store import Store
+
+    store = tmp_path / "store"
+    Store(store, create=True)
+    shutil.copytree(models[0], store / "models")
+    promote(store / "models", "hgb")
+    config_dir = tmp_path / "settings"
+    shutil.copytree(models[0], config_dir / "trained")
+    config = config_dir / "callqa.toml"
+    config.write_text('[classifier]\nmodels_dir = "trained"\n', encoding="utf-8")  # relative to this file
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "models").mkdir(parents=True)  # a decoy: a models/ folder in the working directory
+    outputs = []
+    for cwd in (tmp_path, elsewhere):
+        monkeypatch.chdir(cwd)
+        by_store = cli("models", "list", "--store", store)
+        by_config = cli("models", "list", "--config", config)
+        assert by_store.exit_code == 0 and by_config.exit_code == 0, by_store.output + by_config.output
+        outputs.append((by_store.stdout, by_config.stdout))
+    assert outputs[0] == outputs[1]
+    by_store, by_config = outputs[0]
+    assert by_store.splitlines()[0] == str(store / "models")
+    assert _table_row(by_store, "hgb")[:2] == ["*", "hgb"] and _table_row(by_store, "logreg")[0] == ""
+    assert by_config.splitlines()[0] == str(config_dir / "trained")
+    assert _table_row(by_config, "hgb")[0] == "" and _table_row(by_config, "grades")[2] == "hgb"
+    monkeypatch.chdir(elsewhere)
+    nowhere = cli("models", "list")  # the default models_dir names the store, and none was given
+    assert nowhere.exit_code == 2 and "--store" in nowhere.stderr
+
+
+def test_apply_model_fills_feature_rows(tmp_path, models) -> None:
+    from pipeline.store import Store
 
     store, _ = _store_with_labels(tmp_path, n=20)
-    rows = load(store).to_pylist()
-    unchanged, message = apply_promoted(rows, tmp_path / "no_models")
-    assert unchanged == rows and "scorecard only" in message
-    root, _ = models
-    promote(root, "hgb")
-    try:
-        filled, version = apply_promoted(rows, root)
-    finally:
-        (root / "PROMOTED").unlink()
-    assert version.startswith("hgb@") and all(r["classifier_model"] == version for r in filled)
+    rows = Store(store).read("features").to_pylist()
+    assert load_promoted(tmp_path / "no_models") is None
+    assert apply_model(rows, None) == rows  # no promoted model: rows unchanged (scorecard only)
+    model = load_model(models[0] / "hgb")
+    filled = apply_model(rows, model)
+    assert [r["call_id"] for r in filled] == [r["call_id"] for r in rows]
+    assert all(r["classifier_model"] == model.version and model.version.startswith("hgb@") for r in filled)
+    probabilities, decisions = predict(model, pd.DataFrame(rows))
+    assert [r["classifier_probability"] for r in filled] == pytest.approx(list(probabilities))
+    assert [r["classifier_decision"] for r in filled] == decisions
     assert all(0 <= r["classifier_probability"] <= 1 and r["classifier_decision"] in ("pass", "fail") for r in filled)
 
 

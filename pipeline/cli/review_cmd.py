@@ -68,6 +68,8 @@ def review(
     from pipeline.review.state import ReviewSettings
     from pipeline.review.users import list_users
     from pipeline.scoring.scorecard import load_scorecard
+    from pipeline.store import Store
+    from pipeline.store.state import scoring_state
 
     _store_dir(store)
     config = load_config_or_exit(config_path)
@@ -80,7 +82,9 @@ def review(
         err.print(f"[yellow]warning:[/] listening on {host}: anyone who can reach it sees the login page; "
                   "serve it behind HTTPS and use --secure-cookies")
     try:
-        scorecard = load_scorecard(config.scoring.scorecard)
+        # the scorecard the store is scored with (recorded by run/score), for item names and evidence
+        state = scoring_state(Store(store))
+        scorecard = state.scorecard if state is not None else load_scorecard(config.scoring.scorecard)
         settings = ReviewSettings(
             store_root=store, scorecard=scorecard, queue_files=tuple(queue or ()), secure_cookies=secure_cookies,
             refresh_every_s=refresh_every,

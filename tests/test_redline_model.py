@@ -10,16 +10,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline.errors import ModelError
+from pipeline.records import CallEvidence, Utterance
 from pipeline.text.redline_model import (
     CARD_FILE,
     RULE_ID,
     RedlineTextModel,
     build_pipeline,
-    find_redline_model,
+    redline_model_path,
+    redline_version,
     score_utterances,
 )
-from pipeline.errors import ModelError
-from pipeline.records import CallEvidence, Utterance
+from pipeline.versions import Versions
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "models" / "redline_text"
@@ -60,18 +62,26 @@ def test_hits_for_abusive_agent_utterances(model) -> None:
 
 def test_threshold_roles_and_severity(model) -> None:
     assert score_utterances(_evidence(), model, threshold=1.01) == []
-    assert len(score_utterances(_evidence(), model, threshold=0.0)) == 2  # 0 = the model's own threshold
+    assert len(score_utterances(_evidence(), model, threshold="model")) == 2  # the model's own threshold
+    # 0 is a threshold like any other now (callqa 0.1 read it as "the model's own"): every agent
+    # utterance of at least min_chars characters is a hit
+    assert [h.start_s for h in score_utterances(_evidence(), model, threshold=0.0)] == [1.0, 5.0, 9.0]
+    assert [h.start_s for h in score_utterances(_evidence(), model, threshold=0.0, min_chars=1)] == [
+        1.0, 5.0, 9.0, 11.0]
     hits = score_utterances(_evidence(), model, roles=("customer",), severity="fatal")
     assert [h.start_s for h in hits] == [7.0] and hits[0].severity == "fatal"
     mono = CallEvidence("m", 5.0, ("mixed",), utterances=(Utterance("mixed", 0, 2, "你去死吧"),))
     assert [h.role for h in score_utterances(mono, model)] == ["unknown"]
 
 
-def test_find_model(tmp_path) -> None:
-    assert find_redline_model("") is None
-    assert find_redline_model(tmp_path / "absent") is None
-    if SHIPPED.exists():
-        assert find_redline_model("models/redline_text") is not None
+def test_model_path_and_version_from_the_config_value(tmp_path) -> None:
+    assert redline_model_path("off") is None and redline_version("off") is None
+    with pytest.raises(ModelError, match="no red-line text model here"):
+        redline_model_path(str(tmp_path / "absent"))  # a wrong path never silently turns the model off
+    shipped = redline_model_path("callqa:models/redline_text")
+    assert (shipped / CARD_FILE).is_file() and shipped.resolve() == SHIPPED.resolve()
+    card = json.loads((SHIPPED / CARD_FILE).read_text(encoding="utf-8"))
+    assert redline_version("callqa:models/redline_text") == "redline_text@" + card["model_sha256"][:12]
 
 
 def test_save_load_round_trip_and_mismatch(model, tmp_path) -> None:
@@ -85,7 +95,7 @@ def test_save_load_round_trip_and_mismatch(model, tmp_path) -> None:
     (tmp_path / "m" / CARD_FILE).write_text(json.dumps(card))
     with pytest.raises(ModelError, match="scikit-learn 1.0.0"):
         RedlineTextModel.load(tmp_path / "m")
-    with pytest.raises(ModelError, match="not a red-line text model"):
+    with pytest.raises(ModelError, match=f"not a model directory \\({CARD_FILE}"):
         RedlineTextModel.load(tmp_path / "missing")
 
 
@@ -106,14 +116,35 @@ def test_shipped_model_on_cold_dev(tmp_path) -> None:
     assert results["model_only"]["f1"] > results["lexicon_only"]["f1"]
 
 
-def test_model_hits_flag_red_line_without_failing_the_scorecard(model) -> None:
+def test_model_hits_flag_red_line_for_review_without_failing_the_scorecard(model) -> None:
     from pipeline.scoring.features import build_features
     from pipeline.scoring.scorecard import load_scorecard, score_call
 
     hits = [h for h in score_utterances(_evidence(), model) if not h.suspect]
-    row = build_features(_evidence(), hits, {}, {}, {})
+    versions = Versions("c", "a", "m", "r", "timing-1", model.version)
+    row = build_features(_evidence(), hits, {}, {}, versions, 0.5)
     assert row["redline"] is True and dict(row["rule_counts"]) == {RULE_ID: 1}
     result = score_call(hits, row, load_scorecard())
-    assert result.redline and not result.fatal and result.passed
+    assert result.redline and not result.fatal and result.score == 100.0
+    # A red line only the model saw is never a pass (callqa 0.1 passed it): a reviewer decides.
+    assert (result.outcome, result.outcome_reasons, result.passed) == ("needs_review", ("redline_model_only",), False)
     fatal_hits = score_utterances(_evidence(), model, severity="fatal")
     assert score_call(fatal_hits, row, load_scorecard()).fatal
+
+
+def test_the_configured_model_is_what_the_analysis_applies(tmp_path, model) -> None:
+    from pipeline.analysis import Resources, text_hits
+    from pipeline.config import load_config
+
+    config = load_config()
+    shipped = Resources.load(config, transcriber=None, text=True)
+    assert shipped.redline.version == redline_version("callqa:models/redline_text") == shipped.versions.redline_model
+    model.save(tmp_path / "tiny")
+    tiny = Resources.load(config.with_overrides({"classifier": {"redline_model": str(tmp_path / "tiny")}}),
+                          transcriber=None, text=True)
+    found = [h for h in text_hits(_evidence(), tiny) if h.rule_id == RULE_ID]
+    version = tiny.redline.version
+    assert [(h.start_s, h.detector_version) for h in found] == [(5.0, version), (9.0, version)]
+    off = Resources.load(config.with_overrides({"classifier": {"redline_model": "off"}}), transcriber=None, text=True)
+    assert off.redline is None and off.versions.redline_model == "none"
+    assert not [h for h in text_hits(_evidence(), off) if h.rule_id == RULE_ID]

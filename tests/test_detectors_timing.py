@@ -9,9 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.config import TimingConfig, default_config
 from pipeline.audio.loudness import LoudnessTrack, loudness_tracks
-from pipeline.timing.detect import RULES_VERSION, TimingResult, detect_timing
+from pipeline.config import TimingConfig, default_config
 from pipeline.records import (
     AGENT,
     CATEGORIES,
@@ -24,6 +23,7 @@ from pipeline.records import (
     SpeechSegment,
     Utterance,
 )
+from pipeline.timing.detect import TIMING_VERSION, TimingResult, detect_timing
 
 HOLDS = ("请稍等", "我帮您查询一下")
 BACKCHANNELS = ("嗯", "对", "好的", "是的")
@@ -63,7 +63,7 @@ def test_dead_air_between_turns_is_a_silence_hit_with_its_span():
     result = run(ev)
     hit = next(h for h in result.hits if h.rule_id == "timing.silence")
     assert (hit.start_s, hit.end_s) == (3.0, 9.5)
-    assert hit.category == "silence" and hit.severity == "non_fatal" and hit.rules_version == RULES_VERSION
+    assert hit.category == "silence" and hit.severity == "non_fatal" and hit.detector_version == TIMING_VERSION
     assert result.features["silence_count"] == 1 and result.features["silence_total_s"] == pytest.approx(6.5)
     assert result.features["dead_air_count"] == 1 and result.features["hold_count"] == 0
 
@@ -157,7 +157,9 @@ def test_response_latencies_and_slow_reply_hit():
 def test_talk_ratio_overlap_and_longest_monologue():
     ev = evidence([seg(AGENT, 0.0, 4.0), seg(AGENT, 4.5, 10.0), seg(CUSTOMER, 9.0, 12.0), seg(AGENT, 20.0, 21.0)])
     f = run(ev).features
-    assert f["agent_speech_s"] == pytest.approx(10.5) and f["customer_speech_s"] == pytest.approx(3.0)
+    # agent 10.5 s, customer 3.0 s, 1 s of it at once (per-role speech times are feature columns
+    # computed from the segments now, not timing features)
+    assert f["speech_total_s"] == pytest.approx(12.5)
     assert f["agent_talk_ratio"] == pytest.approx(10.5 / 13.5)
     assert f["overlap_total_s"] == pytest.approx(1.0)
     assert f["longest_monologue_s"] == pytest.approx(10.0)
@@ -183,7 +185,7 @@ def test_slow_speech_short_utterances_and_punctuation():
     result = run(evidence([seg(AGENT, 0.0, 12.0), seg(AGENT, 13.0, 14.0)], slow))
     assert "timing.speech_rate_slow" in rules(result)
     assert result.features["agent_rate_chars_per_min_mean"] == pytest.approx(30.0)  # 1 s utterance ignored
-    assert result.features["agent_chars"] == 6
+    assert result.features["agent_rated_speech_s"] == pytest.approx(12.0)  # 6 characters (no punctuation) / 12 s
 
 
 def test_rate_uses_speech_time_inside_the_utterance():
@@ -225,7 +227,7 @@ def test_loudness_tracks_frames_and_speech_mask():
     tone[: SAMPLE_RATE_HZ] = 0.0
     call = Call("c", "x.wav", "0", (Channel(AGENT, tone), Channel(CUSTOMER, np.zeros(n, np.float32))),
                 SAMPLE_RATE_HZ, 2, "pcm", "wav", 3.0)
-    tracks = loudness_tracks(call, [seg(AGENT, 1.0, 3.0)])
+    tracks = loudness_tracks(call, [seg(AGENT, 1.0, 3.0)], 0.1)
     agent = tracks[AGENT]
     assert agent.dbfs.shape == (30,) and agent.speech.sum() == 20 and not tracks[CUSTOMER].speech.any()
     assert agent.dbfs[15] == pytest.approx(20 * math.log10(0.1 / math.sqrt(2)), abs=0.1)
@@ -265,8 +267,8 @@ def test_mono_call_gets_role_free_features_only():
     assert [h.rule_id for h in result.hits] == ["timing.silence"] and result.hits[0].role == "unknown"
     assert f["mixed_rate_chars_per_min_mean"] == pytest.approx(240.0)
     assert f["silence_count"] == 1 and f["speech_total_s"] == pytest.approx(6.5)
-    for key in ("agent_talk_ratio", "interruptions_agent_count", "response_latency_median_s", "agent_chars",
-                "agent_raised_voice_count", "overlap_total_s"):
+    for key in ("agent_talk_ratio", "interruptions_agent_count", "response_latency_median_s",
+                "agent_raised_voice_count", "agent_speech_level_dbfs_median", "overlap_total_s"):
         assert f[key] is None, key
     assert math.isnan(f["answer_delay_s"])
 
@@ -293,16 +295,31 @@ def test_invariants_on_random_segments(raw, with_text):
     result = run(evidence(segments, utterances, duration_s=120.0))
     for h in result.hits:
         assert 0.0 <= h.start_s <= h.end_s <= 120.0
-        assert h.category in CATEGORIES and h.rules_version == RULES_VERSION
+        assert h.category in CATEGORIES and h.detector_version == TIMING_VERSION
     f = result.features
     for key, value in f.items():
-        if isinstance(value, float) and not math.isnan(value) and not key.endswith("_dbfs_median"):
+        if isinstance(value, float) and not math.isnan(value) and "_dbfs" not in key:  # levels are negative
             assert value >= 0.0, key
     ratio = f["agent_talk_ratio"]
     assert math.isnan(ratio) or 0.0 <= ratio <= 1.0
-    assert f["silence_total_s"] <= 120.0 and f["overlap_total_s"] <= min(f["agent_speech_s"], f["customer_speech_s"])
+    agent_s = sum(s.duration_s for s in intervals_union(segments, AGENT))
+    customer_s = sum(s.duration_s for s in intervals_union(segments, CUSTOMER))
+    assert f["silence_total_s"] <= 120.0 and f["overlap_total_s"] <= min(agent_s, customer_s) + 1e-9
+    assert f["speech_total_s"] <= 120.0 + 1e-9
     assert f["silence_count"] == sum(1 for h in result.hits if h.rule_id == "timing.silence")
     assert sorted(result.hits, key=lambda h: (h.start_s, h.rule_id)) == list(result.hits)
+
+
+def intervals_union(segments, role):
+    """The role's speech as disjoint spans (computed here, independently of the detectors)."""
+    merged: list[SpeechSegment] = []
+    for seg_ in sorted((x for x in segments if x.role == role), key=lambda x: x.start_s):
+        if merged and seg_.start_s <= merged[-1].end_s:
+            last = merged[-1]
+            merged[-1] = SpeechSegment(role, last.start_s, max(last.end_s, seg_.end_s), last.loudness_dbfs)
+        else:
+            merged.append(seg_)
+    return merged
 
 
 def test_zero_length_gaps_and_segments():

@@ -39,7 +39,7 @@ def pii_spans(utterances: Iterable[Mapping[str, Any]], mask_char: str = "*",
     An utterance whose text was masked (runs of four ``mask_char``) but has no
     stored span (PII detection was off) is bleeped whole: better too much than a spoken number.
     """
-    spans = []
+    spans: list[tuple[float, float]] = []
     for utterance in utterances:
         found = utterance.get("pii_spans") or []
         spans.extend((max(0.0, p["start_s"] - pad_s), p["end_s"] + pad_s) for p in found)

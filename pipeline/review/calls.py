@@ -91,9 +91,10 @@ def failed_items(call: Mapping[str, Any], hits: Sequence[Mapping[str, Any]], sco
     evidence_ids = set(call.get("failed_hit_ids") or [])
     evidence = [h for h in hits if h["hit_id"] in evidence_ids]
     same_card = scorecard is not None and scorecard.version == call.get("scorecard_version")
-    items_by_id = {item.id: item for item in scorecard.items} if same_card else {}
-    sections = scorecard.sections if same_card else {}
-    out, assigned = [], set()
+    items_by_id = {item.id: item for item in scorecard.items} if scorecard is not None and same_card else {}
+    sections = scorecard.sections if scorecard is not None and same_card else {}
+    out: list[FailedItem] = []
+    assigned: set[str] = set()
     for item_id in call.get("failed_items") or []:
         item = items_by_id.get(item_id)
         if item is not None:

@@ -89,7 +89,9 @@ def new_session(user: str | None = None) -> Session:
 
 def csrf_ok(session: Session | None, token: str | None) -> bool:
     """Whether ``token`` is the session's CSRF token (constant-time comparison)."""
-    return bool(session and token) and hmac.compare_digest(session.csrf.encode(), (token or "").encode())
+    if session is None or not token:
+        return False
+    return hmac.compare_digest(session.csrf.encode(), token.encode())
 
 
 def safe_next(target: str | None) -> str:

@@ -53,7 +53,7 @@ class Slices:
         start, end = int(self.offsets[position]), int(self.offsets[position + 1])
         return self.table.slice(start, end - start).to_pylist()
 
-    def rows_many(self, positions: Sequence[int]) -> list[list[dict[str, Any]]]:
+    def rows_many(self, positions: Sequence[int] | np.ndarray) -> list[list[dict[str, Any]]]:
         """The rows of several calls with one ``take`` (a queue page)."""
         starts, ends = self.offsets[np.asarray(positions, np.int64)], self.offsets[np.asarray(positions, np.int64) + 1]
         if not len(starts):

@@ -50,9 +50,9 @@ class ReviewState:
         extra = [item.feature for item in getattr(settings.scorecard, "items", ()) if item.feature]
         self._loader = loader or (lambda: load_snapshot(settings.store_root, extra))
         # what the snapshot's signature is compared with; tests with their own loader never refresh by themselves
+        self._snapshot: Snapshot = self._loader()
         self._versioner = versioner or ((lambda: store_version(settings.store_root)) if loader is None
                                         else (lambda: self._snapshot.signature))
-        self._snapshot = self._loader()
         self._checked_at = time.monotonic()
         self._rebuilding = threading.Lock()
         self._local = threading.local()

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
+from pipeline.config import default_config
+from pipeline.records import AGENT, CUSTOMER, MIXED, UNKNOWN, CallEvidence, Hit, Utterance, Word
 from pipeline.text.matcher import LexiconMatcher, build_matcher, detect_phrases, example_evidence, run_examples
 from pipeline.text.rules import load_rules
-from pipeline.records import AGENT, CUSTOMER, MIXED, UNKNOWN, CallEvidence, Hit, Utterance, Word
 
-TEXT = SimpleNamespace(fuzzy=True, fuzzy_confidence=0.6, suspect_can_raise_fatal=False)
-PII = SimpleNamespace(mask=True, mask_char="*", chinese_digits=True)
+CONFIG = default_config()
+TEXT = CONFIG.text  # the typed [text] section: fuzzy on, fuzzy_confidence 0.6, suspects never fatal
 
 
 @pytest.fixture(scope="module")
 def matcher() -> LexiconMatcher:
-    return build_matcher(load_rules(None), TEXT)
+    return build_matcher(load_rules(), TEXT)
 
 
 def rule_hits(m: LexiconMatcher, text: str, role: str = AGENT, rule: str | None = None) -> list[Hit]:
@@ -103,7 +103,7 @@ def test_suspect_never_fatal_unless_configured(matcher: LexiconMatcher) -> None:
     utt = Utterance(AGENT, 1, 3, "你去死吧", suspect=True, suspect_reason="low logprob")
     [hit] = [h for h in detect_phrases(call(utt), matcher, TEXT) if h.rule_id == "redline.abuse"]
     assert hit.suspect and hit.severity == "non_fatal" and "suspect" in hit.detail
-    allow = SimpleNamespace(**{**vars(TEXT), "suspect_can_raise_fatal": True})
+    allow = TEXT.model_copy(update={"suspect_can_raise_fatal": True})
     [hit] = [h for h in detect_phrases(call(utt), matcher, allow) if h.rule_id == "redline.abuse"]
     assert hit.severity == "fatal"
 
@@ -111,12 +111,11 @@ def test_suspect_never_fatal_unless_configured(matcher: LexiconMatcher) -> None:
 def test_fuzzy_homophone_with_lower_confidence(matcher: LexiconMatcher) -> None:
     [hit] = rule_hits(matcher, "你是神京病吧", rule="redline.abuse")
     assert hit.match_type == "fuzzy" and hit.confidence == pytest.approx(0.6)
-    off = build_matcher(load_rules(None), SimpleNamespace(**{**vars(TEXT), "fuzzy": False}))
+    off = build_matcher(load_rules(), TEXT.model_copy(update={"fuzzy": False}))
     assert rule_hits(off, "你是神京病吧", rule="redline.abuse") == []
 
 
-def test_fuzzy_common_word_guard(tmp_path: Path) -> None:
-    (tmp_path / "r.toml").write_text('''version = "t1"
+CITY_RULE = '''version = "t1"
 [[rules]]
 id = "t.lab"
 name_zh = "十堰市"
@@ -129,9 +128,15 @@ fuzzy = true
 phrases = ["十堰市"]
 examples_match = ["我在十堰市", "十堰市的"]
 examples_no_match = ["我在北京", "去上海"]
-''', encoding="utf-8")
+'''
+
+
+def test_fuzzy_common_word_guard(tmp_path: Path) -> None:
+    (tmp_path / "r.toml").write_text(CITY_RULE, encoding="utf-8")
     m = build_matcher(load_rules(tmp_path), TEXT)
+    assert run_examples(m, TEXT) == []
     assert rule_hits(m, "我去实验室") == []  # homophone but a common word
+    assert len(rule_hits(m, "我在十堰市")) == 1
 
 
 def test_count_rule(matcher: LexiconMatcher) -> None:
@@ -166,10 +171,34 @@ def test_empty_traditional_and_long(matcher: LexiconMatcher) -> None:
     assert detect_phrases(call(*long, duration_s=2010.0), matcher, TEXT) == hits  # deterministic
 
 
-def test_pii_masked_in_context(matcher: LexiconMatcher) -> None:
-    ev = example_evidence("你这话什么意思我的手机13812345678", AGENT)
-    [hit] = [h for h in detect_phrases(ev, matcher, TEXT, PII) if h.rule_id == "redline.counter_question"]
-    assert "1381" not in hit.context and "*" in hit.context
+def test_rules_read_text_whose_pii_was_masked_one_stage_before(matcher: LexiconMatcher) -> None:
+    from pipeline.analysis import protect_pii
+
+    words = (Word("你这话什么意思", 0.0, 1.75, 0.9), Word("我的手机", 1.75, 2.75, 0.9),
+             Word("13812345678", 2.75, 5.5, 0.8))
+    raw = call(Utterance(AGENT, 0.0, 5.5, "你这话什么意思我的手机13812345678", words))
+    # the matcher itself no longer masks: it reports what it is given...
+    [unmasked] = [h for h in detect_phrases(raw, matcher, TEXT) if h.rule_id == "redline.counter_question"]
+    assert "1381234" in unmasked.context  # (the context is 12 characters either side)
+    # ...and the analysis masks personal data before any detector reads the text
+    masked, spans = protect_pii(raw.utterances, CONFIG)
+    assert masked[0].text == "你这话什么意思我的手机" + "*" * 11 and [p.kind for p in spans[0]] == ["mobile"]
+    assert [w.text for w in masked[0].words] == ["你这话什么意思", "我的手机", "*" * 11]
+    evidence = CallEvidence(raw.call_id, raw.duration_s, raw.roles, utterances=masked)
+    [hit] = [h for h in detect_phrases(evidence, matcher, TEXT) if h.rule_id == "redline.counter_question"]
+    assert hit.context.startswith("你这话什么意思我的手机") and not any(c.isdigit() for c in hit.context)
+    assert (hit.start_s, hit.end_s, hit.matched_text) == (0.0, 1.75, "你这话什么意思")  # from the word timings
+    assert (unmasked.start_s, unmasked.end_s) == (0.0, 1.75)
+
+
+def test_common_word_frequency_comes_from_the_config(tmp_path: Path) -> None:
+    (tmp_path / "r.toml").write_text(CITY_RULE, encoding="utf-8")
+    guarded = build_matcher(load_rules(tmp_path), TEXT)
+    assert rule_hits(guarded, "我去实验室") == []  # 实验室 (shi yan shi) is common: not a homophone hit
+    # with a frequency no word reaches, every homophone counts
+    unguarded = build_matcher(load_rules(tmp_path), TEXT.model_copy(update={"fuzzy_common_word_freq": 10**9}))
+    [hit] = rule_hits(unguarded, "我去实验室")
+    assert hit.match_type == "fuzzy" and hit.matched_text == "实验室"
 
 
 def test_insults_curated(matcher: LexiconMatcher) -> None:

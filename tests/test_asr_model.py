@@ -94,6 +94,7 @@ def test_corrupt_cached_model_is_refused_before_use(fake_parts) -> None:
         resolve_model("embedded")
 
 
+@pytest.mark.slow
 def test_real_embedded_model_assembles_and_verifies(private_cache: Path) -> None:
     resolved = resolve_model("embedded")
     assert resolved.model_id == f"whisper-base-ct2@{EMBEDDED_SHA256[:8]}" == "whisper-base-ct2@d01c3014"
@@ -148,18 +149,19 @@ def test_auto_device_on_cpu_uses_int8_and_explicit_types_are_kept() -> None:
         "cpu", "float32")
 
 
-def test_model_info_command_prints_the_model_and_fails_cleanly(fake_parts) -> None:
-    import typer
-    from typer.testing import CliRunner
+def test_model_info_command_prints_the_model_and_fails_cleanly(cli, fake_parts) -> None:
+    import json
 
-    from pipeline.cli.asr_cmd import model_app
-
-    app = typer.Typer()
-    app.add_typer(model_app, name="model")
-    runner = CliRunner()
-    shown = runner.invoke(app, ["model", "info", "--json"])
+    shown = cli("model", "info", "--json")
     assert shown.exit_code == 0, shown.output
-    assert f'"model_id": "whisper-base-ct2@{asr_model.EMBEDDED_SHA256[:8]}"' in shown.output
-    refused = runner.invoke(app, ["model", "info", "--model", "./no/such/dir"])
+    info = json.loads(shown.stdout)
+    assert info["model_id"] == f"whisper-base-ct2@{asr_model.EMBEDDED_SHA256[:8]}"
+    assert (info["requested"], info["source"], info["device"], info["compute_type"]) == (
+        "embedded", "embedded", "cpu", "int8")
+    assert info["model_bin_bytes"] == len(PART1 + PART2)
+    plain = cli("model", "info")
+    assert plain.exit_code == 0
+    assert f"\nmodel_id{' ' * 13}whisper-base-ct2@{asr_model.EMBEDDED_SHA256[:8]}\n" in plain.stdout
+    refused = cli("model", "info", "--model", "./no/such/dir")
     assert refused.exit_code == 2
-    assert "model directory not found" in refused.output
+    assert refused.stderr.startswith("callqa: error: ") and "model directory not found" in refused.stderr

@@ -7,8 +7,8 @@ import pytest
 import soundfile
 from conftest import CLIPS, ffmpeg_convert, place, read_clip, write_wav
 
-from pipeline.errors import UnsupportedAudioError
 from pipeline.audio.decode import load_call
+from pipeline.errors import UnsupportedAudioError
 from pipeline.records import SAMPLE_RATE_HZ
 
 SOURCE = CLIPS / "asr_example.wav"

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import LexiconError
-from pipeline.text.rules import load_phrase_list, load_rules, parse_rule_file
 from pipeline.records import CATEGORIES
+from pipeline.text.rules import load_phrase_list, load_rules, parse_rule_file
 
 GOOD_RULE = '''
 [[rules]]
@@ -31,11 +31,11 @@ def write(tmp_path: Path, text: str, name: str = "r.toml") -> Path:
 
 
 def test_shipped_rules_load_with_categories_and_examples() -> None:
-    rules = load_rules(None)
+    rules = load_rules()
     assert len(rules.rules) >= 15
     assert all(r.category in CATEGORIES for r in rules.rules)
     assert all(len(r.examples_match) >= 2 and len(r.examples_no_match) >= 2 for r in rules.rules)
-    assert rules.version == load_rules(None).version  # stable
+    assert rules.version == load_rules().version  # stable
     ids = {r.id for r in rules.rules}
     assert {"redline.abuse", "forbidden.wei", "opening.greeting", "redline.insult.agent"} <= ids
 

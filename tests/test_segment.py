@@ -39,7 +39,7 @@ def test_char_times_without_words_spread_evenly(norm: Normaliser) -> None:
 
 
 def test_isolated_tokenizer_with_user_words(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CALLQA_CACHE", str(tmp_path))
+    monkeypatch.setenv("CALLQA_CACHE_DIR", str(tmp_path))
     seg = Segmenter({"你这话什么意思", "喂"})
     assert "你这话什么意思" in seg.cut("喂你这话什么意思")
     assert "喂养" in seg.cut("宝宝喂养的问题")
@@ -47,3 +47,13 @@ def test_isolated_tokenizer_with_user_words(tmp_path: Path, monkeypatch: pytest.
     assert (tmp_path / "jieba.callqa.cache").exists()
     assert "你这话什么意思" not in jieba.dt.FREQ  # the global tokenizer is untouched
     assert seg.word_freq("喂养") > 0 and seg.word_freq("zzzq") == 0
+
+
+def test_one_cache_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """$CALLQA_CACHE_DIR, else $XDG_CACHE_HOME/callqa; callqa 0.1's second variable is not read any more."""
+    monkeypatch.delenv("CALLQA_CACHE_DIR", raising=False)
+    monkeypatch.setenv("CALLQA_CACHE", str(tmp_path / "old"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    Segmenter(set())
+    assert (tmp_path / "xdg" / "callqa" / "jieba.callqa.cache").exists()
+    assert not (tmp_path / "old").exists()

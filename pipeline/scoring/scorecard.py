@@ -17,12 +17,11 @@ from __future__ import annotations
 import fnmatch
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
-import pyarrow as pa
 import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -308,61 +307,5 @@ def call_outcome(hits: Sequence[Hit], features_row: Mapping[str, Any], scorecard
     return found[0][0], tuple(reason for _, reason in found)
 
 
-def hits_from_rows(rows: Sequence[Mapping[str, Any]]) -> list[Hit]:
-    """Rebuild :class:`Hit` objects from stored ``hits`` rows."""
-    names = [f.name for f in fields(Hit)]
-    return [Hit(**{name: row[name] for name in names}) for row in rows]
-
-
-def rescore_rows(features: pa.Table, hits: pa.Table, scorecard: Scorecard) -> list[dict[str, Any]]:
-    """Re-score stored feature rows with ``scorecard`` (no audio, no detectors).
-
-    Args:
-        features: rows of the ``features`` table (``pipeline.scoring.features.load``).
-        hits: rows of the ``hits`` table; matched on call_id, config_hash,
-            model_id and the detector versions listed in the row's rules_version.
-        scorecard: the scorecard to apply.
-
-    Returns:
-        The feature rows with the score columns replaced.
-    """
-    from pipeline.scoring.features import with_score
-    from pipeline.store import split_rules_version
-
-    key_names = ("call_id", "config_hash", "model_id", "rules_version")
-    by_key: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-    for row in hits.to_pylist():
-        by_key.setdefault(tuple(row[k] for k in key_names), []).append(row)
-    rescored = []
-    for row in features.to_pylist():
-        call = tuple(row[k] for k in key_names[:-1])
-        # A feature row's rules_version lists the versions of the detectors it was built from.
-        call_hits = hits_from_rows([h for version in split_rules_version(row["rules_version"])
-                                    for h in by_key.get((*call, version), [])])
-        rescored.append(with_score(row, score_call(call_hits, row, scorecard)))
-    return rescored
-
-
-def rescore_store(store_root: str | Path, scorecard: Scorecard) -> list[dict[str, Any]]:
-    """Re-score every current feature row of a store and commit the result (chunk kind "score").
-
-    The new rows supersede the old ones for the same call, config, model and
-    rules version; their ``scorecard_version`` column says which scorecard scored them.
-
-    Returns:
-        The committed rows.
-
-    Raises:
-        StoreError: the store cannot be written.
-    """
-    from pipeline.store import Store
-
-    store = Store(store_root)
-    rows = rescore_rows(store.read("features"), store.read("hits"), scorecard)
-    if rows:
-        store.commit({"features": rows}, kind="score")
-    return rows
-
-
-__all__ = ["COPC_CLASSES", "FailedItem", "Item", "ScoreResult", "Scorecard", "Section", "load_scorecard",
-           "hits_from_rows", "parse_scorecard", "rescore_rows", "rescore_store", "score_call"]
+__all__ = ["COPC_CLASSES", "FailedItem", "Item", "OutcomeRules", "ScoreResult", "Scorecard", "Section",
+           "call_outcome", "load_scorecard", "parse_scorecard", "score_call"]

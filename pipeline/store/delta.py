@@ -107,6 +107,9 @@ class Store:
 
     def __init__(self, root: str | Path, *, create: bool = False) -> None:
         self.root = Path(root)
+        self._open: dict[str, DeltaTable] = {}
+        #: The ``calls`` version reads are pinned to (a :meth:`snapshot`), or None for the latest.
+        self.calls_version: int | None = None
         marker = self.root / MARKER
         if marker.is_file():
             self._check_marker(marker)
@@ -156,13 +159,18 @@ class Store:
         return self.root / name
 
     def delta(self, name: str) -> DeltaTable:
-        """The Delta table ``name`` at its latest version.
+        """The Delta table ``name`` at its latest version (opened once, then refreshed incrementally).
 
         Raises:
             StoreError: the table is missing or unreadable.
         """
         try:
-            return DeltaTable(str(self.path(name)))
+            cached = self._open.get(name)
+            if cached is not None:
+                cached.update_incremental()
+                return cached
+            self._open[name] = DeltaTable(str(self.path(name)))
+            return self._open[name]
         except TableNotFoundError:
             raise StoreError(str(self.path(name)), "table missing from the store") from None
         except (DeltaError, OSError) as exc:
@@ -191,22 +199,38 @@ class Store:
         """
         if not results:
             return CommitReport(0, {}, (), 0)
-        ids = [r.call["call_id"] for r in results]
+        moves, expected = MOVES[kind]
+        calls = [dict(r.call) for r in results]
+        if expected is not None:
+            for call, result in zip(calls, results, strict=True):
+                call[expected] = result.expect
+        tables = {spec.name: pa.Table.from_pylist([row for r in results for row in r.rows.get(spec.name, ())],
+                                                  schema=spec.storage_schema)
+                  for spec in TABLES if spec is not CALLS and spec.pointer in moves}
+        return self.commit_tables(pa.Table.from_pylist(calls, schema=CALLS.storage_schema), tables, kind, metadata)
+
+    def commit_tables(self, calls: pa.Table, tables: Mapping[str, pa.Table], kind: Kind = "run",
+                      metadata: Mapping[str, Any] | None = None) -> CommitReport:
+        """:meth:`commit` for rows already in Arrow tables (the columnar path; same guarantees).
+
+        ``calls`` has the ``calls`` columns (for ``rescore``/``score`` at least
+        ``call_id``, ``call_date``, the pointers that move and the expected one).
+        """
+        ids = calls["call_id"].to_pylist()
         if len(set(ids)) != len(ids):
             raise ValueError("a commit may hold each call once")
         moves, expected = MOVES[kind]
-        now = _now()
         counts: dict[str, int] = {}
         try:
             for spec in TABLES:
-                if spec is CALLS:
+                data = tables.get(spec.name)
+                if spec is CALLS or data is None or not data.num_rows:
                     continue
-                rows = [row for r in results for row in r.rows.get(spec.name, ())]
-                if rows and spec.pointer in moves:
-                    self._append(spec, rows)
-                    counts[spec.name] = len(rows)
-            calls = [{**r.call, "committed_at": now, "schema_version": SCHEMA_VERSION} for r in results]
-            attempts = self._merge_calls(calls, kind, moves, expected, dict(metadata or {}))
+                if spec.pointer not in moves:
+                    raise ValueError(f"a {kind} commit does not replace {spec.name}")
+                self._append(spec, data)
+                counts[spec.name] = data.num_rows
+            attempts = self._merge_calls(self._stamped(calls), kind, moves, expected, dict(metadata or {}))
         except OSError as exc:
             raise StoreError(str(self.root), f"cannot write results ({exc.strerror or exc}); nothing of this "
                              "commit became visible, re-run to resume") from None
@@ -219,20 +243,51 @@ class Store:
         if expected is not None:
             current = self.read("calls", columns=[expected], call_ids=ids)
             now_pointing = dict(zip(current["call_id"].to_pylist(), current[expected].to_pylist(), strict=True))
-            skipped = tuple(r.call["call_id"] for r in results if now_pointing.get(r.call["call_id"]) != r.expect)
-        counts["calls"] = len(results) - len(skipped)
-        return CommitReport(len(results) - len(skipped), counts, skipped, attempts)
+            skipped = tuple(c for c, e in zip(ids, calls[expected].to_pylist(), strict=True)
+                            if now_pointing.get(c) != e)
+        counts["calls"] = len(ids) - len(skipped)
+        return CommitReport(len(ids) - len(skipped), counts, skipped, attempts)
 
-    def _append(self, spec: Table, rows: list[dict[str, Any]]) -> None:
-        data = pa.Table.from_pylist([{**row, "schema_version": SCHEMA_VERSION} for row in rows],
-                                    schema=spec.storage_schema)
-        write_deltalake(str(self.path(spec.name)), data, mode="append", partition_by=["call_date"],
-                        commit_properties=CommitProperties(max_commit_retries=100))
+    @staticmethod
+    def _stamped(calls: pa.Table) -> pa.Table:
+        """``calls`` with this commit's time and the store's schema version."""
+        n = calls.num_rows
+        now = pa.array([_now()] * n, CALLS.storage_schema.field("committed_at").type)
+        version = pa.array([SCHEMA_VERSION] * n, pa.int16())
+        for name, column in (("committed_at", now), ("schema_version", version)):
+            if name in calls.column_names:
+                calls = calls.set_column(calls.column_names.index(name), name, column)
+            else:
+                calls = calls.append_column(name, column)
+        return calls
 
-    def _merge_calls(self, calls: list[dict[str, Any]], kind: str, moves: tuple[str, ...], expected: str | None,
+    def _append(self, spec: Table, data: pa.Table) -> None:
+        """Append rows (invisible until the pointers move); retried when ``compact`` rewrote the table meanwhile.
+
+        delta-rs treats an append as having read the table, so a concurrent
+        delete (``compact``) fails it; the rows are simply written again (the
+        files of the failed attempt are never referenced and vacuum removes them).
+        """
+        version = pa.array([SCHEMA_VERSION] * data.num_rows, pa.int16())
+        data = data.set_column(data.column_names.index("schema_version"), "schema_version", version)
+        data = data.cast(spec.storage_schema)
+        deadline = time.monotonic() + MAX_MERGE_WAIT_S
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                write_deltalake(str(self.path(spec.name)), data, mode="append", partition_by=["call_date"],
+                                commit_properties=CommitProperties(max_commit_retries=100))
+                return
+            except CommitFailedError as exc:
+                if time.monotonic() > deadline:
+                    raise StoreError(str(self.path(spec.name)), f"cannot append: other writers kept changing the "
+                                     f"table for {MAX_MERGE_WAIT_S:.0f} s ({exc})") from None
+                time.sleep(min(1.0, 0.02 * 2 ** min(attempt, 6)) * random.uniform(0.5, 1.5))
+
+    def _merge_calls(self, source: pa.Table, kind: str, moves: tuple[str, ...], expected: str | None,
                      metadata: dict[str, Any]) -> int:
         """MERGE the calls rows (the commit point), retrying while other writers win the race."""
-        source = pa.Table.from_pylist(calls, schema=CALLS.storage_schema)
         if kind != "run":  # only the pointers, the versions they carry and the commit time change
             keep = ["call_id", "call_date", *moves, "committed_at", *self._version_columns(kind)]
             if expected is not None:
@@ -301,7 +356,7 @@ class Store:
         wanted = None if columns is None else list(dict.fromkeys(["call_id", "call_date", *columns]))
         ids = None if call_ids is None else pa.array(sorted(set(call_ids)), pa.string())
         by_date = None if dates is None else ds.field("call_date").isin(pa.array(sorted(set(dates)), pa.string()))
-        calls = _scan(self.delta("calls"), None if spec is CALLS else ["call_id", spec.pointer], by_date)
+        calls = _scan(self._calls(), None if spec is CALLS else ["call_id", spec.pointer], by_date)
         if ids is not None:
             calls = calls.filter(pc.is_in(calls["call_id"], value_set=ids))
         if spec is CALLS:
@@ -309,8 +364,31 @@ class Store:
         assert spec.pointer is not None
         scan_columns = None if wanted is None else list(dict.fromkeys([*wanted, spec.pointer]))
         data = _scan(self.delta(spec.name), scan_columns, by_date)
-        data = data.filter(pc.is_in(data[spec.pointer], value_set=calls[spec.pointer].drop_null()))
+        current = pc.is_in(data[spec.pointer], value_set=calls[spec.pointer].drop_null())
+        if not pc.all(current).as_py():  # superseded or unfinished rows: leave them out (skip the copy otherwise)
+            data = data.filter(current)
         return data if wanted is None else data.select(wanted)
+
+    def snapshot(self) -> Store:
+        """A view of the store as it is now: every read through it sees the same commits.
+
+        One :meth:`read` is always consistent; reading several tables (a call's
+        hits and its features, a report) through a snapshot keeps them consistent
+        with each other while writers go on. A snapshot stays valid until
+        ``compact`` removes the rows it points to (never within ``MIN_AGE_S``).
+        """
+        view = Store.__new__(Store)
+        view.root, view._open = self.root, {}
+        view.calls_version = self.delta("calls").version()
+        return view
+
+    def _calls(self) -> DeltaTable:
+        if self.calls_version is None:
+            return self.delta("calls")
+        pinned = self._open.get("calls@pinned")
+        if pinned is None:
+            pinned = self._open["calls@pinned"] = DeltaTable(str(self.path("calls")), version=self.calls_version)
+        return pinned
 
     def table_versions(self) -> dict[str, int]:
         """Each table's Delta version (changes whenever anything is committed)."""
@@ -320,14 +398,42 @@ class Store:
 def _scan(delta: DeltaTable, columns: Sequence[str] | None, partition_filter: ds.Expression | None) -> pa.Table:
     """Read a Delta table's current files, pruning only by partition.
 
-    Filters on other columns are applied by the caller with ``pyarrow.compute``:
-    files written by delta-rs's own engine carry ``string_view`` statistics that
+    The files of the current version are read as a hive-partitioned Parquet
+    dataset, the same way a plain Parquet dataset is read; this holds for the
+    tables callqa writes (no deletion vectors, no column mapping: reader
+    protocol 1). Any other table goes through ``to_pyarrow_dataset``. Filters
+    on other columns are applied by the caller with ``pyarrow.compute``: files
+    written by delta-rs's own engine carry ``string_view`` statistics that
     pyarrow's dataset filter cannot compare with ``string``.
     """
-    data = delta.to_pyarrow_dataset().to_table(columns=None if columns is None else list(columns),
-                                               filter=partition_filter)
-    return data.cast(pa.schema([f.with_type(pa.string()) if pa.types.is_string_view(f.type) else f
-                                for f in data.schema]))
+    wanted = None if columns is None else list(columns)
+    if delta.protocol().min_reader_version == 1:
+        schema = _arrow_schema(delta)
+        files = delta.file_uris()
+        if not files:
+            return schema.empty_table() if wanted is None else schema.empty_table().select(wanted)
+        data = ds.dataset(files, schema=schema, format="parquet", partition_base_dir=delta.table_uri,
+                          partitioning=ds.partitioning(pa.schema([schema.field("call_date")]), flavor="hive"))
+    else:
+        data = delta.to_pyarrow_dataset()
+    table = data.to_table(columns=wanted, filter=partition_filter)
+    return table.cast(pa.schema([f.with_type(pa.string()) if pa.types.is_string_view(f.type) else f
+                                 for f in table.schema]))
+
+
+def _arrow_schema(delta: DeltaTable) -> pa.Schema:
+    """The table's schema as Arrow (strings as ``string``), cached per table version."""
+    key = (delta.table_uri, delta.version())
+    schema = _SCHEMAS.get(key)
+    if schema is None:
+        fields = [pa.field(f.name, pa.string() if pa.types.is_string_view(f.type) or pa.types.is_large_string(f.type)
+                           else f.type, f.nullable)
+                  for f in pa.schema(delta.schema().to_arrow())]
+        schema = _SCHEMAS[key] = pa.schema(fields)
+    return schema
+
+
+_SCHEMAS: dict[tuple[str, int], pa.Schema] = {}
 
 
 def _sql_string(value: str) -> str:

@@ -15,6 +15,7 @@ in place, keeping the old files beside it.
 
 from __future__ import annotations
 
+import math
 import shutil
 import time
 from collections.abc import Callable
@@ -24,7 +25,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import write_deltalake
 from deltalake.exceptions import CommitFailedError
 
 from pipeline.errors import StoreError
@@ -53,15 +53,23 @@ def store_bytes(root: Path) -> int:
     return sum(p.stat().st_size for spec in TABLES for p in (root / spec.name).rglob("*") if p.is_file())
 
 
-def compact(store: Store, keep_history_days: float = 0.0,
-            progress: Callable[[str], None] | None = None) -> CompactReport:
+def compact(store: Store, keep_history_days: float = 0.0, progress: Callable[[str], None] | None = None,
+            min_age_s: float = MIN_AGE_S) -> CompactReport:
     """Rewrite every table to its current rows plus the history younger than ``keep_history_days``.
+
+    Args:
+        store: the store.
+        keep_history_days: keep superseded results (and the files of table
+            versions) younger than this.
+        progress: told what each rewritten partition lost.
+        min_age_s: never remove rows younger than this (a writer may not have
+            moved its pointers to them yet); lower only when no writer runs.
 
     Raises:
         StoreError: the store cannot be written.
     """
     say = progress or (lambda _message: None)
-    keep_after_ms = int((time.time() - max(keep_history_days * 86400.0, MIN_AGE_S)) * 1000)
+    keep_after_ms = int((time.time() - max(keep_history_days * 86400.0, min_age_s)) * 1000)
     before = store_bytes(store.root)
     rows_before: dict[str, int] = {}
     rows_after: dict[str, int] = {}
@@ -69,10 +77,11 @@ def compact(store: Store, keep_history_days: float = 0.0,
         if spec is CALLS:
             continue
         rows_before[spec.name], rows_after[spec.name] = _compact_table(store, spec, keep_after_ms, say)
-    calls = store.delta("calls")
-    calls.optimize.compact()
+    _optimize(store, CALLS, say)
     rows_before["calls"] = rows_after["calls"] = store.read("calls", columns=[]).num_rows
-    retention_h = int(max(keep_history_days * 24.0, 0.0))
+    # Files a compaction or a commit removed stay on disk at least min_age_s, so a
+    # snapshot a reader took just before (``Store.snapshot``) can still be read.
+    retention_h = math.ceil(max(keep_history_days * 86400.0, min_age_s) / 3600.0)
     for spec in TABLES:
         table = store.delta(spec.name)
         table.vacuum(retention_hours=retention_h, dry_run=False, enforce_retention_duration=False)
@@ -81,49 +90,53 @@ def compact(store: Store, keep_history_days: float = 0.0,
 
 
 def _compact_table(store: Store, spec: Table, keep_after_ms: int, say: Callable[[str], None]) -> tuple[int, int]:
-    """Rewrite each partition of one table that holds rows nobody points to; (rows before, rows after)."""
+    """Delete one table's rows that no current result points to; (rows before, rows after).
+
+    Only rows named by their result id are deleted (``DELETE ... WHERE id IN
+    (...)``), never "everything but the current": a writer appending meanwhile
+    adds rows with new ids, which a delete of other ids cannot touch.
+    """
     assert spec.pointer is not None
-    total_before = total_after = 0
-    dates = sorted(set(store.delta(spec.name).to_pyarrow_dataset().to_table(columns=["call_date"])["call_date"]
-                       .cast(pa.string()).to_pylist()))
-    for date in dates:
-        for _attempt in range(20):
-            current = store.read("calls", columns=[spec.pointer], dates=[date])[spec.pointer].drop_null()
-            data = store.delta(spec.name).to_pyarrow_dataset().to_table(
-                filter=pc.field("call_date") == date)
-            data = data.cast(_plain(data.schema))
-            young = pa.array([result_time_ms(v) >= keep_after_ms for v in data[spec.pointer].to_pylist()], pa.bool_())
-            keep = pc.or_(pc.is_in(data[spec.pointer], value_set=current.cast(pa.string())), young)
-            kept = data.filter(keep)
-            if kept.num_rows == data.num_rows and not _fragmented(store, spec, date):
-                break
-            try:
-                write_deltalake(str(store.path(spec.name)), _as_stored(kept, spec), mode="overwrite",
-                                predicate=f"call_date = '{date}'", partition_by=["call_date"])
-                say(f"{spec.name} {date}: {data.num_rows} -> {kept.num_rows} rows")
-                break
-            except CommitFailedError:
-                continue  # a writer changed this partition meanwhile: read it again
-        else:
-            raise StoreError(str(store.path(spec.name)), f"partition {date} kept changing; compact again later")
-        total_before += data.num_rows
-        total_after += kept.num_rows
-    return total_before, total_after
+    pointer = spec.pointer
+    data = store.delta(spec.name).to_pyarrow_dataset().to_table(columns=["call_date", pointer])
+    data = data.cast(_plain(data.schema))
+    rows_before = data.num_rows
+    current = store.read("calls", columns=[pointer])[pointer].drop_null()
+    dead = data.filter(pc.invert(pc.is_in(data[pointer], value_set=current)))
+    removed = 0
+    for date in sorted(set(dead["call_date"].to_pylist())):
+        ids = sorted({i for i in dead.filter(pc.equal(dead["call_date"], date))[pointer].to_pylist()
+                      if result_time_ms(i) < keep_after_ms})
+        for start in range(0, len(ids), 2000):  # predicate size stays reasonable
+            chunk = ids[start:start + 2000]
+            in_list = ", ".join(f"'{i}'" for i in chunk)
+            for _attempt in range(20):
+                try:
+                    metrics = store.delta(spec.name).delete(f"call_date = '{date}' AND {pointer} IN ({in_list})")
+                    removed += int(metrics.get("num_deleted_rows", 0))
+                    break
+                except CommitFailedError:
+                    continue  # another writer rewrote these files meanwhile: delete again on the new version
+            else:
+                raise StoreError(str(store.path(spec.name)), f"partition {date} kept changing; compact again later")
+        say(f"{spec.name} {date}: {len(ids)} superseded results removed")
+    _optimize(store, spec, say)
+    return rows_before, rows_before - removed
 
 
-def _as_stored(data: pa.Table, spec: Table) -> pa.Table:
-    schema = spec.storage_schema
-    return data.select(schema.names).cast(schema)
+def _optimize(store: Store, spec: Table, say: Callable[[str], None], attempts: int = 5) -> None:
+    """Merge small files into large ones; if writers keep changing the table, leave it for the next compact."""
+    for _attempt in range(attempts):
+        try:
+            store.delta(spec.name).optimize.compact()
+            return
+        except CommitFailedError:
+            time.sleep(0.2)
+    say(f"{spec.name}: busy with other writers, small files left for the next compact")
 
 
 def _plain(schema: pa.Schema) -> pa.Schema:
     return pa.schema([f.with_type(pa.string()) if pa.types.is_string_view(f.type) else f for f in schema])
-
-
-def _fragmented(store: Store, spec: Table, date: str) -> bool:
-    """Whether a partition is spread over many small files (worth rewriting into one)."""
-    files = [f for f in store.delta(spec.name).file_uris() if f"call_date={date}/" in f]
-    return len(files) > 4
 
 
 # -- upgrade from callqa 0.1 ---------------------------------------------------------------

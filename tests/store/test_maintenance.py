@@ -70,7 +70,7 @@ def test_compact_while_others_read_and_write(tmp_path: Path) -> None:
         try:
             for round_ in range(5):
                 writer.commit([run_result("c1", 4, tag=f"w{round_}")])
-        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+        except Exception:  # noqa: BLE001 - collected and asserted below
             import traceback
 
             problems.append("writer: " + traceback.format_exc())

@@ -396,6 +396,36 @@ def test_transcribe_a_file_that_is_not_audio_is_a_usage_error(cli, tmp_path) -> 
     assert result.exit_code == 2 and "not an audio file" in result.stderr
 
 
+def test_transcribe_goes_through_the_same_stages_as_run(cli, tmp_path, stereo_call, monkeypatch) -> None:
+    """Same VAD, onset repair, guard and PII masking: a scripted transcriber sees the same speech in both."""
+    from conftest import ScriptedTranscriber
+
+    from pipeline.analysis import ResourceSpec, WhisperTranscriber
+    from pipeline.batch import RunOptions, run_batch
+    from pipeline.config import load_config
+    from pipeline.store import Store
+
+    texts = {"agent": "您好請問有什麼可以幫您", "customer": "我的手机号是13812345678"}
+    monkeypatch.setattr(WhisperTranscriber, "from_config", lambda asr: ScriptedTranscriber(texts))
+    # a quiet onset after a long silence on the customer channel: onset repair moves it
+    audio = stereo_call("c1.wav", agent=[("asr_example.wav", 0.5)], customer=[("BAC009S0764W0122.wav", 6.0)])
+    shown = cli("transcribe", audio, "--json")
+    assert shown.exit_code == 0, shown.output
+    printed = json.loads(shown.stdout)
+    config = load_config()
+    run_batch(audio, tmp_path / "store", config, RunOptions(isolate=False),
+              resources=ResourceSpec(config, transcriber=ScriptedTranscriber(texts)))
+    store = Store(tmp_path / "store")
+    stored = sorted(store.read("utterances").to_pylist(), key=lambda u: u["utterance_index"])
+    assert [(u["role"], u["text"], u["start_s"], u["end_s"]) for u in printed["utterances"]] == [
+        (u["role"], u["text"], pytest.approx(u["start_s"]), pytest.approx(u["end_s"])) for u in stored]
+    assert [u["text"] for u in stored] == ["您好请问有什么可以帮您", "我的手机号是" + "*" * 11]  # t2s, masked
+    segments = sorted((s["role"], s["start_s"], s["end_s"]) for s in store.read("segments").to_pylist())
+    assert sorted((s["role"], s["start_s"], s["end_s"]) for s in printed["speech_segments"]) == segments
+    assert printed["model_id"] == "fake@1" and printed["roles"] == ["agent", "customer"]
+    assert printed["duration_s"] == pytest.approx(12.0)
+
+
 @pytest.mark.slow
 def test_transcribe_prints_what_run_stores_for_the_same_file(cli, tmp_path, stereo_call, model_cache,
                                                             monkeypatch) -> None:

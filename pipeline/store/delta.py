@@ -116,7 +116,7 @@ class Store:
         elif (self.root / "_commits").is_dir():
             raise StoreError(str(self.root), "a store of callqa 0.1 (ledger format): convert it once with "
                              f"`callqa store upgrade {self.root}`")
-        elif create and (not self.root.exists() or (self.root.is_dir() and not any(self.root.iterdir()))):
+        elif create and (not self.root.exists() or (self.root.is_dir() and _creation_cut_short(self.root))):
             self._create()
         elif not self.root.exists():
             raise StoreError(str(self.root), "no store here (run `callqa run INPUT --out STORE` first)")
@@ -461,6 +461,12 @@ def write_json_atomic(target: Path, data: Any) -> None:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _creation_cut_short(root: Path) -> bool:
+    """Empty, or holding only some of a store's tables and no marker yet (a run killed while creating it)."""
+    left = {entry.name for entry in root.iterdir() if not entry.name.startswith(f".{MARKER}.")}  # a marker's tmp file
+    return left <= {spec.name for spec in TABLES}
 
 
 def is_store(root: str | Path) -> bool:

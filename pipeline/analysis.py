@@ -4,7 +4,7 @@
            → timing → features → scorecard → classifier
 
 Every path through callqa goes through these functions: ``callqa run`` (via
-:mod:`pipeline.jobs`), ``callqa transcribe`` (:func:`transcribe_audio`),
+:mod:`pipeline.process`), ``callqa transcribe`` (:func:`transcribe_audio`),
 ``callqa rescore`` (:func:`analyse_evidence` on stored transcripts), the
 benchmarks and the distributed engines.
 

@@ -186,6 +186,7 @@ def _run_pending(store: Store, pending: list[tuple[CallJob, str]], engine: Engin
     """Process the pending calls and commit them in chunks; finished calls are never lost."""
     buffer: list[JobOutcome] = []
     last_commit = time.monotonic()
+    dates: set[str] = set()
 
     def flush() -> None:
         nonlocal last_commit
@@ -195,6 +196,7 @@ def _run_pending(store: Store, pending: list[tuple[CallJob, str]], engine: Engin
             chunk = list(buffer)
             buffer.clear()
             store.commit([o.result for o in chunk], kind="run", metadata={"run_id": run_id})
+            dates.update(o.result.call["call_date"] for o in chunk)
         last_commit = time.monotonic()
 
     try:
@@ -215,6 +217,8 @@ def _run_pending(store: Store, pending: list[tuple[CallJob, str]], engine: Engin
                 progress(Progress(summary.done, summary.failed, len(pending), summary.audio_s, outcome.call_id))
     finally:
         flush()  # finished calls are never lost, even on Ctrl-C
+    if dates:  # each commit wrote small files: merge them, so reading a day opens a few large ones
+        store.optimize(dates)
 
 
 __all__ = ["Engine", "Progress", "RunOptions", "RunSummary", "plan_jobs", "run_batch"]

@@ -64,8 +64,8 @@ def store_scoring(store: Store, config: Config, scorecard_path: str | None = Non
         differs = "" if configured.version == state.scorecard_version else configured.version
         return StoreScoring(state.scorecard, state.scorecard_text, state.scorecard_source, classifier, differs)
     source = scorecard_path or config.scoring.scorecard
-    text = resolve(source).read_text(encoding="utf-8")
-    return StoreScoring(load_scorecard(source), text, source, classifier)
+    scorecard = load_scorecard(source)  # a missing or invalid file is a ConfigError naming it
+    return StoreScoring(scorecard, resolve(source).read_text(encoding="utf-8"), source, classifier)
 
 
 def record_scoring(store: Store, scoring: StoreScoring) -> None:
@@ -123,6 +123,7 @@ def rescore_store(store: Store, resources: Resources, call_ids: Iterable[str] | 
     """
     calls = _ok_calls(store, call_ids)
     done = hits = commits = skipped = 0
+    dates: set[str] = set()
     for chunk in _chunks(calls, CHUNK_CALLS):
         ids = [c["call_id"] for c in chunk]
         segments, utterances = _grouped(store.read("segments", call_ids=ids)), _grouped(
@@ -140,11 +141,14 @@ def rescore_store(store: Store, resources: Resources, call_ids: Iterable[str] | 
             hits += len(analysis.hits) - (0 if timing is None else len(timing.hits))
             results.append(rescored_result(call, analysis, versions))
         report = store.commit(results, kind="rescore", metadata={"rules_version": resources.versions.rules_version})
+        dates.update(c["call_date"] for c in chunk)
         done += report.calls
         skipped += len(report.skipped)
         commits += 1
         if progress:
             progress(done + skipped, len(calls))
+    if dates:
+        store.optimize(dates)
     return StoreUpdate(done, hits, commits, skipped, resources.versions.columns())
 
 
@@ -155,6 +159,23 @@ def rescored_versions(call: Mapping[str, Any], resources: Resources) -> Versions
     return Versions(config_hash=call["config_hash"], analysis_version=call["analysis_version"],
                     asr_model=call["asr_model"], rules_version=new.rules_version,
                     timing_version=call["timing_version"], redline_model=new.redline_model)
+
+
+def rescore_rows(features: pa.Table, hits: pa.Table, resources: Resources) -> list[dict[str, Any]]:
+    """Score stored feature rows again with ``resources``' scorecard and classifier (pure: nothing is written).
+
+    This is how any stored score is reproduced from the stored rows: give the
+    rows of ``features`` and ``hits`` (current ones, e.g. from one snapshot) and
+    resources loaded with the scorecard text kept in ``STORE/_state/scorecards``
+    and the classifier named by ``features.classifier_model``.
+
+    Returns:
+        The feature rows with the score, outcome and classifier columns recomputed.
+    """
+    by_call = _grouped(hits)
+    return [score_features(_features_in(row), [hit_of(h) for h in by_call.get(row["call_id"], [])],
+                           TimingResult(()), resources).features
+            for row in features.to_pylist()]
 
 
 def score_store(store: Store, resources: Resources, call_ids: Iterable[str] | None = None,
@@ -181,18 +202,20 @@ def score_store(store: Store, resources: Resources, call_ids: Iterable[str] | No
     done = commits = skipped = 0
     for chunk in _chunks(list(calls.values()), CHUNK_CALLS):
         ids = [c["call_id"] for c in chunk]
-        rows = [r for r in store.read("features", call_ids=ids).to_pylist() if only_if is None or only_if(r)]
-        if not rows:
+        features = store.read("features", call_ids=ids)
+        if only_if is not None:
+            features = features.filter(pa.array([only_if(r) for r in features.to_pylist()], pa.bool_()))
+        if not features.num_rows:
             continue
-        hits = _grouped(store.read("hits", call_ids=[r["call_id"] for r in rows]))
+        hits = store.read("hits", call_ids=features["call_id"].to_pylist())
         results = []
-        for row in rows:
-            call_hits = [hit_of(h) for h in hits.get(row["call_id"], [])]
-            scored = score_features(_features_in(row), call_hits, TimingResult(()), resources).features
+        for scored in rescore_rows(features, hits, resources):
             new_rows.append(scored)
-            results.append(scored_result(calls[row["call_id"]], scored))
+            results.append(scored_result(calls[scored["call_id"]], scored))
         report = store.commit(results, kind="score")
         done, skipped, commits = done + report.calls, skipped + len(report.skipped), commits + 1
+    if new_rows:
+        store.optimize({r["call_date"] for r in new_rows})
     return StoreUpdate(done, 0, commits, skipped, resources.versions.columns()), new_rows
 
 
@@ -209,5 +232,5 @@ def require_calls(store: Store) -> None:
         raise StoreError(str(store.root), "no calls in the store (run `callqa run` first)")
 
 
-__all__ = ["CHUNK_CALLS", "StoreScoring", "StoreUpdate", "record_scoring", "require_calls", "rescore_store",
-           "score_store", "store_scoring"]
+__all__ = ["CHUNK_CALLS", "StoreScoring", "StoreUpdate", "record_scoring", "require_calls", "rescore_rows",
+           "rescore_store", "score_store", "store_scoring"]

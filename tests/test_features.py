@@ -168,8 +168,6 @@ def test_feature_docs_render_every_column() -> None:
         assert f"| `{field.name}` |" in text
 
 
-@pytest.mark.xfail(strict=True, reason="bug: docs/features.md was not regenerated for features schema v2 "
-                   "(run python scripts/gen_feature_docs.py)")
 def test_feature_docs_are_up_to_date() -> None:
     assert _docs_script().main(["--check"]) == 0, "docs/features.md is stale: run python scripts/gen_feature_docs.py"
 

@@ -149,14 +149,14 @@ def test_rescore_reanalyses_stored_transcripts_and_keeps_timing(tmp_path, stereo
     assert all(c in CATEGORIES for c in (h["category"] for h in after.values()))
 
 
-@pytest.mark.xfail(strict=True, reason="bug: pipeline.scoring.scorecard.rescore_rows/rescore_store (public, in "
-                   "__all__) import split_rules_version from pipeline.store, which the store refactor removed")
-def test_scorecard_rescore_rows_rescores_stored_rows(tmp_path, stereo_call):
-    from pipeline.scoring.scorecard import rescore_rows
+def test_rescore_rows_reproduces_the_stored_score_from_stored_rows(tmp_path, stereo_call):
+    from pipeline.rescore import rescore_rows
 
-    run(stereo_call("c1.wav"), tmp_path / "store", load_config(), RUDE)
-    store = Store(tmp_path / "store")
-    [again] = rescore_rows(store.read("features"), store.read("hits"), load_scorecard())
+    config = load_config()
+    run(stereo_call("c1.wav"), tmp_path / "store", config, RUDE)
+    store = Store(tmp_path / "store").snapshot()
+    resources = Resources.load(config, transcriber=None, scorecard=load_scorecard(), text=False)
+    [again] = rescore_rows(store.read("features"), store.read("hits"), resources)
     [row] = store.read("features").to_pylist()
     assert (again["score"], again["failed_items"]) == (row["score"], row["failed_items"])
 

@@ -183,9 +183,6 @@ def test_callqa_score_rescores_a_store_and_keeps_the_scorecard(cli, tmp_path) ->
     assert again.exit_code == 0 and "with scorecard strict-2" in again.stdout
 
 
-@pytest.mark.xfail(strict=True, raises=FileNotFoundError, reason="bug: rescore.store_scoring reads the "
-                   "scorecard file with read_text() before load_scorecard() checks it, so `callqa score STORE "
-                   "--scorecard missing.toml` ends in a FileNotFoundError traceback instead of exit 2")
 def test_callqa_score_with_a_missing_scorecard_is_a_usage_error(cli, tmp_path) -> None:
     from conftest import scored_call
 

@@ -119,13 +119,16 @@ def refine_segments(segments: Iterable[SpeechSegment], tracks: Mapping[str, Loud
         threshold = float(np.percentile(quiet, 10)) + config.onset_above_floor_db
         if speech.size:
             threshold = max(threshold, float(np.median(speech)) - config.onset_below_speech_db)
-        i = min(int(s.start_s / track.frame_s), len(track.dbfs))
+        i = min(int(s.start_s / track.frame_s + 1e-6), len(track.dbfs))  # 5.8 / 0.1 is 57.999...
         lowest = max(0, i - int(round(config.onset_max_shift_s / track.frame_s)))
         j = i
         while j > lowest and track.dbfs[j - 1] >= threshold:
             j -= 1
+        if j == i:  # no loud frame before the VAD start: the start stays where VAD put it
+            out.append(s)
+            continue
         start_s = min(s.start_s, j * track.frame_s)
-        out.append(SpeechSegment(s.role, start_s, s.end_s, s.loudness_dbfs) if start_s < s.start_s else s)
+        out.append(SpeechSegment(s.role, start_s, s.end_s, s.loudness_dbfs))
     return out
 
 

@@ -218,7 +218,8 @@ def redact(
         n = redact_file(audio, output, sorted(spans), mode)
     except UnsupportedAudioError as exc:
         raise fail(exc, EXIT_USAGE) from None
-    out.print(f"wrote {safe(output)}: {n} spans {mode}ed")
+    done = {"bleep": "bleeped", "silence": "silenced"}[mode]
+    out.print(f"wrote {safe(output)}: {n} span{'s' if n != 1 else ''} {done}")
 
 
 __all__ = ["check", "match", "redact", "rescore", "rules_app", "test"]

@@ -1,7 +1,8 @@
 """``callqa show``: read a store the way a QA reviewer would, in the terminal.
 
-Without a call id: one line per call, worst outcome first (fail with a red
-line, fail, needs review, needs listening, pass), then by score. With a call id:
+Without a call id: one line per call, worst first: by outcome (fail, needs
+review, needs listening, pass; a call that could not be processed counts as a
+fail with score 0), red lines first within an outcome, then by score. With a call id:
 the time-stamped, role-labelled transcript with every hit under the words that
 raised it, so the audio can be played from that time.
 """
@@ -55,8 +56,8 @@ def calls_overview(store: Store, limit: int) -> Table:
 
     def order(call: dict[str, Any]) -> tuple[int, int, float, str]:
         row = features.get(call["call_id"], {})
-        outcome = row.get("outcome") or ("fail" if call["status"] != "ok" else "pass")
-        return (0 if row.get("redline") else 1, OUTCOMES.index(outcome), row.get("score") or 0.0, call["call_id"])
+        outcome = "fail" if call["status"] != "ok" else (row.get("outcome") or "pass")
+        return (OUTCOMES.index(outcome), 0 if row.get("redline") else 1, row.get("score") or 0.0, call["call_id"])
 
     shown = sorted(calls, key=order)[:limit]
     table = Table(title=f"{len(calls)} calls in {safe(store.root)}" + (f" (first {limit})" if len(calls) > limit

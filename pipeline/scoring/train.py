@@ -83,7 +83,7 @@ def train(features: pa.Table | pd.DataFrame, labels: pd.DataFrame, name: str, ki
     """Train a calibrated classifier and measure it (cross-validation and held-out).
 
     Args:
-        features: feature rows (``pipeline.scoring.features.load``).
+        features: feature rows (``Store(root).read("features")``).
         labels: ``call_id,label`` (:func:`load_labels`).
         name: model name (the directory name under ``models_dir``).
         kind: "hgb" or "logreg".

@@ -35,7 +35,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -363,11 +365,35 @@ class Store:
             return calls if wanted is None else calls.select(wanted)
         assert spec.pointer is not None
         scan_columns = None if wanted is None else list(dict.fromkeys([*wanted, spec.pointer]))
-        data = _scan(self.delta(spec.name), scan_columns, by_date)
-        current = pc.is_in(data[spec.pointer], value_set=calls[spec.pointer].drop_null())
+        pointers = calls[spec.pointer].drop_null()
+        delta = self.delta(spec.name)
+        data = _scan(delta, scan_columns, by_date, _files_holding(delta, spec.pointer, pointers))
+        current = pc.is_in(data[spec.pointer], value_set=pointers)
         if not pc.all(current).as_py():  # superseded or unfinished rows: leave them out (skip the copy otherwise)
             data = data.filter(current)
         return data if wanted is None else data.select(wanted)
+
+    def optimize(self, dates: Iterable[str] | None = None, attempts: int = 5) -> list[str]:
+        """Merge each table's small files (one commit writes a few) into large ones, in ``dates`` or everywhere.
+
+        Readers and writers go on meanwhile; a table other writers keep changing
+        is left for the next time.
+
+        Returns:
+            The tables left as they were because of other writers.
+        """
+        filters = None if dates is None else [("call_date", "in", sorted(set(dates)))]
+        busy = []
+        for spec in TABLES:
+            for _attempt in range(attempts):
+                try:
+                    self.delta(spec.name).optimize.compact(partition_filters=filters)
+                    break
+                except CommitFailedError:
+                    time.sleep(0.2)
+            else:
+                busy.append(spec.name)
+        return busy
 
     def snapshot(self) -> Store:
         """A view of the store as it is now: every read through it sees the same commits.
@@ -395,7 +421,36 @@ class Store:
         return {spec.name: self.delta(spec.name).version() for spec in TABLES}
 
 
-def _scan(delta: DeltaTable, columns: Sequence[str] | None, partition_filter: ds.Expression | None) -> pa.Table:
+def _files_holding(delta: DeltaTable, pointer: str, current: pa.Array) -> list[str] | None:
+    """The table's current files whose ``pointer`` statistics (min..max) can hold a current result id.
+
+    Result ids start with their creation time, so the files of superseded
+    results (older ids) and of other calls' commits are skipped without being
+    opened: reading one call, or a table after a rescore, touches few files.
+    None when the table has no statistics (read every file).
+    """
+    if delta.protocol().min_reader_version != 1:
+        return None
+    actions = pa.table(delta.get_add_actions(flatten=True))
+    low, high = f"min.{pointer}", f"max.{pointer}"
+    if low not in actions.column_names or high not in actions.column_names:
+        return None
+    ids = np.sort(np.asarray(current.to_numpy(zero_copy_only=False), dtype=str))
+    root = delta.table_uri.removeprefix("file://")
+    files = []
+    for path, first, last in zip(actions["path"].to_pylist(), actions[low].to_pylist(), actions[high].to_pylist(),
+                                 strict=True):
+        if first is None or last is None:
+            files.append(path)
+            continue
+        at = int(np.searchsorted(ids, first, side="left"))
+        if at < len(ids) and ids[at] <= last:
+            files.append(path)
+    return [os.path.join(root, unquote(path)) for path in files]
+
+
+def _scan(delta: DeltaTable, columns: Sequence[str] | None, partition_filter: ds.Expression | None,
+          files: list[str] | None = None) -> pa.Table:
     """Read a Delta table's current files, pruning only by partition.
 
     The files of the current version are read as a hive-partitioned Parquet
@@ -409,7 +464,7 @@ def _scan(delta: DeltaTable, columns: Sequence[str] | None, partition_filter: ds
     wanted = None if columns is None else list(columns)
     if delta.protocol().min_reader_version == 1:
         schema = _arrow_schema(delta)
-        files = delta.file_uris()
+        files = delta.file_uris() if files is None else files
         if not files:
             return schema.empty_table() if wanted is None else schema.empty_table().select(wanted)
         data = ds.dataset(files, schema=schema, format="parquet", partition_base_dir=delta.table_uri,

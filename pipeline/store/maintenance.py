@@ -77,7 +77,8 @@ def compact(store: Store, keep_history_days: float = 0.0, progress: Callable[[st
         if spec is CALLS:
             continue
         rows_before[spec.name], rows_after[spec.name] = _compact_table(store, spec, keep_after_ms, say)
-    _optimize(store, CALLS, say)
+    for name in store.optimize():
+        say(f"{name}: busy with other writers, small files left for the next compact")
     rows_before["calls"] = rows_after["calls"] = store.read("calls", columns=[]).num_rows
     # Files a compaction or a commit removed stay on disk at least min_age_s, so a
     # snapshot a reader took just before (``Store.snapshot``) can still be read.
@@ -120,19 +121,7 @@ def _compact_table(store: Store, spec: Table, keep_after_ms: int, say: Callable[
             else:
                 raise StoreError(str(store.path(spec.name)), f"partition {date} kept changing; compact again later")
         say(f"{spec.name} {date}: {len(ids)} superseded results removed")
-    _optimize(store, spec, say)
     return rows_before, rows_before - removed
-
-
-def _optimize(store: Store, spec: Table, say: Callable[[str], None], attempts: int = 5) -> None:
-    """Merge small files into large ones; if writers keep changing the table, leave it for the next compact."""
-    for _attempt in range(attempts):
-        try:
-            store.delta(spec.name).optimize.compact()
-            return
-        except CommitFailedError:
-            time.sleep(0.2)
-    say(f"{spec.name}: busy with other writers, small files left for the next compact")
 
 
 def _plain(schema: pa.Schema) -> pa.Schema:

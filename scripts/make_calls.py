@@ -38,10 +38,10 @@ import numpy as np
 import soundfile
 from scipy.signal import butter, resample_poly, sosfilt
 
-from pipeline.config import VadConfig, default_config
-from pipeline.timing.intervals import union
-from pipeline.records import AGENT, CUSTOMER, SAMPLE_RATE_HZ, Channel
 from pipeline.audio.vad import detect_speech
+from pipeline.config import VadConfig, default_config
+from pipeline.records import AGENT, CUSTOMER, SAMPLE_RATE_HZ, Channel
+from pipeline.timing.intervals import union
 
 #: Where the real clips live (read in place; some may not be redistributed).
 SPEECH_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "speech"

@@ -6,7 +6,7 @@ On every clip of ``../shared/data/speech`` that has a verified reference, at
 - ``plain``: ``WhisperModel.transcribe`` with default settings, CER scored
   with and without OpenCC t2s (Whisper base often emits Traditional
   characters for Mandarin, which count as errors without the conversion);
-- ``callqa``: ``detect_speech`` -> ``transcribe_call`` with the default config.
+- ``callqa``: :func:`pipeline.analysis.transcribe_audio` (VAD, onset repair, ASR, guard) with the default config.
 
 CER is computed with jiwer over all clips together (total edits / total
 reference characters) after removing punctuation and spaces. Prints both
@@ -27,11 +27,10 @@ from pathlib import Path
 import jiwer
 from faster_whisper import decode_audio
 
-from pipeline.asr.guard import normalize_for_matching
-from pipeline.config import default_config
+from pipeline.analysis import Resources, transcribe_audio
 from pipeline.audio.decode import load_call
-from pipeline.asr.transcribe import WhisperTranscriber, transcribe_call
-from pipeline.audio.vad import detect_speech
+from pipeline.chinese import matching_form
+from pipeline.config import default_config
 
 SPEECH_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "speech"
 
@@ -55,7 +54,9 @@ def main() -> None:
     args = parser.parse_args()
 
     config = default_config()
-    transcriber = WhisperTranscriber.from_config(config.asr)
+    resources = Resources.load(config, text=False)
+    transcriber = resources.transcriber
+    assert transcriber is not None
     with open(SPEECH_DIR / "references.tsv", encoding="utf-8") as handle:
         rows = [r for r in csv.DictReader(handle, delimiter="\t") if r["reference_text"]]
     print(f"{len(rows)} clips, {sum(len(r['reference_text']) for r in rows)} reference characters, "
@@ -74,14 +75,12 @@ def main() -> None:
                         to_telephone(path, target)
                     path = target
                 audio = decode_audio(str(path), sampling_rate=16_000)
-                text = "".join(s.text for s in transcriber.model.transcribe(audio)[0])
-                call = load_call(path, config)
-                segments = [s for c in call.channels for s in detect_speech(c, config.vad)]
-                utterances = transcribe_call(call, segments, transcriber, config.asr)
-                refs.append(normalize_for_matching(row["reference_text"]))
+                text = "".join(s.text for s in transcriber.model.transcribe(audio)[0])  # type: ignore[attr-defined]
+                utterances = transcribe_audio(load_call(path, config), resources).utterances
+                refs.append(matching_form(row["reference_text"]))
                 plain_raw.append(strip_punctuation(text) or "-")
-                plain_t2s.append(normalize_for_matching(text) or "-")
-                ours.append(normalize_for_matching("".join(u.text for u in utterances)) or "-")
+                plain_t2s.append(matching_form(text) or "-")
+                ours.append(matching_form("".join(u.text for u in utterances)) or "-")
             cer_raw, cer_t2s, cer_ours = (jiwer.cer(refs, hyp) for hyp in (plain_raw, plain_t2s, ours))
             print(f"{label:9s} CER plain {cer_raw:.3f} | plain+t2s {cer_t2s:.3f} | callqa {cer_ours:.3f} "
                   f"| ratio callqa/plain {cer_ours / cer_raw:.2f}, callqa/(plain+t2s) {cer_ours / cer_t2s:.2f}")

@@ -27,8 +27,8 @@ import numpy as np
 import soundfile
 from faster_whisper import decode_audio
 
-from pipeline.config import load_config
 from pipeline.audio.decode import load_call
+from pipeline.config import load_config
 
 CLIPS = Path(__file__).resolve().parents[2] / "tests" / "data" / "clips"
 

@@ -1,8 +1,8 @@
 """Precision/recall of the timing detectors on random ground-truth calls (8 kHz μ-law + noise).
 
 Builds ``--calls`` random stereo calls from the real clips
-(:mod:`scripts.make_calls`), runs the real VAD and :func:`detect_timing`
-with a perfect transcript (the clips' reference texts), and compares with the
+(:mod:`scripts.make_calls`), runs the pipeline's audio stages and timing
+detectors (:mod:`pipeline.analysis`) with a perfect transcript (the clips' reference texts), and compares with the
 truth:
 
 * silences >= ``timing.silence_min_s``: matched when both boundaries are
@@ -17,7 +17,7 @@ Goal (issue 6): precision and recall >= 0.95 for silence and interruptions,
 >= 0.9 for raised voice, rate error <= 5 %.
 
 Each run prints the table for the raw VAD segments (the baseline) and after
-:func:`pipeline.audio.loudness.refine_segments`, on the same calls.
+onset repair (``[vad] onset_repair``), on the same calls.
 
     python scripts/bench/detector_eval.py --calls 300
     python scripts/bench/detector_eval.py --calls 20 --clean --segments raw   # quick
@@ -26,6 +26,7 @@ Each run prints the table for the raw VAD segments (the baseline) and after
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from collections.abc import Sequence
@@ -37,13 +38,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from pipeline.analysis import Resources, timing_of, transcribe_audio  # noqa: E402
+from pipeline.chinese import matching_form  # noqa: E402
 from pipeline.config import Config, TimingConfig, default_config  # noqa: E402
-from pipeline.timing.interruptions import find_interruptions  # noqa: E402
-from pipeline.audio.loudness import find_raised_voice, loudness_tracks, refine_segments  # noqa: E402
-from pipeline.timing.silence import find_silences, normalise  # noqa: E402
-from pipeline.timing.detect import TimingResult, detect_timing  # noqa: E402
 from pipeline.records import AGENT, CUSTOMER, Call, CallEvidence, Channel  # noqa: E402
-from pipeline.audio.vad import detect_speech  # noqa: E402
+from pipeline.timing.detect import TimingResult  # noqa: E402
+from pipeline.timing.interruptions import find_interruptions  # noqa: E402
+from pipeline.timing.raised_voice import find_raised_voice  # noqa: E402
+from pipeline.timing.silence import find_silences  # noqa: E402
 from scripts.make_calls import ClipBank, build_call, random_layout, reference_utterances  # noqa: E402
 
 HOLD_PHRASES = ("请稍等", "我帮您查询一下")
@@ -64,25 +66,41 @@ class Analysis:
 def analyse(audio: np.ndarray, truth: dict[str, Any], config: Config, *, transcript: bool = True,
             hold_phrases: Sequence[str] = HOLD_PHRASES, backchannels: Sequence[str] = BACKCHANNELS,
             call_id: str = "synthetic", refine: bool = False) -> Analysis:
-    """Run the real VAD and every timing detector on a built call (agent = column 0)."""
+    """The pipeline's own audio stages and timing detectors on a built call (agent = column 0).
+
+    VAD, onset repair (when ``refine``) and loudness tracks come from
+    :func:`pipeline.analysis.transcribe_audio`, the path ``callqa run`` takes; the
+    transcript is the clips' reference text, so only the timing detectors are measured.
+    """
     channels = tuple(Channel(role, np.ascontiguousarray(audio[:, i])) for i, role in enumerate((AGENT, CUSTOMER)))
-    segments = sorted((s for c in channels for s in detect_speech(c, config.vad)), key=lambda s: (s.start_s, s.role))
     duration_s = len(audio) / 16_000
     metadata = {"hangup_party": truth["hangup_party"]} if truth.get("hangup_party") else {}
     call = Call(call_id, "synthetic.wav", "0", channels, 16_000, 2, "pcm", "wav", duration_s, metadata)
+    config = config.model_copy(update={"vad": config.vad.model_copy(update={"onset_repair": refine})})
+    resources = _resources(config, tuple(hold_phrases), tuple(backchannels))
+    audio_result = transcribe_audio(call, resources)
     utterances = tuple(reference_utterances(truth)) if transcript else ()
-    evidence = CallEvidence(call_id, duration_s, (AGENT, CUSTOMER), tuple(segments), utterances, metadata)
-    tracks = loudness_tracks(call, segments)
-    if refine:
-        segments = sorted(refine_segments(segments, tracks), key=lambda s: (s.start_s, s.role))
-        tracks = loudness_tracks(call, segments)
-    evidence = CallEvidence(call_id, duration_s, (AGENT, CUSTOMER), tuple(segments), utterances, metadata)
-    result = detect_timing(evidence, config.timing, tracks, hold_phrases, backchannels)
+    evidence = CallEvidence(call_id, duration_s, (AGENT, CUSTOMER), audio_result.segments, utterances, metadata)
+    result = timing_of(evidence, resources, audio_result.tracks)
     silences = [(s.start_s, s.end_s) for s in find_silences(evidence, config.timing, hold_phrases)]
     found = find_interruptions(evidence, config.timing, backchannels)
-    raised, _ = find_raised_voice(evidence, config.timing, tracks)
+    raised, _ = find_raised_voice(evidence, config.timing, audio_result.tracks)
     return Analysis(evidence, result, silences, [(i.by, i.start_s, i.end_s) for i in found],
                     [(r.role, r.start_s, r.end_s) for r in raised])
+
+
+_CACHE: dict[tuple[Any, ...], Resources] = {}
+
+
+def _resources(config: Config, hold_phrases: tuple[str, ...], backchannels: tuple[str, ...]) -> Resources:
+    """Resources without a transcriber whose rule lists hold exactly these hold phrases and backchannels."""
+    key = (config.config_hash, hold_phrases, backchannels)
+    if key not in _CACHE:
+        loaded = Resources.load(config, transcriber=None, text=False)
+        rules = dataclasses.replace(loaded.rules, lists={"hold_announcement": hold_phrases,
+                                                         "backchannel": backchannels})
+        _CACHE[key] = dataclasses.replace(loaded, rules=rules)
+    return _CACHE[key]
 
 
 def true_silences(truth: dict[str, Any], timing: TimingConfig) -> list[tuple[float, float]]:
@@ -93,10 +111,10 @@ def true_silences(truth: dict[str, Any], timing: TimingConfig) -> list[tuple[flo
 def true_interruptions(truth: dict[str, Any], timing: TimingConfig,
                        backchannels: Sequence[str] = BACKCHANNELS) -> list[tuple[str, float, float]]:
     """Truth interruptions the detector should report."""
-    quiet = {normalise(b) for b in backchannels}
+    quiet = {matching_form(b) for b in backchannels}
     return [(i["by"], i["start_s"], i["end_s"]) for i in truth["interruptions"]
             if i["overlap_s"] >= timing.interruption_min_overlap_s and i["chars"] >= timing.interruption_min_chars
-            and normalise(i["text"]) not in quiet]
+            and matching_form(i["text"]) not in quiet]
 
 
 def true_rates(truth: dict[str, Any], timing: TimingConfig) -> dict[str, float]:
@@ -178,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--snr-db", type=float, default=20.0)
     parser.add_argument("--tolerance-s", type=float, default=0.3)
     parser.add_argument("--segments", choices=("raw", "refined", "both"), default="both",
-                        help="VAD segments as they come (baseline), after refine_segments(), or both")
+                        help="VAD segments as they come (baseline), after onset repair, or both")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a [timing] threshold, e.g. --set raised_voice_db=8")
     parser.add_argument("--clean", action="store_true", help="16 kHz, no telephone coding, no noise")

@@ -17,11 +17,11 @@ import argparse
 import csv
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 
+from pipeline.config import TextConfig, default_config
+from pipeline.records import AGENT, CUSTOMER, REDLINE_CATEGORIES
 from pipeline.text.matcher import LexiconMatcher, build_matcher, detect_phrases, example_evidence
 from pipeline.text.rules import load_rules
-from pipeline.records import AGENT, CUSTOMER, REDLINE_CATEGORIES
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "text"
 
@@ -35,7 +35,7 @@ def prf(pred: list[bool], gold: list[bool]) -> tuple[float, float, float, int, i
     return precision, recall, 0.0, tp, fp, fn
 
 
-def _flagger(matcher: LexiconMatcher, cfg: SimpleNamespace, red_ids: set[str]) -> Callable[..., bool]:
+def _flagger(matcher: LexiconMatcher, cfg: TextConfig, red_ids: set[str]) -> Callable[..., bool]:
     def flagged(text: str, role: str = AGENT) -> bool:
         return any(h.rule_id in red_ids and h.match_type != "absence"
                    for h in detect_phrases(example_evidence(text, role), matcher, cfg))
@@ -44,7 +44,7 @@ def _flagger(matcher: LexiconMatcher, cfg: SimpleNamespace, red_ids: set[str]) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rules", type=Path, default=None)
+    parser.add_argument("--rules", default="callqa:lexicons", help="Rules directory (default: the shipped ones).")
     parser.add_argument("--limit", type=int, default=0, help="only the first N COLD rows (0 = all)")
     parser.add_argument("--no-fuzzy", action="store_true")
     args = parser.parse_args()
@@ -54,7 +54,7 @@ def main() -> None:
     configs = [("exact only", False)] + ([] if args.no_fuzzy else [("exact + pinyin fuzzy", True)])
     flaggers = {}
     for name, fuzzy in configs:
-        cfg = SimpleNamespace(fuzzy=fuzzy, fuzzy_confidence=0.6, suspect_can_raise_fatal=False)
+        cfg = default_config().text.model_copy(update={"fuzzy": fuzzy})
         flaggers[name] = _flagger(build_matcher(rules, cfg), cfg, red_ids)
     flagged = flaggers[configs[-1][0]]
     cold = DATA / "cold" / "dev.csv"

@@ -15,11 +15,11 @@ from __future__ import annotations
 import argparse
 import random
 import time
-from types import SimpleNamespace
 
+from pipeline.config import TextConfig, default_config
+from pipeline.records import AGENT, CUSTOMER, CallEvidence, Utterance, Word
 from pipeline.text.matcher import LexiconMatcher, build_matcher, detect_phrases
 from pipeline.text.rules import load_rules
-from pipeline.records import AGENT, CUSTOMER, CallEvidence, Utterance, Word
 
 AGENT_LINES = [
     "您好很高兴为您服务请问有什么可以帮您", "请您稍等我帮您查询一下", "好的我这边已经帮您登记了",
@@ -55,7 +55,7 @@ def make_call(rng: random.Random, index: int, duration_s: float = 300.0) -> Call
     return CallEvidence(f"bench{index:05d}", duration_s, (AGENT, CUSTOMER), utterances=tuple(utts))
 
 
-def run(calls: list[CallEvidence], matcher: LexiconMatcher, text_cfg: SimpleNamespace) -> tuple[float, float, int]:
+def run(calls: list[CallEvidence], matcher: LexiconMatcher, text_cfg: TextConfig) -> tuple[float, float, int]:
     """(total s, jieba s, hits) over ``calls``."""
     seg = matcher.segmenter
     original = seg.boundaries
@@ -87,10 +87,10 @@ def main() -> None:
     chars = sum(len(u.text) for c in calls for u in c.utterances) / len(calls)
     turns = sum(len(c.utterances) for c in calls) / len(calls)
     print(f"{len(calls)} calls of 300 s: {turns:.0f} turns, {chars:.0f} characters per call")
-    rules = load_rules(None)
+    rules = load_rules()
     results = {}
     for name, fuzzy in (("baseline (fuzzy off)", False), ("callqa (fuzzy on)", True)):
-        cfg = SimpleNamespace(fuzzy=fuzzy, fuzzy_confidence=0.6, suspect_can_raise_fatal=False)
+        cfg = default_config().text.model_copy(update={"fuzzy": fuzzy})
         matcher = build_matcher(rules, cfg)
         total, jieba_s, hits = run(calls, matcher, cfg)
         results[name] = total

@@ -7,7 +7,7 @@ same model and compute type:
 
 - ``default``: ``WhisperModel.transcribe`` with default settings on the mono mix-down;
 - ``vad``: the same with ``vad_filter=True``;
-- ``callqa``: ingest's channels -> ``detect_speech`` -> ``transcribe_call``
+- ``callqa``: :func:`pipeline.analysis.transcribe_audio` (VAD, onset repair, ASR)
   (both channels, word timestamps, t2s and guard on), batched and not.
 
 Prints wall time, real-time factor (wall / call duration), the ratio to each
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import random
 import subprocess
 import tempfile
@@ -33,11 +34,11 @@ import jiwer
 import numpy as np
 from faster_whisper import decode_audio
 
-from pipeline.asr.guard import normalize_for_matching
-from pipeline.config import default_config
+from pipeline.analysis import Resources, transcribe_audio
+from pipeline.asr.transcribe import WhisperTranscriber
 from pipeline.audio.decode import load_call
-from pipeline.asr.transcribe import WhisperTranscriber, transcribe_call
-from pipeline.audio.vad import detect_speech
+from pipeline.chinese import matching_form
+from pipeline.config import default_config
 
 SPEECH_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "speech"
 RATE_HZ = 16_000
@@ -101,7 +102,7 @@ def write_telephone_wav(audio: np.ndarray, path: Path) -> None:
 
 def cer(reference: str, hypothesis: str) -> float:
     """Character error rate after t2s and removal of punctuation and spaces."""
-    ref, hyp = normalize_for_matching(reference), normalize_for_matching(hypothesis)
+    ref, hyp = matching_form(reference), matching_form(hypothesis)
     return jiwer.cer(ref, hyp) if hyp else 1.0
 
 
@@ -133,12 +134,14 @@ def main() -> None:
         mono = decode_audio(str(path), sampling_rate=RATE_HZ)
         print(f"call: {args.duration_s:.0f} s stereo 8 kHz mu-law, {len(script)} turns, "
               f"{1 - sum(e - s for _r, s, e, _t in script) / args.duration_s:.0%} silent, "
-              f"{len(normalize_for_matching(reference))} reference characters"
+              f"{len(matching_form(reference))} reference characters"
               + (f", crosstalk at -{args.crosstalk_db:.0f} dB" if args.crosstalk_db > 0 else ""))
 
         results: dict[str, tuple[float, float]] = {}
         role_cers: dict[str, str] = {}
-        transcriber = WhisperTranscriber.from_config(config.asr)
+        resources = Resources.load(config, text=False)
+        transcriber = resources.transcriber
+        assert isinstance(transcriber, WhisperTranscriber)
         model = transcriber.model
         baselines = [("vad", {"vad_filter": True})]
         if not args.skip_default:
@@ -148,13 +151,10 @@ def main() -> None:
             results[name] = (wall, cer(reference, text))
         for batched in (True, False):
             asr = config.asr.model_copy(update={"batched": batched})
-            runner = WhisperTranscriber(model, asr, transcriber.model_id)
-
-            def run(asr=asr, runner=runner):
-                segments = [s for channel in call.channels for s in detect_speech(channel, config.vad)]
-                return transcribe_call(call, segments, runner, asr)
-
-            wall, utterances = _time(run)
+            variant = dataclasses.replace(resources, config=config.model_copy(update={"asr": asr}),
+                                          transcriber=WhisperTranscriber(model, asr, transcriber.model_id))
+            wall, transcript = _time(lambda v=variant: transcribe_audio(call, v))
+            utterances = transcript.utterances
             text = "".join(u.text for u in utterances)
             name = "callqa-batched" if batched else "callqa-plain"
             results[name] = (wall, cer(reference, text))
@@ -169,12 +169,11 @@ def main() -> None:
                   + role_cers.get(name, ""))
 
         if args.memory_calls:
-            measure_memory(config, transcriber, call, args.memory_calls)
+            measure_memory(resources, call, args.memory_calls)
 
 
-def measure_memory(config, transcriber, call, n_calls: int) -> None:
+def measure_memory(resources: Resources, call, n_calls: int) -> None:
     """Transcribe a 20 s cut of the call ``n_calls`` times; print peak RSS as it goes."""
-    import dataclasses
     import resource
 
     import psutil
@@ -185,8 +184,7 @@ def measure_memory(config, transcriber, call, n_calls: int) -> None:
     short = dataclasses.replace(call, channels=tuple(
         Channel(c.role, c.samples[: 20 * RATE_HZ].copy()) for c in call.channels), duration_s=20.0)
     for index in range(1, n_calls + 1):
-        segments = [s for channel in short.channels for s in detect_speech(channel, config.vad)]
-        transcribe_call(short, segments, transcriber, config.asr)
+        transcribe_audio(short, resources)
         if index % max(1, n_calls // 4) == 0:
             peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             print(f"memory: after {index:4d} calls RSS {process.memory_info().rss / 2**20:7.1f} MiB, "

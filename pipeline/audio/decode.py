@@ -98,7 +98,8 @@ class _Planes:
 
 def _open(path: Path) -> av.container.InputContainer:
     try:
-        return av.open("file:" + os.path.abspath(path), mode="r", options=_OPEN_OPTIONS)
+        # Tags are never used; undecodable ones must not fail the call (metadata_errors).
+        return av.open("file:" + os.path.abspath(path), mode="r", options=_OPEN_OPTIONS, metadata_errors="replace")
     except av.error.PermissionError:
         raise UnsupportedAudioError(str(path), "permission denied: the file is not readable") from None
     except (av.error.InvalidDataError, av.error.EOFError):

@@ -22,6 +22,8 @@ CLIPS = REPO / "tests" / "data" / "clips"
 CLIP_NAMES = ("asr_example.wav", "BAC009S0764W0121.wav", "BAC009S0764W0122.wav", "news_5s.wav", "news_8s.wav")
 SR = 16_000
 TABLES = ("calls", "segments", "utterances", "hits", "errors", "features")
+#: ``CALLQA_RELIABILITY_SCALE=N`` multiplies the fuzz examples and kills (a longer soak than CI's).
+SCALE = max(1, int(os.environ.get("CALLQA_RELIABILITY_SCALE", "1")))
 #: Columns that legitimately differ between two runs of the same input (result ids, times).
 VOLATILE = {"transcript_id", "analysis_id", "score_id", "committed_at", "processing_s", "occurred_at"}
 
@@ -183,3 +185,72 @@ def record_figures(suite: str, **figures: Any) -> None:
 
         with open(target, "a", encoding="utf-8") as handle:
             handle.write(json.dumps({"suite": suite, **figures}, ensure_ascii=False) + "\n")
+
+
+# -- a decoder in its own process, for fuzzing (a crash or a hang is reported, not suffered) ------
+def _serve_decodes(conn: Any) -> None:
+    from pipeline.audio.decode import load_call
+    from pipeline.config import load_config
+    from pipeline.errors import CallqaError
+
+    config = load_config().with_overrides({"asr": {"enabled": False}})
+    while True:
+        path = conn.recv()
+        if path is None:
+            return
+        try:
+            call = load_call(path, config)
+            finite = all(bool(np.isfinite(c.samples).all()) for c in call.channels)
+            conn.send(("ok", call.duration_s, len(call.channels), finite))
+        except CallqaError as exc:
+            conn.send((type(exc).__name__, exc.reason, str(exc)))
+        except Exception as exc:  # noqa: BLE001 - an undocumented error is what the fuzz test looks for
+            import traceback
+
+            where = " < ".join(f"{f.name}:{f.lineno}" for f in traceback.extract_tb(exc.__traceback__)[::-1][:4])
+            conn.send(("undocumented", f"{type(exc).__name__}: {exc}", where))
+
+
+class DecodeServer:
+    """:func:`pipeline.audio.decode.load_call` in a spawned process; ``decode`` says ok, the error,
+    ``crash`` (the process died, with its exit code) or ``hang`` (no answer in time)."""
+
+    def __init__(self) -> None:
+        import multiprocessing
+
+        self.context = multiprocessing.get_context("spawn")
+        self.process: Any = None
+        self.conn: Any = None
+        self.tried = 0
+
+    def _start(self) -> None:
+        parent, child = self.context.Pipe()
+        self.process = self.context.Process(target=_serve_decodes, args=(child,), daemon=True)
+        self.process.start()
+        child.close()
+        self.conn = parent
+
+    def decode(self, path: Path, timeout_s: float = 30.0) -> tuple[Any, ...]:
+        if self.process is None or not self.process.is_alive():
+            self._start()
+        self.tried += 1
+        self.conn.send(str(path))
+        if not self.conn.poll(timeout_s):
+            self.process.kill()
+            self.process.join()
+            self.process = None
+            return ("hang",)
+        try:
+            return tuple(self.conn.recv())
+        except (EOFError, OSError):
+            self.process.join()
+            code = self.process.exitcode
+            self.process = None
+            return ("crash", code)
+
+    def close(self) -> None:
+        if self.process is not None and self.process.is_alive():
+            self.conn.send(None)
+            self.process.join(timeout=10)
+            if self.process.is_alive():
+                self.process.kill()

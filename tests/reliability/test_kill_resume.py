@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from _support import (
+    SCALE,
     commit_files,
     descendants,
     kill_group,
@@ -28,8 +29,8 @@ from _support import (
 )
 
 N_CALLS = 20  # + 2 bad files: every kind of row (ok and failed) must survive the kills
-ATTEMPTS = 11  # per worker count; kills that land after the run finished are not counted
-MIN_KILLS = 10
+ATTEMPTS = 11 * SCALE  # per worker count; kills that land after the run finished are not counted
+MIN_KILLS = 10 * SCALE
 
 
 @dataclass(frozen=True)

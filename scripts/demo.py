@@ -105,7 +105,10 @@ def main() -> int:
     if result.returncode not in (0, 1):
         return result.returncode
     subprocess.run([sys.executable, "-m", "pipeline", "show", str(args.out / "store")], check=False)
-    print(f"results: {(args.out / 'store').resolve()}  (Parquet tables: calls/ utterances/ hits/ features/ ...)")
+    store = (args.out / "store").resolve()
+    print(f"results: {store}  (Delta Lake tables calls/ utterances/ hits/ features/ ...; see docs/store.md)")
+    print(f"next: callqa show {store} demo-002   ·   callqa users add {store} you --role lead && "
+          f"callqa review {store}")
     return result.returncode
 
 

@@ -240,7 +240,7 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any], source: str, pre
     for key, value in override.items():
         dotted = f"{prefix}{key}"
         if key not in base:
-            raise ConfigError(source, f"unknown key '{dotted}'")
+            raise ConfigError(source, f"unknown key {dotted!r}")
         if isinstance(base[key], dict):
             if not isinstance(value, dict):
                 raise ConfigError(source, f"key '{dotted}' must be a table, got {type(value).__name__}")

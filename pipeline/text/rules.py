@@ -183,10 +183,13 @@ def parse_rule_file(path: str | Path, text: str | None = None) -> tuple[str, lis
     if not isinstance(data.get("version"), str) or not data["version"]:
         raise _lex_error(f"{name}:1: key 'version': missing or not a string")
     lists: dict[str, tuple[str, ...]] = {}
-    for key, values in (data.get("lists") or {}).items():
+    raw_lists = data.get("lists", {})
+    if not isinstance(raw_lists, dict):
+        raise _lex_error(f"{name}: key 'lists': use a [lists] table of phrase lists")
+    for key, values in raw_lists.items():
         lists[key] = _strs(values, f"{name}: lists key {key!r}")
     raw_rules = data.get("rules", [])
-    if not isinstance(raw_rules, list):
+    if not isinstance(raw_rules, list) or not all(isinstance(r, dict) for r in raw_rules):
         raise _lex_error(f"{name}: key 'rules': use [[rules]] tables")
     rules = [_rule(r, name, text, i) for i, r in enumerate(raw_rules)]
     return data["version"], rules, lists
@@ -204,6 +207,8 @@ def load_rules(directory: str | Path = "callqa:lexicons") -> RuleSet:
         raise _lex_error(f"{label}: rules directory not found")
     files = []
     for path in sorted(base.glob("*.toml")):
+        if not path.is_file():  # a FIFO would block the read below
+            raise _lex_error(f"{path}: not a regular file")
         try:
             files.append((path.name, path.read_text(encoding="utf-8")))
         except (OSError, UnicodeDecodeError) as exc:

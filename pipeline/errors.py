@@ -5,12 +5,24 @@ Each carries the file it is about and a reason a person understands.
 
 from __future__ import annotations
 
+import re
+
+# Terminal colour codes some libraries put in their messages (delta-rs: "\x1b[31m↳\x1b[0m").
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def one_line(text: str) -> str:
+    """``text`` as one line: colour codes dropped, line breaks and runs of blanks collapsed to one space."""
+    return " ".join(_ANSI.sub("", text).split())
+
 
 class CallqaError(Exception):
-    """Base class: ``str(error)`` is the one line the CLI prints."""
+    """Base class: ``str(error)`` is the one line the CLI prints (always one line, whatever a library said)."""
 
     def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
+        reason = one_line(reason)
+        shown = path.replace("\n", "\\n")  # a file name may hold a line break; the message may not
+        super().__init__(f"{shown}: {reason}")
         self.path = path
         self.reason = reason
 

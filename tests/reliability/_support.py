@@ -77,15 +77,20 @@ def run_command(input_path: Path, store: Path, config: Path, workers: int = 1) -
             "--workers", str(workers), "-q"]
 
 
+def user_env() -> dict[str, str]:
+    """This environment as an operator's shell has it (no RUST_BACKTRACE, which this sandbox sets)."""
+    return {k: v for k, v in os.environ.items() if k != "RUST_BACKTRACE"}
+
+
 def start_run(input_path: Path, store: Path, config: Path, workers: int = 1) -> subprocess.Popen[str]:
     """``callqa run`` in its own process group (so a test can always clean up after it)."""
-    return subprocess.Popen(run_command(input_path, store, config, workers), cwd=REPO, text=True,
+    return subprocess.Popen(run_command(input_path, store, config, workers), cwd=REPO, text=True, env=user_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
 
 
 def run_to_end(input_path: Path, store: Path, config: Path, workers: int = 1,
                timeout_s: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(run_command(input_path, store, config, workers), cwd=REPO, text=True,
+    return subprocess.run(run_command(input_path, store, config, workers), cwd=REPO, text=True, env=user_env(),
                           capture_output=True, timeout=timeout_s)
 
 

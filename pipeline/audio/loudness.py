@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.audio.levels import BLOCK_SAMPLES
 from pipeline.config import VadConfig
 from pipeline.records import SAMPLE_RATE_HZ, Call, SpeechSegment
 
@@ -51,8 +52,10 @@ def loudness_tracks(call: Call, segments: Iterable[SpeechSegment], frame_s: floa
     tracks = {}
     for channel in call.channels:
         n = len(channel.samples) // hop
-        frames = channel.samples[: n * hop].astype(np.float32).reshape(n, hop)
-        energy = np.mean(np.square(frames, dtype=np.float32), axis=1, dtype=np.float64)
+        frames = channel.samples[: n * hop].reshape(n, hop)  # a view; measured a block of frames at a time
+        step = max(1, BLOCK_SAMPLES // hop)
+        energy = np.concatenate([np.mean(np.square(frames[i:i + step], dtype=np.float32), axis=1, dtype=np.float64)
+                                 for i in range(0, n, step)] or [np.empty(0)])
         dbfs = np.maximum(_FLOOR_DBFS, 10.0 * np.log10(np.maximum(energy, 1e-30))).astype(np.float32)
         frame = hop / SAMPLE_RATE_HZ
         tracks[channel.role] = LoudnessTrack(channel.role, frame, dbfs, _speech_mask(n, frame, channel.role, segments))

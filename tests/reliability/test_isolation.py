@@ -46,8 +46,7 @@ def calls_of(store):
         "calls", columns=["status", "error_type", "error_message"]).to_pylist()}
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-@pytest.mark.parametrize("signal_number", [signal.SIGSEGV, signal.SIGKILL])
+@pytest.mark.parametrize(("workers", "signal_number"), [(1, signal.SIGSEGV), (2, signal.SIGSEGV), (2, signal.SIGKILL)])
 def test_a_worker_that_dies_costs_one_call(tmp_path, calls_dir, vad_config, workers, signal_number):
     spec = ResourceSpec(vad_config, transcriber=CrashingTranscriber(signal_number, min_samples=int(5 * SR)))
     summary = run_batch(calls_dir, tmp_path / "store", vad_config, RunOptions(workers=workers), resources=spec)

@@ -132,6 +132,8 @@ class TimingConfig(_Section):
     interruption_min_chars: Annotated[Int, Field(ge=0)]
     interruption_simultaneous_start_s: Annotated[Num, Field(ge=0)]
     interruption_unchecked_confidence: Annotated[Num, Field(ge=0, le=1)]
+    interruption_turn_gap_s: Annotated[Num, Field(ge=0)]
+    interruption_unchecked_min_speech_s: Annotated[Num, Field(ge=0)]
     response_latency_max_s: Annotated[Num, Field(gt=0)]
     raised_voice_db: Annotated[Num, Field(gt=0)]
     raised_voice_min_s: Annotated[Num, Field(ge=0)]

@@ -56,6 +56,10 @@ TEXT_CLIPS = (
 #: noise (the two WenetSpeech clips start softly or at the file edge and move by up to 0.8 s);
 #: the default pool of :func:`random_layout`.
 STABLE_CLIPS = ("BAC009S0764W0121.wav", "BAC009S0764W0122.wav", "asr_example.wav", "IT0011W0001.wav")
+#: Long recordings without a verified transcript: slices of them make long turns (coverage, loops).
+LONG_CLIPS = ("vad_example_70s.wav", "news_8s.wav", "news_5s.wav")
+#: A role's clips closer than this are one turn (a pause for breath, not the end of a turn).
+TURN_GAP_S = 1.0
 #: Text given to a short backchannel slice ("嗯" while the other side speaks).
 BACKCHANNEL_TEXT = "嗯"
 
@@ -185,15 +189,20 @@ def truth_of(layout: Layout, bank: ClipBank) -> dict[str, Any]:
     silences = [{"start_s": a[1], "end_s": b[0], "duration_s": b[0] - a[1]}
                 for a, b in zip(everyone, everyone[1:], strict=False)]
     interruptions = []
-    for role, other in ((AGENT, CUSTOMER), (CUSTOMER, AGENT)):
-        for start, end in active[role]:
-            hit = next(((a, b) for a, b in active[other] if a < start < b), None)
-            if hit is None:
-                continue
-            owner = next(c for c in clips if c["role"] == role and any(a <= start < b for a, b in c["spans"]))
-            interruptions.append({"by": role, "of": other, "start_s": start, "end_s": min(end, hit[1]),
-                                  "overlap_s": min(end, hit[1]) - start, "text": owner["text"],
-                                  "chars": owner["chars"]})
+    # A turn is a role's clips with pauses under TURN_GAP_S between them. A turn interrupts the other side
+    # when it starts inside one of the other side's turns (from its first speech to its last, pauses
+    # included); the overlap is the time both really speak from then until either turn ends.
+    turns = _turns(clips)
+    for turn in turns:
+        start = turn["spans"][0][0]
+        other = next((t for t in turns if t["role"] != turn["role"]
+                      and t["spans"][0][0] < start < t["spans"][-1][1]), None)
+        if other is None:
+            continue
+        end = min(turn["spans"][-1][1], other["spans"][-1][1])
+        both = sum(max(0.0, min(b, d, end) - max(a, c, start)) for a, b in turn["spans"] for c, d in other["spans"])
+        interruptions.append({"by": turn["role"], "of": other["role"], "start_s": start, "end_s": end,
+                              "overlap_s": both, "text": turn["text"], "chars": turn["chars"]})
     interruptions.sort(key=lambda e: e["start_s"])
     overlap = sum(max(0.0, min(b, d) - max(a, c)) for a, b in active[AGENT] for c, d in active[CUSTOMER])
     medians = {role: float(np.median([c["gain_db"] for c in clips if c["role"] == role] or [0.0]))
@@ -214,6 +223,22 @@ def truth_of(layout: Layout, bank: ClipBank) -> dict[str, Any]:
         "overlap_s": overlap,
         "raised_voice": raised,
     }
+
+
+def _turns(clips: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each role's clips joined into turns where the pause between them is under :data:`TURN_GAP_S`."""
+    turns: list[dict[str, Any]] = []
+    for clip in sorted((c for c in clips if c["spans"]), key=lambda c: c["spans"][0][0]):
+        mine = [t for t in turns if t["role"] == clip["role"]]
+        if mine and clip["spans"][0][0] - mine[-1]["spans"][-1][1] < TURN_GAP_S:
+            last = mine[-1]
+            last["spans"] = sorted(last["spans"] + list(clip["spans"]))
+            last["text"] += clip["text"]
+            last["chars"] += clip["chars"]
+        else:
+            turns.append({"role": clip["role"], "spans": list(clip["spans"]), "text": clip["text"],
+                          "chars": clip["chars"]})
+    return turns
 
 
 def _count_chars(text: str) -> int:
@@ -329,6 +354,66 @@ def random_layout(bank: ClipBank, rng: np.random.Generator, *, turns: int = 8,
     duration = max(prev_end.values()) + float(rng.uniform(0.5, 4.0))
     party = [None, AGENT, CUSTOMER][int(rng.integers(3))]
     return Layout(tuple(placements), round(duration, 3), hangup_party=party)
+
+
+def stress_layout(bank: ClipBank, rng: np.random.Generator, *, turns: int = 10,
+                  overlap_s: tuple[float, float] = (0.5, 4.0), p_overlap: float = 0.35, p_long: float = 0.25,
+                  clips: Sequence[str] = TEXT_CLIPS, long_clips: Sequence[str] = LONG_CLIPS) -> Layout:
+    """A call that is hard to transcribe and to time: overlaps of chosen length and long turns.
+
+    Turns alternate between the roles. With ``p_overlap`` a turn starts while
+    the other side is still speaking, ``overlap_s`` (uniform in the range,
+    less when the other turn is shorter) before that turn's speech ends; with
+    ``p_long`` a turn is long: three to five clips back to back with short
+    pauses, or a 15-35 s slice of a long recording (text unknown: coverage
+    only). Other gaps are 0.6-2.5 s. Every clip is at its normalised level
+    +-3 dB.
+    """
+    names = [c for c in clips if c in bank.audio]
+    longs = [c for c in long_clips if c in bank.audio]
+    placements: list[Placement] = []
+    prev_end = {AGENT: 0.0, CUSTOMER: 0.0}
+    last_turn: list[Span] = []
+    t = float(rng.uniform(0.3, 3.0))
+    role = AGENT
+    for i in range(turns):
+        start = t
+        if i > 0 and last_turn and rng.random() < p_overlap:
+            other_start, other_end = last_turn[0][0], last_turn[-1][1]
+            wanted = float(rng.uniform(*overlap_s))
+            start = max(other_end - wanted, other_start + 0.4, prev_end[role] + 0.6)
+        turn = _turn(bank, rng, role, start, names, longs, p_long)
+        placements += turn
+        spans = sorted(s for p in turn for s in _placed_spans(bank, p))
+        if spans:
+            prev_end[role] = max(prev_end[role], spans[-1][1])
+            last_turn = spans
+        t = max(prev_end.values()) + float(rng.uniform(0.6, 2.5))
+        role = CUSTOMER if role == AGENT else AGENT
+    duration = max(prev_end.values()) + float(rng.uniform(0.8, 3.0))
+    return Layout(tuple(placements), round(duration, 3))
+
+
+def _turn(bank: ClipBank, rng: np.random.Generator, role: str, start: float, names: Sequence[str],
+          longs: Sequence[str], p_long: float) -> list[Placement]:
+    """One turn of :func:`stress_layout`: a clip, several clips back to back, or a long slice."""
+    gain = float(rng.uniform(-3.0, 3.0))
+    if rng.random() >= p_long:
+        return [Placement(role, names[int(rng.integers(len(names)))], round(start, 3), gain)]
+    if longs and rng.random() < 0.5:
+        clip = longs[0]
+        total = len(bank.audio[clip]) / SAMPLE_RATE_HZ
+        length = float(min(rng.uniform(15.0, 35.0), total - 1.0))
+        offset = float(rng.uniform(0.0, max(0.0, total - length)))
+        return [Placement(role, clip, round(start, 3), gain, offset_s=round(offset, 3), length_s=round(length, 3),
+                          text="")]
+    placements = []
+    at = start
+    for _ in range(int(rng.integers(3, 6))):
+        placement = Placement(role, names[int(rng.integers(len(names)))], round(at, 3), gain)
+        placements.append(placement)
+        at = _placed_spans(bank, placement)[-1][1] + float(rng.uniform(0.15, 0.35))
+    return placements
 
 
 def _first_speech(bank: ClipBank, clip: str) -> float:

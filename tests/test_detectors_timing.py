@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from pipeline.audio.loudness import LoudnessTrack, loudness_tracks
@@ -22,6 +22,7 @@ from pipeline.records import (
     Channel,
     SpeechSegment,
     Utterance,
+    Word,
 )
 from pipeline.timing.detect import TIMING_VERSION, TimingResult, detect_timing
 
@@ -140,6 +141,74 @@ def test_simultaneous_start_interrupts_nobody_and_without_transcript_confidence_
     untranscribed = run(evidence([seg(CUSTOMER, 0.0, 5.0), seg(AGENT, 2.0, 4.0)]))
     hit = next(h for h in untranscribed.hits if h.category == "interruption")
     assert hit.confidence == pytest.approx(0.6) and "no transcript" in hit.detail
+
+
+def words(role: str, start_s: float, end_s: float, text: str) -> Utterance:
+    """An utterance with one word per character, evenly spread (what Whisper gives)."""
+    step = (end_s - start_s) / len(text)
+    return Utterance(role, start_s, end_s, text, tuple(Word(ch, start_s + i * step, start_s + (i + 1) * step, 0.9)
+                                                       for i, ch in enumerate(text)))
+
+
+def test_an_agent_starting_in_the_customers_pause_and_talking_over_her_for_3_s_interrupts():
+    # the kind that was missed: the customer pauses 0.6 s mid-sentence, the agent starts in the pause,
+    # and both then speak for 3 s (the agent's start fell in no customer segment)
+    ev = evidence([seg(CUSTOMER, 0.0, 4.0), seg(CUSTOMER, 4.6, 8.0), seg(AGENT, 4.3, 9.0)],
+                  [words(CUSTOMER, 0.0, 8.0, "我想问一下那个退款到底什么时候能到账"),
+                   words(AGENT, 4.3, 9.0, "您先别急我先帮您查一下这个订单")])
+    result = run(ev)
+    (hit,) = [h for h in result.hits if h.category == "interruption"]
+    assert (hit.role, hit.start_s, hit.end_s, hit.confidence) == (AGENT, 4.3, 8.0, 1.0)
+    assert result.features["interruptions_overlap_s"] == pytest.approx(3.4)
+    # a customer turn ended by a real pause (longer than interruption_turn_gap_s) is not cut into
+    ended = evidence([seg(CUSTOMER, 0.0, 4.0), seg(AGENT, 5.2, 9.0), seg(CUSTOMER, 5.5, 8.0)])
+    assert run(ended).features["interruptions_agent_count"] == 0
+    assert run(ended).features["interruptions_customer_count"] == 1
+
+
+def test_an_overlap_that_starts_with_a_short_one_is_measured_over_the_whole_turn():
+    # the agent's turn starts 0.2 s before the customer's first stretch ends, the customer goes on
+    # after a 0.3 s breath: 3.2 s spoken at once, not 0.2 s
+    ev = evidence([seg(CUSTOMER, 0.0, 3.0), seg(CUSTOMER, 3.3, 6.0), seg(AGENT, 2.8, 7.0)],
+                  [], duration_s=10.0)
+    (found,) = [h for h in run(ev).hits if h.category == "interruption"]
+    assert (found.start_s, found.end_s) == (2.8, 6.0) and "2.9 s spoken at once" in found.detail
+
+
+def test_speech_without_words_is_judged_by_its_length_and_words_that_exist_are_checked():
+    customer = [seg(CUSTOMER, 0.0, 8.0)]
+    said = [words(CUSTOMER, 0.0, 8.0, "我想问一下那个退款到底什么时候")]
+    # the transcript has a gap over the agent's 3 s of speech: still an interruption, marked unchecked
+    gap = run(evidence([*customer, seg(AGENT, 3.0, 6.0)], said))
+    (hit,) = [h for h in gap.hits if h.category == "interruption"]
+    assert hit.confidence == TIMING.interruption_unchecked_confidence and "no transcript there" in hit.detail
+    # half a second of untranscribed speech is as short as a backchannel
+    assert run(evidence([*customer, seg(AGENT, 3.0, 3.5)], said)).features["interruptions_agent_count"] == 0
+    # where the words are known, a backchannel stays a backchannel however long the VAD made it
+    known = [*said, words(AGENT, 3.0, 5.0, "嗯")]
+    assert run(evidence([*customer, seg(AGENT, 3.0, 5.0)], known)).features["interruptions_agent_count"] == 0
+    # distrusted words are not known words
+    hallucinated = [*said, Utterance(AGENT, 3.0, 6.0, "谢谢观看", suspect=True, suspect_reason="known_hallucination")]
+    (hit,) = [h for h in run(evidence([*customer, seg(AGENT, 3.0, 6.0)], hallucinated)).hits
+              if h.category == "interruption"]
+    assert hit.confidence < 1.0
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pause_at=st.floats(1.0, 8.0), pause_s=st.floats(0.05, 0.95), start_after=st.floats(-0.9, 1.2),
+       length_s=st.floats(1.0, 6.0))
+def test_an_agent_overlapping_the_customer_by_a_second_or_more_is_found_wherever_it_starts(
+        pause_at, pause_s, start_after, length_s):
+    # the customer speaks 0..10 s with one pause shorter than a turn gap; the agent starts around the pause:
+    # whenever both speak a second or more, one agent interruption (never a customer one), overlap exact
+    customer = [seg(CUSTOMER, 0.0, pause_at), seg(CUSTOMER, pause_at + pause_s, 10.0)]
+    start = max(0.3, pause_at + start_after)
+    agent = seg(AGENT, start, start + length_s)
+    both = sum(max(0.0, min(c.end_s, agent.end_s) - max(c.start_s, agent.start_s)) for c in customer)
+    assume(both >= 1.0)
+    features = run(evidence([*customer, agent], [], duration_s=20.0)).features
+    assert (features["interruptions_agent_count"], features["interruptions_customer_count"]) == (1, 0)
+    assert features["interruptions_overlap_s"] == pytest.approx(both)
 
 
 # -- response latency and talk ------------------------------------------------------

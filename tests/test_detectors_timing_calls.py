@@ -150,6 +150,42 @@ def test_random_calls_telephone_8k_ulaw_noise(bank, seed, turns):
     _check(bank, seed, turns, telephone=True)
 
 
+MEETING = "TEST_MEETING_T0000000001_S00000.wav"  # 12 s with two breaths (0.7 s and 0.3 s)
+
+
+@pytest.mark.parametrize("overlap_s", [0.5, 1.0, 2.0, 3.0, 4.0])
+def test_overlaps_of_half_a_second_to_four_seconds_on_the_telephone_line(bank, overlap_s):
+    # the customer reads 12 s; the agent starts overlap_s before her last word (for 3 and 4 s that is
+    # around her second breath) and goes on after her: one agent interruption, none by the customer
+    customer = Placement(CUSTOMER, MEETING, 1.0)
+    end = bank.spans(MEETING)[-1][1] - bank.spans(MEETING)[0][0] + 1.0
+    layout = Layout((customer, Placement(AGENT, BAC1, round(end - overlap_s, 3)), Placement(AGENT, ASR, end + 5.0)),
+                    end + 12.0)
+    audio, truth = build_call(layout, bank, telephone=True, snr_db=20.0, seed=int(overlap_s * 10))
+    (want,) = true_interruptions(truth, TIMING)
+    got = analyse(audio, truth, CONFIG, refine=True)
+    assert [i[0] for i in got.interruptions] == [AGENT]
+    assert got.interruptions[0][1] == pytest.approx(want[1], abs=0.35)
+    (overlap,) = [i["overlap_s"] for i in truth["interruptions"]]
+    assert got.result.features["interruptions_overlap_s"] == pytest.approx(overlap, abs=0.4)
+
+
+def test_an_agent_starting_in_the_customers_breath_interrupts_with_or_without_words(bank):
+    # the agent starts inside the customer's 0.7 s pause and both then speak ~5 s at once: the kind
+    # the detector missed (the start fell in no customer segment), found with the words and without
+    shift = 1.0 - bank.spans(MEETING)[0][0]
+    breath_s = (bank.spans(MEETING)[0][1] + bank.spans(MEETING)[1][0]) / 2 + shift
+    layout = Layout((Placement(CUSTOMER, MEETING, 1.0), Placement(AGENT, BAC1, round(breath_s, 3))), 16.0)
+    audio, truth = build_call(layout, bank, telephone=True, snr_db=20.0, seed=3)
+    assert [(i["by"], round(i["overlap_s"]) >= 3) for i in truth["interruptions"]] == [(AGENT, True)]
+    with_words = analyse(audio, truth, CONFIG, refine=True)
+    assert [i[0] for i in with_words.interruptions] == [AGENT]
+    gap = {**truth, "clips": [c for c in truth["clips"] if c["role"] == CUSTOMER]}  # no agent words at all
+    without = analyse(audio, gap, CONFIG, refine=True)
+    (hit,) = [h for h in without.result.hits if h.category == "interruption"]
+    assert hit.role == AGENT and hit.confidence == TIMING.interruption_unchecked_confidence
+
+
 def test_min_chars_rule_with_reference_transcript(bank):
     # the agent says 换一首歌 (4 characters) 1.5 s into the customer's sentence
     layout = Layout((Placement(CUSTOMER, BAC1, 1.0), Placement(AGENT, SHORT, 2.5), Placement(AGENT, ASR, 8.0)), 15.0)

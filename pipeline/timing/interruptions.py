@@ -1,14 +1,28 @@
 """Interruptions (打断): one side starts speaking while the other is speaking.
 
-Role X interrupts role Y when a stretch of X's speech (union of X's VAD
-segments) starts while Y is speaking, Y having started at least
-``interruption_simultaneous_start_s`` earlier (two people starting together interrupt
-nobody), and the two overlap for at least ``interruption_min_overlap_s``.
-When the call has a transcript for X, the interrupting speech must also say at
-least ``interruption_min_chars`` characters and must not be a backchannel
-("嗯", "对", "好的"…, from the lexicon): listening noises are not interruptions.
-Without a transcript those two checks cannot be made; the hit then carries
-confidence ``interruption_unchecked_confidence`` and says so.
+Everything here is measured on the speech (the VAD segments), not on the text:
+
+- a *turn* is a role's speech with pauses shorter than
+  ``interruption_turn_gap_s`` joined (a breath inside a sentence is not the end
+  of a turn, and the other side starting in it still cuts in);
+- role X interrupts role Y when an X turn starts inside a Y turn, Y having
+  spoken for at least ``interruption_simultaneous_start_s`` (two people
+  starting together interrupt nobody), and both really speak for at least
+  ``interruption_min_overlap_s`` from then until either turn ends.
+
+Earlier versions compared X's start only with the stretch of Y's speech it
+fell in: an X turn starting in a short pause of Y's sentence, or overlapping Y
+for 3 s after Y's pause, was missed; and when the transcript had no words for
+X there (a gap), the character check failed and the interruption was dropped.
+
+The words help where they are known: the interrupter's trusted words in the
+overlapping stretch must say at least ``interruption_min_chars`` characters
+and must not be a backchannel ("嗯", "对", "好的"…, from the lexicon):
+listening noises are not interruptions. Where they are not known (no
+transcript, or speech the transcript has no trusted words for) the interrupter
+must speak at least ``interruption_unchecked_min_speech_s`` in that stretch
+(longer than a backchannel); the hit carries confidence
+``interruption_unchecked_confidence`` and says so.
 
 The agent cutting the customer off breaks the baseline rule 不得打断客户发言
 (DOMAIN.md §4c, 服务耐心): ``non_fatal``, error class ``customer``. The
@@ -23,23 +37,29 @@ from dataclasses import dataclass
 
 from pipeline.chinese import matching_form
 from pipeline.config import TimingConfig
-from pipeline.records import AGENT, CUSTOMER, CallEvidence, Hit
+from pipeline.records import AGENT, CUSTOMER, CallEvidence, Hit, Utterance
 from pipeline.timing.columns import Feature
-from pipeline.timing.intervals import activity, count_chars, text_between
+from pipeline.timing.intervals import Span, activity, count_chars, intersection_s
 
 AGENT_RULE = "timing.interruption_agent"
 CUSTOMER_RULE = "timing.interruption_customer"
+#: Words this close to the overlapping stretch still count as said in it (word times are ~0.1 s off).
+WORD_MARGIN_S = 0.25
 
 FEATURES: tuple[Feature, ...] = (
     Feature("interruptions_agent_count", "int", "Times the agent started speaking over the customer (QA fault)."),
     Feature("interruptions_customer_count", "int", "Times the customer started speaking over the agent."),
-    Feature("interruptions_overlap_s", "float", "Overlap time of those interruptions (s)."),
+    Feature("interruptions_overlap_s", "float", "Time both spoke at once in those interruptions (s)."),
 )
 
 
 @dataclass(frozen=True)
 class Interruption:
-    """``by`` started speaking at ``start_s`` over ``of``; both spoke until ``end_s``."""
+    """``by`` started speaking at ``start_s`` over ``of``; both turns went on until ``end_s``.
+
+    ``both_s`` is the time both really spoke in between; ``checked`` is False
+    when the interrupter's words there were unknown.
+    """
 
     by: str
     of: str
@@ -47,10 +67,36 @@ class Interruption:
     end_s: float
     text: str
     checked: bool
+    both_s: float = 0.0
 
     @property
     def overlap_s(self) -> float:
         return self.end_s - self.start_s
+
+
+def turns(speech: Sequence[Span], max_pause_s: float) -> list[Span]:
+    """Disjoint sorted speech spans with pauses shorter than ``max_pause_s`` joined."""
+    joined: list[list[float]] = []
+    for start, end in speech:
+        if joined and start - joined[-1][1] < max_pause_s:
+            joined[-1][1] = max(joined[-1][1], end)
+        else:
+            joined.append([start, end])
+    return [(a, b) for a, b in joined]
+
+
+def _words_in(utterances: Sequence[Utterance], role: str, start_s: float, end_s: float) -> str | None:
+    """The trusted words ``role`` said in ``start_s``..``end_s`` (None: nothing trusted there)."""
+    parts: list[str] = []
+    for u in utterances:
+        if u.role != role or u.suspect or u.end_s < start_s - WORD_MARGIN_S or u.start_s > end_s + WORD_MARGIN_S:
+            continue
+        if not u.words:
+            parts.append(u.text)
+            continue
+        parts += [w.text for w in u.words
+                  if start_s - WORD_MARGIN_S <= (w.start_s + w.end_s) / 2 <= end_s + WORD_MARGIN_S]
+    return "".join(parts) if parts else None
 
 
 def find_interruptions(evidence: CallEvidence, config: TimingConfig,
@@ -61,30 +107,38 @@ def find_interruptions(evidence: CallEvidence, config: TimingConfig,
     quiet = {matching_form(b) for b in backchannels} - {""}
     found = []
     for by, of in ((AGENT, CUSTOMER), (CUSTOMER, AGENT)):
-        other = activity(evidence.segments, of)
-        has_text = any(u.role == by for u in evidence.utterances)
-        for start_s, end_s in activity(evidence.segments, by):
-            earliest = start_s - config.interruption_simultaneous_start_s
-            over = next(((a, b) for a, b in other if a <= earliest and b > start_s), None)
-            if over is None or min(end_s, over[1]) - start_s < config.interruption_min_overlap_s:
+        mine, theirs = activity(evidence.segments, by), activity(evidence.segments, of)
+        their_turns = turns(theirs, config.interruption_turn_gap_s)
+        for start_s, end_s in turns(mine, config.interruption_turn_gap_s):
+            turn = next(((a, b) for a, b in their_turns
+                         if a <= start_s - config.interruption_simultaneous_start_s and start_s < b), None)
+            if turn is None:
                 continue
-            text = text_between(evidence.utterances, by, start_s, end_s) if has_text else ""
-            if has_text and (matching_form(text) in quiet or count_chars(text) < config.interruption_min_chars):
+            stop_s = min(end_s, turn[1])
+            spoken = [(max(a, start_s), min(b, stop_s)) for a, b in mine if b > start_s and a < stop_s]
+            both_s = sum(intersection_s(theirs, a, b) for a, b in spoken)
+            if both_s < config.interruption_min_overlap_s:
                 continue
-            found.append(Interruption(by, of, start_s, min(end_s, over[1]), text, has_text))
+            text = _words_in(evidence.utterances, by, start_s, stop_s)
+            if text is None:
+                if sum(b - a for a, b in spoken) < config.interruption_unchecked_min_speech_s:
+                    continue  # as short as a backchannel, and nothing says otherwise
+            elif matching_form(text) in quiet or count_chars(text) < config.interruption_min_chars:
+                continue
+            found.append(Interruption(by, of, start_s, stop_s, text or "", text is not None, both_s))
     return sorted(found, key=lambda i: i.start_s)
 
 
 def interruption_features(found: Sequence[Interruption], evidence: CallEvidence) -> dict[str, float | int | None]:
     """``interruptions_agent_count`` (agent over customer), ``interruptions_customer_count``
-    and ``interruptions_overlap_s`` (summed overlap); ``None`` on mono calls."""
+    and ``interruptions_overlap_s`` (time both spoke); ``None`` on mono calls."""
     if evidence.is_mono:
         return {"interruptions_agent_count": None, "interruptions_customer_count": None,
                 "interruptions_overlap_s": None}
     return {
         "interruptions_agent_count": sum(1 for i in found if i.by == AGENT),
         "interruptions_customer_count": sum(1 for i in found if i.by == CUSTOMER),
-        "interruptions_overlap_s": float(sum(i.overlap_s for i in found)),
+        "interruptions_overlap_s": float(sum(i.both_s for i in found)),
     }
 
 
@@ -100,7 +154,7 @@ def detect_interruptions(evidence: CallEvidence, config: TimingConfig, found: Se
             severity="non_fatal" if agent else "info", error_class="customer" if agent else "none",
             role=i.by, start_s=i.start_s, end_s=i.end_s, match_type="timing",
             confidence=1.0 if i.checked else config.interruption_unchecked_confidence, matched_text=i.text[:200],
-            detail=f"{i.by} started over {i.of}, {i.overlap_s:.1f} s overlap"
-                   + ("" if i.checked else " (no transcript: characters and backchannels not checked)"),
+            detail=f"{i.by} started over {i.of}, {i.both_s:.1f} s spoken at once"
+                   + ("" if i.checked else " (no transcript there: characters and backchannels not checked)"),
         ))
     return hits

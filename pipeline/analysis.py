@@ -25,9 +25,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from pipeline.asr.coverage import Gap, coverage_columns, crosstalk_of
 from pipeline.asr.guard import HallucinationLexicon, load_hallucination_lexicon
 from pipeline.asr.model import resolve_model
-from pipeline.asr.transcribe import Transcriber, WhisperTranscriber, transcribe_call
+from pipeline.asr.transcribe import Transcriber, WhisperTranscriber, transcribe_speech
 from pipeline.audio.levels import ChannelFacts, measure_channel
 from pipeline.audio.loudness import LoudnessTrack, loudness_tracks, refine_segments, with_segments
 from pipeline.audio.vad import detect_speech
@@ -164,12 +165,14 @@ class ResourceSpec:
 # -- audio stages ----------------------------------------------------------------
 @dataclass(frozen=True)
 class Transcript:
-    """What the audio stages found: speech per role, its loudness, and the recognised text."""
+    """What the audio stages found: speech per role, its loudness, the recognised text and the speech without
+    text (``gaps``, each with its reason; :mod:`pipeline.asr.coverage`)."""
 
     segments: tuple[SpeechSegment, ...]
     utterances: tuple[Utterance, ...]
     tracks: Mapping[str, LoudnessTrack]
     channels: tuple[ChannelFacts, ...]
+    gaps: tuple[Gap, ...] = ()
 
 
 def transcribe_audio(call: Call, resources: Resources) -> Transcript:
@@ -186,10 +189,12 @@ def transcribe_audio(call: Call, resources: Resources) -> Transcript:
         segments = refine_segments(segments, tracks, config.vad)
         tracks = with_segments(tracks, segments)
     segments = sorted(segments, key=lambda s: (s.start_s, s.role))
-    utterances = (transcribe_call(call, segments, resources.transcriber, config.asr, resources.hallucinations)
-                  if resources.transcriber is not None else [])
+    transcription = (transcribe_speech(call, segments, resources.transcriber, config.asr, resources.hallucinations)
+                     if resources.transcriber is not None else None)
     facts = tuple(measure_channel(channel, config.vad.clip_level) for channel in call.channels)
-    return Transcript(tuple(segments), tuple(utterances), tracks, facts)
+    if transcription is None:
+        return Transcript(tuple(segments), (), tracks, facts)
+    return Transcript(tuple(segments), transcription.utterances, tracks, facts, transcription.gaps)
 
 
 def protect_pii(utterances: Sequence[Utterance], config: Config
@@ -257,8 +262,13 @@ def analyse_evidence(evidence: CallEvidence, resources: Resources, call_facts: M
     """
     timing = timing if timing is not None else timing_of(evidence, resources, tracks)
     hits = tuple(sorted([*text_hits(evidence, resources), *timing.hits], key=lambda h: (h.start_s, h.rule_id)))
-    row = build_features(evidence, hits, timing.features, call_facts, versions or resources.versions,
-                         resources.config.features.low_confidence_word_probability)
+    versions = versions or resources.versions
+    asr = resources.config.asr
+    # coverage of the speech by text, when the call was transcribed (from the audio or the store alike)
+    coverage = (coverage_columns(evidence, crosstalk_of(evidence.segments, asr), asr.coverage_word_margin_s,
+                                 asr.gap_min_s) if versions.asr_model != NONE else None)
+    row = build_features(evidence, hits, timing.features, call_facts, versions,
+                         resources.config.features.low_confidence_word_probability, coverage=coverage)
     return score_features(row, hits, timing, resources)
 
 

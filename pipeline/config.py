@@ -94,7 +94,19 @@ class AsrConfig(_Section):
     cut_pad_s: Annotated[Num, Field(ge=0)]
     join_pause_s: Annotated[Num, Field(ge=0)]
     window_s: Annotated[Num, Field(gt=1, le=30)]
+    piece_level_dbfs: Literal["off"] | Annotated[Num, Field(le=0)]
+    piece_max_gain_db: Annotated[Num, Field(ge=0)]
+    loop_min_repeats: Annotated[Int, Field(ge=2)]
+    loop_min_tail_chars: Annotated[Int, Field(ge=1)]
+    redecode: Bool
+    redecode_attempts: Annotated[Int, Field(ge=0, le=5)]
     redecode_min_s: Annotated[Num, Field(ge=0)]
+    redecode_context_s: Annotated[Num, Field(ge=0)]
+    redecode_window_s: Annotated[Num, Field(gt=1, le=30)]
+    redecode_temperatures: tuple[Annotated[Num, Field(ge=0, le=1)], ...] = Field(min_length=1)
+    redecode_prompt: Str
+    coverage_word_margin_s: Annotated[Num, Field(ge=0)]
+    gap_min_s: Annotated[Num, Field(ge=0)]
     guard: GuardConfig
 
 

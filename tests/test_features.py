@@ -79,7 +79,7 @@ def test_counts_flags_and_stats() -> None:
     assert row["clipping_ratio_max"] == pytest.approx(0.2)
     assert row["team"] == "t1" and row["direction"] == "inbound" and row["call_date"] == "2026-11-22"
     assert {k: row[k] for k in VERSIONS.columns()} == VERSIONS.columns()
-    assert row["schema_version"] == FEATURES_SCHEMA_VERSION == 2
+    assert row["schema_version"] == FEATURES_SCHEMA_VERSION == 3
     assert row["score"] is None and row["classifier_model"] is None  # filled later by with_score / with_prediction
 
 
@@ -130,7 +130,7 @@ def test_schema_round_trip_through_store(tmp_path) -> None:
         assert back[name] == pytest.approx(table.column(name)[0].as_py()), name
     assert back["passed"] is False and back["score"] == 0.0 and back["failed_items"] == ["redline_abuse"]
     assert back["outcome"] == "fail" and back["failed_hit_ids"] == [hits[0].hit_id]
-    assert back["call_date"] == "2026-11-22" and back["features_schema_version"] == 2
+    assert back["call_date"] == "2026-11-22" and back["features_schema_version"] == 3
     assert back["classifier_probability"] == pytest.approx(0.8)
     assert store.read("features", dates=["2026-01-01"]).num_rows == 0
     assert store.read("features", dates=["2026-11-22"]).num_rows == 1
@@ -143,7 +143,7 @@ def test_schema_round_trip_through_store(tmp_path) -> None:
 
 
 def test_every_column_documented_and_model_features_numeric() -> None:
-    assert FEATURES_SCHEMA.metadata[b"schema_version"] == b"2"
+    assert FEATURES_SCHEMA.metadata[b"schema_version"] == b"3"
     for field in FEATURES_SCHEMA:
         assert field.metadata and field.metadata.get(b"doc"), field.name
     columns = model_feature_columns()

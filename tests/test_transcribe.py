@@ -19,7 +19,14 @@ import numpy as np
 import pytest
 
 from pipeline.asr.guard import load_hallucination_lexicon, parse_hallucination_lexicon
-from pipeline.asr.transcribe import ChannelSpeech, WhisperTranscriber, join_channels, transcribe_call, windows
+from pipeline.asr.transcribe import (
+    ChannelSpeech,
+    WhisperTranscriber,
+    join_channels,
+    transcribe_call,
+    transcribe_speech,
+    windows,
+)
 from pipeline.audio.vad import detect_speech
 from pipeline.chinese import matching_form
 from pipeline.config import default_config
@@ -89,7 +96,8 @@ class FakeModel:
 
 
 def unbatched(model: FakeModel) -> WhisperTranscriber:
-    return WhisperTranscriber(model, ASR.model_copy(update={"batched": False}), "fake")
+    """Whisper decoding the joined speech once, plainly (no batching, no re-decoding of what it missed)."""
+    return WhisperTranscriber(model, ASR.model_copy(update={"batched": False, "redecode": False}), "fake")
 
 
 # ------------------------------------------------------------------ roles and clock
@@ -163,7 +171,8 @@ def test_both_channels_share_whisper_windows_but_keep_exact_roles() -> None:
         [(w, t + PAD + 0.1, t + PAD + 0.5, 0.9) for w, t in (("您好", 0.0), ("喂", second), ("再见", third))])])
     call = make_call(("agent", np.zeros(10 * SAMPLE_RATE_HZ)), ("customer", np.zeros(10 * SAMPLE_RATE_HZ)))
     speech = [seg("agent", 1.0, 3.0), seg("customer", 4.0, 5.0), seg("agent", 8.0, 9.0)]
-    result = transcribe(call, speech, unbatched(model))
+    transcriber = unbatched(model)
+    result = transcribe_call(call, speech, transcriber, transcriber.asr, LEXICON)
     assert model.seconds == [pytest.approx(4 + 6 * PAD + 2 * PAUSE, abs=1e-3)]  # one pass for both channels
     assert [(u.role, u.text, round(u.start_s, 2)) for u in result] == [
         ("agent", "您好", 1.1), ("customer", "喂", 4.1), ("agent", "再见", 8.1)]
@@ -181,37 +190,40 @@ def test_a_segment_without_words_maps_to_the_pieces_it_spans() -> None:
 
 
 class FakeBatched:
-    """faster-whisper's ``BatchedInferencePipeline``: the first pass loops over its window, the second works."""
+    """faster-whisper's ``BatchedInferencePipeline``: the first pass loops after one sentence; the stretch it
+    looped on, decoded again on its own, gives the second sentence."""
 
-    requests: list[tuple[float, list[dict[str, float]]]] = []
+    requests: list[tuple[float, list[dict[str, float]], dict]] = []
 
     def __init__(self, model) -> None:
         self.model = model
 
     def transcribe(self, audio: np.ndarray, clip_timestamps: list[dict[str, float]], **options):
-        FakeBatched.requests.append((len(audio) / SAMPLE_RATE_HZ, clip_timestamps))
-        if len(FakeBatched.requests) == 1:  # a decoding loop over the whole window
-            return iter([SimpleNamespace(text="今天" * 30, start=0.0, end=clip_timestamps[0]["end"], words=[],
-                                         avg_logprob=-0.2, no_speech_prob=0.01, compression_ratio=20.0)]), None
-        second = 2 + 2 * PAD + PAUSE
-        return iter([fake_segment([(w, t + PAD + 0.1, t + PAD + 0.6, 0.9)
-                                   for w, t in (("第一句", 0.0), ("第二句", second))])]), None
+        FakeBatched.requests.append((len(audio) / SAMPLE_RATE_HZ, clip_timestamps, options))
+        if len(FakeBatched.requests) == 1:
+            second = 2 + 2 * PAD + PAUSE
+            loop = [("今天", second + PAD + 0.1 + 0.15 * i, second + PAD + 0.25 + 0.15 * i, 0.5) for i in range(12)]
+            return iter([fake_segment([("第一句", PAD + 0.1, PAD + 1.9, 0.9), *loop], compression_ratio=3.1)]), None
+        return iter([fake_segment([("第二句", 0.6, 1.8, 0.9)])]), None
 
 
-def test_a_batched_window_that_loops_is_decoded_again_in_a_second_pass(monkeypatch) -> None:
+def test_a_loop_is_cut_to_its_first_occurrence_and_the_rest_is_decoded_again_alone(monkeypatch) -> None:
     import faster_whisper
 
     FakeBatched.requests = []
     monkeypatch.setattr(faster_whisper, "BatchedInferencePipeline", FakeBatched)
-    transcriber = WhisperTranscriber(object(), ASR.model_copy(update={"batched": True}), "fake")
-    channel = ChannelSpeech("agent", np.zeros(30 * SAMPLE_RATE_HZ, np.float32),
-                            [seg("agent", 10.0, 12.0), seg("agent", 20.0, 22.0)])
-    result = transcriber.transcribe([channel])
-    second = 2 + 2 * PAD + PAUSE
+    asr = ASR.model_copy(update={"batched": True})
+    transcriber = WhisperTranscriber(object(), asr, "fake")
+    call = make_call(("agent", np.zeros(30 * SAMPLE_RATE_HZ)))
+    result = transcribe_speech(call, [seg("agent", 10.0, 12.0), seg("agent", 20.0, 22.0)], transcriber, asr, LEXICON)
     assert len(FakeBatched.requests) == 2
-    assert FakeBatched.requests[1][0] == pytest.approx(2 * second - PAUSE, abs=1e-3)  # the two pieces again
-    assert [(u.text, u.start_s) for u in result] == [("第一句", pytest.approx(10.1)), ("第二句", pytest.approx(20.1))]
-    assert not any("今天今天" in u.text for u in result)  # the looping first pass is dropped
+    # the second request: only the stretch the loop stood on (20.5-22.0 s), with redecode_context_s around it
+    length, windows_again, options = FakeBatched.requests[1]
+    assert length == pytest.approx(22.0 + asr.redecode_context_s - (20.5 - asr.redecode_context_s), abs=1e-3)
+    assert len(windows_again) == 1 and options["initial_prompt"] is None
+    assert [(u.text, round(u.start_s, 2)) for u in result.utterances] == [
+        ("第一句", 10.1), ("今天", 20.1), ("第二句", 20.6)]  # the loop's first occurrence stays, its repeats go
+    assert result.gaps == () and result.stats["redecode_0_stretches"] == 1
 
 
 # ------------------------------------------------------------------ t2s and guard

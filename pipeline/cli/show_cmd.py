@@ -4,7 +4,10 @@ Without a call id: one line per call, worst first: by outcome (fail, needs
 review, needs listening, pass; a call that could not be processed counts as a
 fail with score 0), red lines first within an outcome, then by score. With a call id:
 the time-stamped, role-labelled transcript with every hit under the words that
-raised it, so the audio can be played from that time.
+raised it, so the audio can be played from that time, and every stretch of
+speech that has no text ("speech here, no text", with the reason), so a
+reviewer knows where to listen; the header says how much of each role's speech
+has text.
 """
 
 from __future__ import annotations
@@ -97,12 +100,16 @@ def print_call(store: Store, call_id: str) -> bool:
               + (f"  score {row['score']:.0f} {safe(row.get('grade') or '')}" if row.get("score") is not None else ""))
     if row.get("outcome_reasons"):
         out.print(f"  why: {safe(', '.join(row['outcome_reasons']))}")
+    coverage = _coverage_line(row)
+    if coverage:
+        out.print(f"  {coverage}")
     out.print(f"  [dim]speech model {safe(call['asr_model'])} · rules {safe(call['rules_version'])} · config "
               f"{safe(call['config_hash'])}[/]")
     if call["status"] != "ok":
         out.print(f"  [red]{safe(call['error_message'])}[/]")
     utterances = sorted(store.read("utterances", call_ids=[call_id]).to_pylist(), key=lambda u: u["start_s"])
     hits = sorted(store.read("hits", call_ids=[call_id]).to_pylist(), key=lambda h: h["start_s"])
+    gaps = sorted(store.read("gaps", call_ids=[call_id]).to_pylist(), key=lambda g: g["start_s"])
     shown: set[str] = set()
 
     def print_hits(until_s: float) -> None:
@@ -111,14 +118,40 @@ def print_call(store: Store, call_id: str) -> bool:
                 shown.add(hit["hit_id"])
                 out.print(_hit_line(hit))
 
-    for utterance in utterances:
-        print_hits(utterance["start_s"] - 0.05)  # findings in the gap before this utterance
-        flag = " [dim](suspect: " + safe(utterance["suspect_reason"]) + ")[/]" if utterance["suspect"] else ""
-        out.print(f"[cyan]{clock(utterance['start_s'])}[/] [bold]{safe(utterance['role']):>8}[/] "
-                  f"{safe(utterance['text'])}{flag}")
-        print_hits(utterance["end_s"])  # findings that start in it
+    lines = sorted([(u["start_s"], 0, u) for u in utterances] + [(g["start_s"], 1, g) for g in gaps],
+                   key=lambda item: (item[0], item[1]))
+    for start_s, kind, item in lines:
+        print_hits(start_s - 0.05)  # findings before this line
+        if kind == 1:
+            out.print(_gap_line(item))
+            continue
+        flag = " [dim](suspect: " + safe(item["suspect_reason"]) + ")[/]" if item["suspect"] else ""
+        out.print(f"[cyan]{clock(item['start_s'])}[/] [bold]{safe(item['role']):>8}[/] {safe(item['text'])}{flag}")
+        print_hits(item["end_s"])  # findings that start in it
     print_hits(float("inf"))
     return True
+
+
+def _coverage_line(row: dict[str, Any]) -> str:
+    """How much of the speech has text, per role, and how much has none (from the feature row)."""
+    shares = [f"{role} {row[f'{role}_coverage']:.0%}" for role in ("agent", "customer", "mixed")
+              if row.get(f"{role}_coverage") is not None]
+    if not shares:
+        return ""
+    untranscribed = row.get("untranscribed_s") or 0.0
+    gaps = row.get("gap_count") or 0
+    plural = "es" if gaps != 1 else ""
+    rest = f" · {gaps} stretch{plural} of speech without text ({untranscribed:.1f} s)" if gaps else ""
+    colour = "yellow" if gaps else "dim"
+    return f"[{colour}]speech with text: {', '.join(shares)}{rest}[/]"
+
+
+def _gap_line(gap: dict[str, Any]) -> str:
+    """A stretch of speech without text, where it happened in the transcript (listen there)."""
+    length = gap["end_s"] - gap["start_s"]
+    detail = f": {safe(gap['detail'])}" if gap.get("detail") else ""
+    return (f"[cyan]{clock(gap['start_s'])}[/] [bold]{safe(gap['role']):>8}[/] [yellow]░ speech here, no text "
+            f"({length:.1f} s, {safe(gap['reason'])})[/][dim]{detail}[/]")
 
 
 def _hit_line(hit: dict[str, Any]) -> str:

@@ -34,7 +34,7 @@ from pipeline.timing.detect import TIMING_FEATURES
 from pipeline.versions import VERSION_FIELDS, Versions
 
 #: Version of the features table's columns; bump it when a column changes.
-FEATURES_SCHEMA_VERSION = 2
+FEATURES_SCHEMA_VERSION = 3
 _DICT = pa.dictionary(pa.int32(), pa.string())
 ERROR_CLASS_KEYS = ("customer", "business", "compliance")
 #: Categorical classifier inputs (one-hot encoded by the classifier).
@@ -88,6 +88,16 @@ _FIELDS: list[pa.Field] = [
        "Share of words with probability below [features] low_confidence_word_probability."),
     _f("asr_avg_logprob_mean", pa.float32(), "asr", "Mean Whisper avg_logprob over utterances."),
     _f("suspect_utterance_share", pa.float32(), "asr", "Share of utterances the hallucination guard distrusts."),
+    _f("agent_coverage", pa.float32(), "asr", "Share (0..1) of the agent's VAD speech covered by trusted words "
+       "([asr] coverage_word_margin_s); null without agent speech or without a transcript."),
+    _f("customer_coverage", pa.float32(), "asr", "Share (0..1) of the customer's VAD speech covered by trusted "
+       "words; null without customer speech or without a transcript."),
+    _f("mixed_coverage", pa.float32(), "asr", "Share (0..1) of a mono call's VAD speech covered by trusted words; "
+       "null on stereo calls."),
+    _f("untranscribed_s", pa.float32(), "asr", "Speech without trusted text, in gaps of at least [asr] gap_min_s, "
+       "all roles (s); crosstalk left out (see the gaps table)."),
+    _f("gap_count", pa.int32(), "asr",
+       "Stretches of speech without trusted text (the gaps table, crosstalk left out)."),
     _f("scorecard_version", _DICT, "score", "Scorecard version that scored the row."),
     _f("score", pa.float32(), "score", "Scorecard score 0-100 (0 when a fatal item failed)."),
     _f("grade", _DICT, "score", "Grade from the scorecard's score bands."),
@@ -112,6 +122,7 @@ _FIELDS: list[pa.Field] = [
 #: The features table's schema (store schema: no ``call_date``, added on read).
 FEATURES_SCHEMA = pa.schema(_FIELDS, metadata={"schema_version": str(FEATURES_SCHEMA_VERSION)})
 _TIMING_NAMES = frozenset(f.name for f in TIMING_FEATURES)
+_COVERAGE_NAMES = frozenset(("agent_coverage", "customer_coverage", "mixed_coverage", "untranscribed_s", "gap_count"))
 
 _NUMERIC = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean)
 
@@ -199,6 +210,8 @@ def build_features(
     call_facts: Mapping[str, object],
     versions: Versions,
     low_confidence_probability: float,
+    *,
+    coverage: Mapping[str, float | int | None] | None = None,
 ) -> dict[str, Any]:
     """Build one call's feature row (a dict with every :data:`FEATURES_SCHEMA` column).
 
@@ -215,6 +228,8 @@ def build_features(
             keys fall back to ``evidence.metadata``, then to null.
         versions: what the analysis depended on.
         low_confidence_probability: ``[features] low_confidence_word_probability``.
+        coverage: the coverage columns (:func:`pipeline.asr.coverage.coverage_columns`); None
+            when the call was not transcribed (the columns stay null).
 
     Raises:
         ValueError: ``timing_features`` holds a name not declared in :data:`TIMING_FEATURES`.
@@ -239,6 +254,7 @@ def build_features(
     row.update(_segment_columns(evidence))
     row.update(_hit_columns(hits))
     row.update(_asr_columns(evidence, low_confidence_probability))
+    row.update({k: v for k, v in (coverage or {}).items() if k in _COVERAGE_NAMES})
     for feature in TIMING_FEATURES:
         value = timing_features.get(feature.name)
         if feature.kind == "category":

@@ -115,6 +115,7 @@ class Store:
         marker = self.root / MARKER
         if marker.is_file():
             self._check_marker(marker)
+            self._add_new_tables()
         elif (self.root / "_commits").is_dir():
             raise StoreError(str(self.root), "a store of callqa 0.1 (ledger format): convert it once with "
                              f"`callqa store upgrade {self.root}`")
@@ -144,6 +145,15 @@ class Store:
                                                    "created_at": _now().isoformat()})
         except OSError as exc:
             raise StoreError(str(self.root), f"cannot create the store: {exc.strerror or exc}") from None
+
+    def _add_new_tables(self) -> None:
+        """Create the tables a later callqa added (e.g. ``gaps``); a read-only store is left as it is."""
+        for spec in TABLES:
+            if not DeltaTable.is_deltatable(str(self.path(spec.name))):
+                try:
+                    self._ensure_table(spec)
+                except (StoreError, OSError, DeltaError):
+                    pass  # reading that table says it is missing; writing fails with the reason
 
     def _ensure_table(self, spec: Table) -> None:
         path = self.path(spec.name)
@@ -278,8 +288,9 @@ class Store:
         while True:
             attempt += 1
             try:
+                # schema_mode="merge": columns added by a later callqa (e.g. coverage features) join the table
                 write_deltalake(str(self.path(spec.name)), data, mode="append", partition_by=["call_date"],
-                                commit_properties=CommitProperties(max_commit_retries=100))
+                                schema_mode="merge", commit_properties=CommitProperties(max_commit_retries=100))
                 return
             except CommitFailedError as exc:
                 if time.monotonic() > deadline:

@@ -55,6 +55,7 @@ def call_result(facts: Mapping[str, Any], analysed: CallAnalysis, versions: Vers
     rows = {
         "segments": [{**key, "transcript_id": transcript_id, **asdict(s)} for s in transcript.segments],
         "utterances": utterance_rows(transcript.utterances, analysed.pii, {**key, "transcript_id": transcript_id}),
+        "gaps": [{**key, "transcript_id": transcript_id, **asdict(g)} for g in transcript.gaps],
         **_analysis_rows(analysed.analysis, key, analysis_id, score_id),
     }
     return CallResult(call, rows)

@@ -4,8 +4,8 @@ Each table is a Delta Lake table (``STORE/<name>/``) partitioned by ``call_date`
 ``calls`` holds exactly one row per call: the call's facts, its status and
 three *result pointers*:
 
-- ``transcript_id``: the rows of ``segments`` and ``utterances`` from the call's
-  current decoding (``callqa run``);
+- ``transcript_id``: the rows of ``segments``, ``utterances`` and ``gaps`` (speech
+  without text) from the call's current decoding (``callqa run``);
 - ``analysis_id``: the rows of ``hits`` and ``errors`` from its current
   analysis (``run`` or ``rescore``);
 - ``score_id``: its current ``features`` row (``run``, ``rescore`` or ``score``).
@@ -127,6 +127,16 @@ UTTERANCES = Table("utterances", pa.schema([
            "masking; null when [pii] detect is off."),
 ]), "transcript_id")
 
+GAPS = Table("gaps", pa.schema([
+    *_key_fields("transcript_id"),
+    _field("role", _DICT, "agent, customer or mixed."),
+    _field("start_s", pa.float64(), "Start of speech without trusted text, seconds on the call clock."),
+    _field("end_s", pa.float64(), "Its end, seconds on the call clock."),
+    _field("reason", _DICT, "Why there is no text: loop, hallucination, decode_failure, crosstalk or no_text "
+           "(pipeline.asr.coverage)."),
+    _field("detail", pa.string(), "What the transcriber tried and saw (e.g. the looping phrase)."),
+]), "transcript_id")
+
 HITS = Table("hits", pa.schema([
     *_key_fields("analysis_id"),
     _field("hit_id", pa.string(), "Stable id of the hit (same inputs, same id)."),
@@ -170,7 +180,7 @@ def _features_table() -> Table:
 FEATURES = _features_table()
 
 #: Every table, in the order a commit writes them (``calls`` last: it is the commit point).
-TABLES: tuple[Table, ...] = (SEGMENTS, UTTERANCES, HITS, ERRORS, FEATURES, CALLS)
+TABLES: tuple[Table, ...] = (SEGMENTS, UTTERANCES, GAPS, HITS, ERRORS, FEATURES, CALLS)
 BY_NAME: dict[str, Table] = {t.name: t for t in TABLES}
 
 
@@ -186,5 +196,5 @@ def table(name: str) -> Table:
         raise KeyError(f"unknown table {name!r} (known: {', '.join(sorted(BY_NAME))})") from None
 
 
-__all__ = ["BY_NAME", "CALLS", "ERRORS", "FEATURES", "HITS", "METADATA_COLUMNS", "POINTERS", "SCHEMA_VERSION",
+__all__ = ["BY_NAME", "CALLS", "ERRORS", "FEATURES", "GAPS", "HITS", "METADATA_COLUMNS", "POINTERS", "SCHEMA_VERSION",
            "SEGMENTS", "TABLES", "UTTERANCES", "Table", "table"]

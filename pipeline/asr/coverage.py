@@ -1,0 +1,241 @@
+"""How much of each role's speech has text, and where it has none (and why).
+
+*Coverage* of a role is the share of its VAD speech that trusted words cover:
+each recognised word covers its own time widened by ``[asr]
+coverage_word_margin_s`` on each side (VAD padding, the pause between two
+characters); an utterance without word timings covers its whole span;
+utterances the hallucination guard distrusts cover nothing. What is left of
+the speech, in pieces at least ``[asr] gap_min_s`` long, are the *gaps*:
+"speech here, no text". Every gap carries a reason:
+
+- ``crosstalk``: the other side's voice leaking into this channel, left out
+  on purpose (:func:`pipeline.asr.transcribe.drop_crosstalk`); not counted
+  against coverage, since it is not this role's speech;
+- ``loop``: Whisper repeated itself over this speech; the loop was cut to its
+  first occurrence and re-decoding did not recover the rest;
+- ``hallucination``: the only text there is distrusted by the guard;
+- ``decode_failure``: Whisper returned text, but not for this speech (it
+  stopped early, or its timestamps fell elsewhere), even when decoded again;
+- ``no_text``: Whisper, asked about this speech on its own, returned nothing
+  (laughter, a cough, a word too short or too noisy).
+
+Pure functions over records: :func:`coverage_columns` gives the feature
+columns from a call's evidence (the same on ``run`` and ``rescore``);
+:func:`find_gaps` gives the stored gaps, with the reasons the transcriber
+reported (:class:`DecodeNote`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.records import AGENT, CUSTOMER, MIXED, CallEvidence, SpeechSegment, Utterance
+
+Span = tuple[float, float]
+
+#: Why speech has no text (see the module docstring), most specific first.
+GAP_REASONS = ("crosstalk", "loop", "hallucination", "decode_failure", "no_text")
+#: Feature columns of :func:`coverage_columns`.
+COVERAGE_COLUMNS = ("agent_coverage", "customer_coverage", "mixed_coverage", "untranscribed_s", "gap_count")
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A stretch of one role's speech with no trusted text, on the call clock."""
+
+    role: str
+    start_s: float
+    end_s: float
+    reason: str
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.start_s) and math.isfinite(self.end_s)) or not 0 <= self.start_s <= self.end_s:
+            raise ValueError(f"Gap: need 0 <= start_s <= end_s, got {self.start_s}..{self.end_s}")
+        if self.reason not in GAP_REASONS:
+            raise ValueError(f"Gap: reason {self.reason!r} not in {GAP_REASONS}")
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+@dataclass(frozen=True)
+class DecodeNote:
+    """What a transcriber knows about speech it could not turn into text (``reason`` as :class:`Gap`)."""
+
+    role: str
+    start_s: float
+    end_s: float
+    reason: str
+    detail: str = ""
+
+
+def union(spans: Iterable[Span]) -> list[Span]:
+    """Merge overlapping or touching spans into a sorted list of disjoint spans."""
+    merged: list[list[float]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(a, b) for a, b in merged]
+
+
+def subtract(spans: Sequence[Span], remove: Sequence[Span]) -> list[Span]:
+    """Parts of the disjoint sorted ``spans`` not covered by the disjoint sorted ``remove``."""
+    out: list[Span] = []
+    j = 0
+    for start, end in spans:
+        cursor = start
+        while j < len(remove) and remove[j][1] <= cursor:
+            j += 1
+        k = j
+        while k < len(remove) and remove[k][0] < end:
+            if remove[k][0] > cursor:
+                out.append((cursor, remove[k][0]))
+            cursor = max(cursor, remove[k][1])
+            k += 1
+        if cursor < end:
+            out.append((cursor, end))
+    return out
+
+
+def text_spans(utterances: Iterable[Utterance], role: str, margin_s: float) -> list[Span]:
+    """Where ``role`` has trusted text: its words (or word-less utterances) widened by ``margin_s``."""
+    spans: list[Span] = []
+    for u in utterances:
+        if u.role != role or u.suspect:
+            continue
+        if u.words:
+            spans.extend((max(0.0, w.start_s - margin_s), w.end_s + margin_s) for w in u.words)
+        else:
+            spans.append((max(0.0, u.start_s - margin_s), u.end_s + margin_s))
+    return union(spans)
+
+
+def uncovered(speech: Sequence[Span], covered: Sequence[Span], min_s: float) -> list[Span]:
+    """Pieces of ``speech`` (disjoint, sorted) outside ``covered`` that are at least ``min_s`` long."""
+    return [(a, b) for a, b in subtract(speech, covered) if b - a >= min_s]
+
+
+def decoded_speech(segments: Sequence[SpeechSegment], crosstalk: Sequence[SpeechSegment], role: str) -> list[Span]:
+    """``role``'s speech that was handed to the transcriber (its VAD speech without the crosstalk left out)."""
+    own = union((s.start_s, s.end_s) for s in segments if s.role == role)
+    return subtract(own, union((s.start_s, s.end_s) for s in crosstalk if s.role == role))
+
+
+def find_gaps(roles: Sequence[str], segments: Sequence[SpeechSegment], crosstalk: Sequence[SpeechSegment],
+              utterances: Sequence[Utterance], notes: Sequence[DecodeNote], margin_s: float,
+              min_s: float) -> list[Gap]:
+    """Every stretch of speech without trusted text, with its reason, in time order.
+
+    Args:
+        roles: the call's roles.
+        segments: every VAD speech segment of the call.
+        crosstalk: the segments left out as crosstalk (their speech becomes ``crosstalk`` gaps).
+        utterances: the final utterances (suspect ones marked).
+        notes: what the transcriber reported about speech it could not decode.
+        margin_s: ``[asr] coverage_word_margin_s``.
+        min_s: ``[asr] gap_min_s``.
+    """
+    gaps: list[Gap] = []
+    for role in roles:
+        leaked = union((s.start_s, s.end_s) for s in crosstalk if s.role == role)
+        gaps += [Gap(role, a, b, "crosstalk", "the other side's voice leaking into this channel (not decoded)")
+                 for a, b in leaked if b - a >= min_s]
+        covered = text_spans(utterances, role, margin_s)
+        distrusted = [u for u in utterances if u.role == role and u.suspect]
+        for start_s, end_s in uncovered(decoded_speech(segments, crosstalk, role), covered, min_s):
+            reason, detail = _reason(role, start_s, end_s, notes, distrusted)
+            gaps.append(Gap(role, start_s, end_s, reason, detail))
+    return sorted(gaps, key=lambda g: (g.start_s, g.role))
+
+
+def _reason(role: str, start_s: float, end_s: float, notes: Sequence[DecodeNote],
+            distrusted: Sequence[Utterance]) -> tuple[str, str]:
+    """The reason of one gap: the transcriber's note overlapping it most, else distrusted text, else no text."""
+    def overlap(a: float, b: float) -> float:
+        return max(0.0, min(b, end_s) - max(a, start_s))
+
+    scored = [(overlap(n.start_s, n.end_s), n) for n in notes if n.role == role]
+    best = max(scored, key=lambda pair: pair[0], default=(0.0, None))
+    suspect = max(((overlap(u.start_s, u.end_s), u) for u in distrusted), key=lambda pair: pair[0],
+                  default=(0.0, None))
+    if suspect[1] is not None and suspect[0] > best[0]:
+        return "hallucination", f"distrusted text: {suspect[1].suspect_reason}"
+    if best[1] is not None and best[0] > 0:
+        return best[1].reason, best[1].detail
+    return "no_text", "no text was recognised for this speech"
+
+
+def drop_crosstalk(segments: Sequence[SpeechSegment], margin_db: float, covered_share: float) -> list[SpeechSegment]:
+    """Leave out speech that is only the other channel leaking into this one.
+
+    On a stereo call the agent's voice often bleeds faintly into the customer
+    channel (and back). VAD calls that speech too; decoding it would cost time
+    and put the agent's words in the customer's mouth. A segment is dropped
+    when at least ``covered_share`` of it lies inside segments of another role
+    that are at least ``margin_db`` louder. Real double-talk has similar levels
+    on both channels and is kept.
+    """
+    kept = []
+    for segment in segments:
+        louder = [o for o in segments if o.role != segment.role
+                  and o.loudness_dbfs - segment.loudness_dbfs >= margin_db]
+        covered = sum(max(0.0, min(o.end_s, segment.end_s) - max(o.start_s, segment.start_s)) for o in louder)
+        if segment.duration_s <= 0 or covered / segment.duration_s < covered_share:
+            kept.append(segment)
+    return kept
+
+
+def crosstalk_of(segments: Sequence[SpeechSegment], asr: Any) -> tuple[SpeechSegment, ...]:
+    """The segments ``[asr]`` leaves out as crosstalk (none when ``drop_crosstalk`` is off)."""
+    if not asr.drop_crosstalk:
+        return ()
+    kept = set(map(id, drop_crosstalk(segments, asr.crosstalk_margin_db, asr.crosstalk_covered_share)))
+    return tuple(s for s in segments if id(s) not in kept)
+
+
+def role_coverage(speech: Sequence[Span], gaps: Sequence[Span]) -> float | None:
+    """Share of ``speech`` outside ``gaps`` (None when there is no speech)."""
+    total = sum(b - a for a, b in speech)
+    if total <= 0:
+        return None
+    return max(0.0, 1.0 - sum(b - a for a, b in gaps) / total)
+
+
+def coverage_columns(evidence: CallEvidence, crosstalk: Sequence[SpeechSegment], margin_s: float,
+                     min_s: float) -> dict[str, float | int | None]:
+    """The coverage feature columns of one call, from its evidence alone (``run`` and ``rescore`` agree).
+
+    ``<role>_coverage`` is the share of the role's decoded speech covered by
+    trusted words (None when the role has no speech or the call has no such
+    role); ``untranscribed_s`` and ``gap_count`` sum the gaps of every role
+    (crosstalk left out).
+
+    Args:
+        evidence: the call's segments and utterances.
+        crosstalk: the segments left out as crosstalk (:func:`pipeline.asr.transcribe.drop_crosstalk`).
+        margin_s: ``[asr] coverage_word_margin_s``.
+        min_s: ``[asr] gap_min_s``.
+    """
+    row: dict[str, float | int | None] = {f"{role}_coverage": None for role in (AGENT, CUSTOMER, MIXED)}
+    untranscribed_s, count = 0.0, 0
+    for role in evidence.roles:
+        speech = decoded_speech(evidence.segments, crosstalk, role)
+        gaps = uncovered(speech, text_spans(evidence.utterances, role, margin_s), min_s)
+        row[f"{role}_coverage"] = role_coverage(speech, gaps)
+        untranscribed_s += sum(b - a for a, b in gaps)
+        count += len(gaps)
+    row["untranscribed_s"] = untranscribed_s
+    row["gap_count"] = count
+    return row
+
+
+__all__ = ["COVERAGE_COLUMNS", "GAP_REASONS", "DecodeNote", "Gap", "coverage_columns", "crosstalk_of", "decoded_speech",
+           "drop_crosstalk",
+           "find_gaps", "role_coverage", "subtract", "text_spans", "uncovered", "union"]

@@ -1,0 +1,260 @@
+"""Decode again, on its own and with other settings, the speech the first pass left without trusted text.
+
+The first pass decodes all speech of a call in shared 30 s windows: fast, but
+a window can stop early, loop, or place its words elsewhere, and a stretch of
+speech is then left with no text. Such a stretch (at least ``[asr]
+redecode_min_s`` long) is decoded again before it is given up:
+
+- on its own, with ``[asr] redecode_context_s`` of audio around it, levelled
+  like the first pass, in windows of at most ``[asr] redecode_window_s``
+  (a shorter window: nothing else in it to skip to or to loop on);
+- never conditioned on previous text, with ``[asr] redecode_prompt`` instead of
+  the first pass's prompt;
+- attempt 0 decodes every stretch at once in a batch (temperature 0); later
+  attempts decode each stretch alone with temperature fallback (``[asr]
+  redecode_temperatures``: a higher temperature when the output is repetitive
+  or improbable, as Whisper's own sequential decoding does).
+
+Only words inside the stretch are kept (the context was decoded already).
+What an attempt could not recover is reported as a note with its reason
+(``loop``, ``no_text``, ``decode_failure``) and what the guard distrusts as
+``hallucination``; :func:`pipeline.asr.coverage.find_gaps` turns them into gaps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from pipeline.asr.coverage import DecodeNote, text_spans, uncovered
+from pipeline.asr.loops import clean_and_map
+from pipeline.asr.pieces import ChannelSpeech, DecodedSegment, Piece, level_gain, merged_speech, piece_level, window_of
+from pipeline.config import AsrConfig
+from pipeline.records import SAMPLE_RATE_HZ, Utterance, Word
+
+
+@dataclass(frozen=True, eq=False)
+class RedecodeRequest:
+    """A stretch of one channel's speech to decode again: ``start_s``..``end_s`` on the call clock."""
+
+    channel: ChannelSpeech
+    start_s: float
+    end_s: float
+
+    @property
+    def role(self) -> str:
+        return self.channel.role
+
+    def holds(self, role: str, time_s: float, margin_s: float = 0.0) -> bool:
+        """Whether ``time_s`` of ``role`` lies in this stretch (widened by ``margin_s``)."""
+        return role == self.role and self.start_s - margin_s <= time_s <= self.end_s + margin_s
+
+
+def plan_requests(work: Sequence[ChannelSpeech], utterances: Sequence[Utterance],
+                  asr: AsrConfig) -> list[RedecodeRequest]:
+    """The stretches of speech without trusted text at least ``[asr] redecode_min_s`` long."""
+    requests = []
+    for channel in work:
+        covered = text_spans(utterances, channel.role, asr.coverage_word_margin_s)
+        for start_s, end_s in uncovered(merged_speech(channel.speech), covered, asr.redecode_min_s):
+            requests.append(RedecodeRequest(channel, start_s, end_s))
+    return requests
+
+
+def _placed(requests: Sequence[RedecodeRequest], asr: AsrConfig) -> tuple[np.ndarray, list[Piece], list[int]]:
+    """Each stretch with its context, levelled, joined with pauses; and the request of each piece."""
+    pause = np.zeros(int(round(asr.join_pause_s * SAMPLE_RATE_HZ)), np.float32)
+    parts: list[np.ndarray] = []
+    pieces: list[Piece] = []
+    owners: list[int] = []
+    cursor = 0
+    for index, request in enumerate(requests):
+        samples = request.channel.samples
+        low = max(0.0, request.start_s - asr.redecode_context_s)
+        high = min(len(samples) / SAMPLE_RATE_HZ, request.end_s + asr.redecode_context_s)
+        first, last = int(round(low * SAMPLE_RATE_HZ)), int(round(high * SAMPLE_RATE_HZ))
+        if last <= first:
+            continue
+        if parts:
+            parts.append(pause)
+            cursor += len(pause)
+        audio = samples[first:last]
+        speech = samples[int(round(request.start_s * SAMPLE_RATE_HZ)):int(round(request.end_s * SAMPLE_RATE_HZ))]
+        gain = level_gain(speech, piece_level(asr), asr.piece_max_gain_db)
+        pieces.append(Piece(cursor / SAMPLE_RATE_HZ, first / SAMPLE_RATE_HZ, last / SAMPLE_RATE_HZ, request.role))
+        owners.append(index)
+        parts.append(audio * np.float32(gain))
+        cursor += last - first
+    joined = np.concatenate(parts).astype(np.float32, copy=False) if parts else np.zeros(0, np.float32)
+    return joined, pieces, owners
+
+
+def _split(piece: Piece, max_s: float) -> list[dict[str, float]]:
+    """A piece's windows of at most ``max_s`` (equal parts)."""
+    length = piece.joined_end_s - piece.joined_start_s
+    parts = max(1, int(np.ceil(length / max_s - 1e-9)))
+    step = length / parts
+    return [{"start": piece.joined_start_s + i * step, "end": piece.joined_start_s + (i + 1) * step}
+            for i in range(parts)]
+
+
+def redecode_with_whisper(model: Any, batched: Any, requests: Sequence[RedecodeRequest], asr: AsrConfig,
+                          attempt: int, first_options: dict[str, Any]) -> tuple[list[Utterance], list[DecodeNote]]:
+    """Decode each stretch again on its own (see the module docstring for the settings of each attempt).
+
+    Args:
+        model: the loaded ``WhisperModel``.
+        batched: its ``BatchedInferencePipeline`` (None: every attempt decodes stretch by stretch).
+        requests: the stretches (:func:`plan_requests`).
+        asr: the ``[asr]`` section.
+        attempt: 0 for the first re-decoding, 1, 2... for later ones.
+        first_options: the first pass's options (language, beam size, word timestamps).
+
+    Returns:
+        The new utterances (role and call-clock times; not yet guarded), and a
+        note for every stretch the attempt did not fill with words.
+    """
+    joined, pieces, owners = _placed(requests, asr)
+    if not pieces:
+        return [], []
+    options = {**first_options, "initial_prompt": asr.redecode_prompt or None}
+    spans, span_owner = [], []
+    for piece, owner in zip(pieces, owners, strict=True):
+        for window in _split(piece, asr.redecode_window_s):
+            spans.append(window)
+            span_owner.append(owner)
+    decoded: list[DecodedSegment] = []
+    if attempt == 0 and batched is not None:
+        how = "alone, batched"
+        raw, _info = batched.transcribe(joined, clip_timestamps=spans, batch_size=asr.batch_size,
+                                        without_timestamps=False, **options)
+        decoded = [DecodedSegment.of(s, window_of(spans, float(s.start), float(s.end))) for s in raw]
+    else:
+        how = f"alone, temperatures {', '.join(f'{t:g}' for t in asr.redecode_temperatures)}"
+        for index, span in enumerate(spans):
+            first, last = int(round(span["start"] * SAMPLE_RATE_HZ)), int(round(span["end"] * SAMPLE_RATE_HZ))
+            raw, _info = model.transcribe(
+                joined[first:last], vad_filter=False, condition_on_previous_text=False,
+                temperature=list(asr.redecode_temperatures),
+                compression_ratio_threshold=asr.guard.compression_ratio_max,
+                log_prob_threshold=asr.guard.logprob_min, no_speech_threshold=asr.guard.no_speech_prob_max,
+                **options)
+            decoded += [DecodedSegment.of(s, index) for s in _shifted(raw, span["start"])]
+    utterances, loops = clean_and_map(decoded, pieces, "", asr)
+    detail = f"decoded again {how}"
+    notes = []
+    for index, request in enumerate(requests):
+        if any(_inside(u, request, asr.coverage_word_margin_s) for u in utterances):
+            continue
+        looped = [n for n in loops if request.holds(n.role, (n.start_s + n.end_s) / 2, asr.coverage_word_margin_s)]
+        said = any(s.text.strip() for s in decoded if 0 <= s.window < len(spans) and span_owner[s.window] == index)
+        if looped:
+            reason, why = "loop", looped[0].detail
+        elif said:
+            reason, why = "decode_failure", "text, but not for this speech"
+        else:
+            reason, why = "no_text", "no text"
+        notes.append(DecodeNote(request.role, request.start_s, request.end_s, reason, f"{detail}: {why}"))
+    return utterances, notes
+
+
+def _shifted(raw: Any, offset_s: float) -> list[Any]:
+    """Segments (and their words) of a window decoded on its own, moved to the joined audio's time."""
+    out = []
+    for s in raw:
+        words = [replace_word(w, offset_s) for w in (s.words or ())]
+        out.append(_Segment(s.text, float(s.start) + offset_s, float(s.end) + offset_s, words,
+                            s.avg_logprob, s.no_speech_prob, s.compression_ratio))
+    return out
+
+
+@dataclass(frozen=True)
+class _Word:
+    word: str
+    start: float
+    end: float
+    probability: float
+
+
+@dataclass(frozen=True)
+class _Segment:
+    text: str
+    start: float
+    end: float
+    words: list[_Word]
+    avg_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+
+
+def replace_word(word: Any, offset_s: float) -> _Word:
+    """A faster-whisper word moved by ``offset_s``."""
+    return _Word(str(word.word), float(word.start) + offset_s, float(word.end) + offset_s, float(word.probability))
+
+
+def _inside(utterance: Utterance, request: RedecodeRequest, margin_s: float) -> bool:
+    times = [(w.start_s + w.end_s) / 2 for w in utterance.words] or [(utterance.start_s + utterance.end_s) / 2]
+    return any(request.holds(utterance.role, t, margin_s) for t in times)
+
+
+def _trimmed(utterance: Utterance, request: RedecodeRequest, margin_s: float) -> Utterance | None:
+    """The part of a re-decoded utterance inside its stretch (its context was decoded already)."""
+    if not utterance.words:
+        return utterance if _inside(utterance, request, margin_s) else None
+    words = tuple(w for w in utterance.words if request.holds(utterance.role, (w.start_s + w.end_s) / 2, margin_s))
+    if not words:
+        return None
+    return replace(utterance, start_s=words[0].start_s, end_s=max(w.end_s for w in words),
+                   text="".join(w.text for w in words), words=words)
+
+
+def _spliced(host: Utterance, guest: Utterance) -> Utterance:
+    """``host`` with ``guest``'s words inserted in time order (the guest lies inside the host)."""
+    words: tuple[Word, ...] = tuple(sorted((*host.words, *guest.words), key=lambda w: (w.start_s, w.end_s)))
+    return replace(host, words=words, text="".join(w.text for w in words), start_s=min(host.start_s, guest.start_s),
+                   end_s=max(host.end_s, guest.end_s))
+
+
+def merge_redecoded(utterances: Sequence[Utterance], fresh: Sequence[Utterance], requests: Sequence[RedecodeRequest],
+                    margin_s: float) -> tuple[list[Utterance], list[DecodeNote]]:
+    """Add the trusted re-decoded text of each stretch to the transcript.
+
+    A re-decoded utterance lying inside an utterance of the same role is
+    spliced into it (one sentence stays one utterance); otherwise it is
+    added. Distrusted text from the first pass over a stretch that now has
+    trusted text is removed; distrusted re-decoded text is not added and
+    becomes a ``hallucination`` note.
+
+    Returns:
+        The merged utterances in time order, and the notes for rejected text.
+    """
+    result = list(utterances)
+    notes = []
+    for request in requests:
+        accepted = []
+        for utterance in fresh:
+            part = _trimmed(utterance, request, margin_s)
+            if part is None:
+                continue
+            if part.suspect:
+                notes.append(DecodeNote(request.role, request.start_s, request.end_s, "hallucination",
+                                        f"decoded again, distrusted: {part.suspect_reason}"))
+            else:
+                accepted.append(part)
+        if not accepted:
+            continue
+        result = [u for u in result if not (u.suspect and _inside(u, request, 0.0))]
+        for part in accepted:
+            host = next((i for i, u in enumerate(result) if u.role == part.role and not u.suspect and u.words
+                         and part.words and u.start_s < part.start_s and part.end_s < u.end_s), None)
+            if host is None:
+                result.append(part)
+            else:
+                result[host] = _spliced(result[host], part)
+    return sorted(result, key=lambda u: (u.start_s, u.end_s, u.role)), notes
+
+
+__all__ = ["RedecodeRequest", "merge_redecoded", "plan_requests", "redecode_with_whisper"]

@@ -224,3 +224,29 @@ def test_decoding_memory_is_the_decoded_audio_not_a_multiple(tmp_path, vad_only_
     kept = sum(c.samples.nbytes for c in call.channels)
     assert kept == 2 * minutes * 60 * 16000 * 4
     assert peak < kept * 1.15, f"peak {peak / 1e6:.0f} MB for {kept / 1e6:.0f} MB of audio"
+
+
+def test_level_measurements_work_in_blocks():
+    # Peak, loudness, clipping and loudness tracks of a 10-minute channel: no whole-channel
+    # temporaries (an abs() copy, a float64 square) on top of the channel itself.
+    from pipeline.audio.levels import loudness_dbfs, measure_channel, peak_dbfs
+    from pipeline.audio.loudness import loudness_tracks
+    from pipeline.records import Call, Channel
+
+    samples = np.resize(read_clip("news_8s.wav"), 10 * 60 * 16000)
+    channel = Channel("agent", samples)
+    call = Call("c", "p", "sha", (channel,), 16000, 1, "pcm_s16le", "wav", len(samples) / 16000)
+    tracemalloc.start()
+    try:
+        facts = measure_channel(channel, 0.999)
+        level, peak = loudness_dbfs(samples), peak_dbfs(samples)
+        tracks = loudness_tracks(call, [], 0.1)
+        _, used = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # At most a block's float64 square (8 MB); whole-channel temporaries were 77 MB (float64) + 38 MB (abs).
+    assert used < 2 * (1 << 20) * 8, f"{used / 1e6:.0f} MB for a {samples.nbytes / 1e6:.0f} MB channel"
+    assert facts.loudness_dbfs == level and facts.peak_dbfs == peak
+    assert peak == pytest.approx(20 * np.log10(np.abs(samples).max()))
+    assert level == pytest.approx(10 * np.log10(np.mean(samples.astype(np.float64) ** 2)))
+    assert len(tracks["agent"].dbfs) == 6000

@@ -102,6 +102,22 @@ def stable_rows(store: Path, table: str) -> list[tuple[Any, ...]]:
     return sorted(tuple(sorted((k, repr(v)) for k, v in row.items() if k not in VOLATILE)) for row in rows)
 
 
+def difference(got: list[tuple[Any, ...]], expected: list[tuple[Any, ...]], limit: int = 5) -> str:
+    """The first differing rows and columns of two :func:`stable_rows` lists, for a failure message."""
+    missing = [dict(r) for r in expected if r not in got]
+    extra = [dict(r) for r in got if r not in expected]
+    lines = [f"{len(missing)} expected rows missing, {len(extra)} unexpected rows"]
+    for want in missing[:limit]:
+        same = [dict(r) for r in extra if dict(r).get("call_id") == want.get("call_id")]
+        if same:
+            cols = [k for k in want if same[0].get(k) != want[k]]
+            changes = "; ".join(f"{c}: {same[0].get(c)} != {want[c]}" for c in cols[:4])
+            lines.append(f"{want.get('call_id')}: {changes}")
+        else:
+            lines.append(f"{want.get('call_id')}: missing")
+    return "\n".join(lines)
+
+
 def store_rows(store: Path) -> dict[str, list[tuple[Any, ...]]]:
     return {table: stable_rows(store, table) for table in TABLES}
 

@@ -18,6 +18,7 @@ from _support import (
     SCALE,
     commit_files,
     descendants,
+    difference,
     kill_group,
     make_corpus,
     record_figures,
@@ -126,7 +127,7 @@ def test_sigkill_and_resume_gives_the_uninterrupted_store(tmp_path, corpus, conf
     assert final.stderr.strip() == ""
     rows = store_rows(store)
     for table, expected in reference.rows.items():
-        assert rows[table] == expected, f"{table} differs from the uninterrupted run"
+        assert rows[table] == expected, f"{table}: not the uninterrupted run's: {difference(rows[table], expected)}"
     total = sum(kills.values())
     record_figures("sigkill", workers=workers, runs=restarts + 1, kills=total, kills_random=kills["random"],
                    kills_commit=kills["commit"], calls=N_CALLS + 2, rows_lost=0, rows_duplicated=0)

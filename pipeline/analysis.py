@@ -41,6 +41,7 @@ from pipeline.text.matcher import LexiconMatcher, build_matcher, detect_phrases
 from pipeline.text.pii import PiiTime, locate_pii, mask_utterance
 from pipeline.text.redline_model import RedlineTextModel, redline_model_path, redline_version, score_utterances
 from pipeline.text.rules import RuleSet, load_rules
+from pipeline.text.second_look import second_look
 from pipeline.timing.detect import TIMING_VERSION, TimingResult, detect_timing
 from pipeline.versions import ANALYSIS_VERSION, NONE, Versions
 
@@ -224,8 +225,12 @@ class Analysis:
     score: ScoreResult
 
 
-def text_hits(evidence: CallEvidence, resources: Resources) -> list[Hit]:
-    """Lexicon rules and the red-line text model on the (already masked) utterances."""
+def text_hits(evidence: CallEvidence, resources: Resources, call: Call | None = None) -> list[Hit]:
+    """Lexicon rules and the red-line text model on the (already masked) utterances.
+
+    With the call's audio and a Whisper transcriber, near misses are decoded again
+    (``[text] second_look``, :mod:`pipeline.text.second_look`); without it (rescore) they are not.
+    """
     if resources.matcher is None:
         return []
     config = resources.config
@@ -233,7 +238,11 @@ def text_hits(evidence: CallEvidence, resources: Resources) -> list[Hit]:
     if resources.redline is not None:
         hits += score_utterances(evidence, resources.redline, config.classifier.redline_threshold,
                                  severity=config.classifier.redline_severity,
-                                 min_chars=config.classifier.redline_min_chars)
+                                 min_chars=config.classifier.redline_min_chars,
+                                 max_gap_s=config.text.turn_max_gap_s)
+    if call is not None and config.text.second_look and isinstance(resources.transcriber, WhisperTranscriber):
+        hits += second_look(call, evidence, hits, resources.transcriber.model, resources.matcher,
+                            resources.redline, config)[0]
     return hits
 
 
@@ -247,7 +256,7 @@ def timing_of(evidence: CallEvidence, resources: Resources,
 
 def analyse_evidence(evidence: CallEvidence, resources: Resources, call_facts: Mapping[str, Any], *,
                      tracks: Mapping[str, LoudnessTrack] | None = None, timing: TimingResult | None = None,
-                     versions: Versions | None = None) -> Analysis:
+                     versions: Versions | None = None, call: Call | None = None) -> Analysis:
     """Text rules, red-line model, timing, features, scorecard and classifier for one call.
 
     Args:
@@ -259,9 +268,10 @@ def analyse_evidence(evidence: CallEvidence, resources: Resources, call_facts: M
             keeps those measured on the audio).
         versions: the versions the feature row records (default ``resources.versions``;
             ``rescore`` keeps the stored call's speech model and configuration).
+        call: the decoded call, for the second look at near misses (None from the store).
     """
     timing = timing if timing is not None else timing_of(evidence, resources, tracks)
-    hits = tuple(sorted([*text_hits(evidence, resources), *timing.hits], key=lambda h: (h.start_s, h.rule_id)))
+    hits = tuple(sorted([*text_hits(evidence, resources, call), *timing.hits], key=lambda h: (h.start_s, h.rule_id)))
     versions = versions or resources.versions
     asr = resources.config.asr
     # coverage of the speech by text, when the call was transcribed (from the audio or the store alike)
@@ -311,7 +321,7 @@ def analyse_call(call: Call, resources: Resources, call_facts: Mapping[str, Any]
                             transcript.segments, utterances, call.metadata)
     report("detect")
     facts = {**call_facts, "channels": [asdict(c) for c in transcript.channels]}
-    analysis = analyse_evidence(evidence, resources, facts, tracks=transcript.tracks)
+    analysis = analyse_evidence(evidence, resources, facts, tracks=transcript.tracks, call=call)
     return CallAnalysis(transcript, pii, evidence, analysis)
 
 

@@ -116,6 +116,13 @@ class TextConfig(_Section):
     fuzzy_confidence: Annotated[Num, Field(ge=0, le=1)]
     fuzzy_common_word_freq: Annotated[Int, Field(ge=0)]
     suspect_can_raise_fatal: Bool
+    turn_max_gap_s: Annotated[Num, Field(ge=0)]
+    repeat_word_min_freq: Annotated[Int, Field(ge=0)]
+    rare_word_max_freq: Annotated[Int, Field(ge=0)]
+    second_look: Bool
+    second_look_beam_size: Annotated[Int, Field(ge=1, le=20)]
+    second_look_pad_s: Annotated[Num, Field(ge=0, le=5)]
+    second_look_max_per_call: Annotated[Int, Field(ge=0)]
 
 
 class PiiConfig(_Section):
@@ -177,6 +184,7 @@ class ClassifierConfig(_Section):
     redline_threshold: Literal["model"] | Annotated[Num, Field(gt=0, le=1)]
     redline_severity: Literal["info", "non_fatal", "fatal"]
     redline_min_chars: Annotated[Int, Field(ge=1)]
+    redline_review_margin: Annotated[Num, Field(ge=0, le=1)]
 
 
 class RunConfig(_Section):

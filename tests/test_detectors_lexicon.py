@@ -217,3 +217,104 @@ def test_apology_required_only_after_complaint(matcher: LexiconMatcher) -> None:
     assert missing(complaint, Utterance(AGENT, 14, 16, "非常抱歉")) == []
     assert missing(Utterance(AGENT, 1, 3, "对不起"), complaint) != []  # apology before the complaint
     assert missing(Utterance(AGENT, 1, 3, "您好"), Utterance(CUSTOMER, 4, 6, "我查话费")) == []
+
+
+# -- matching that survives ASR (issue 15) ---------------------------------------------
+def ids(m: LexiconMatcher, text: str) -> set[str]:
+    return {h.rule_id for h in rule_hits(m, text)}
+
+
+def test_punctuation_is_a_token_boundary(matcher: LexiconMatcher) -> None:
+    """ASR writes "喂，喂": jieba on "喂喂" would make one token and hide the single-character rule."""
+    assert [h.matched_text for h in rule_hits(matcher, "喂，喂，说话呀", rule="forbidden.wei")] == ["喂"]
+    assert rule_hits(matcher, "宝宝喂养，喂食都要注意", rule="forbidden.wei") == []
+
+
+def test_repeated_characters_are_folded(matcher: LexiconMatcher) -> None:
+    assert len(rule_hits(matcher, "你你你去死吧", rule="redline.abuse")) == 1
+    assert len(rule_hits(matcher, "喂喂说话呀", rule="forbidden.wei")) == 1
+    # a doubled character that is a word stays: "他妈妈的卡" is not "他妈的"
+    assert rule_hits(matcher, "他妈妈的卡已经激活了", rule="redline.insult.agent") == []
+    [hit] = rule_hits(matcher, "你你你去死吧", rule="redline.abuse")
+    assert hit.matched_text == "你去死"
+
+
+def test_overlapping_phrases_of_two_rules_both_fire(matcher: LexiconMatcher) -> None:
+    """The longer phrase is one jieba user word; the shorter phrase inside it still fires its rule."""
+    assert {"redline.counter_question", "arguing.unreasonable"} <= ids(matcher, "你怎么不讲道理啊")
+
+
+def test_rare_jieba_compound_does_not_hide_a_phrase(matcher: LexiconMatcher) -> None:
+    assert len(rule_hits(matcher, "这个我真不知道", rule="forbidden.dont_know")) == 1  # 真不知道 is a jieba word
+    assert len(rule_hits(matcher, "你这是发神经病吧", rule="redline.abuse")) == 1
+    assert rule_hits(matcher, "我帮您挂神经内科的号", rule="redline.abuse") == []
+
+
+def test_a_phrase_split_over_two_utterances_of_one_turn(matcher: LexiconMatcher) -> None:
+    split = call(Utterance(AGENT, 1.0, 2.0, "你这话"), Utterance(AGENT, 2.4, 3.6, "什么意思"))
+    [hit] = [h for h in detect_phrases(split, matcher, TEXT) if h.rule_id == "redline.counter_question"]
+    assert (hit.start_s, hit.end_s) == pytest.approx((1.0, 3.6), abs=0.01)
+    # another speaker between them, or a long pause: two turns, no hit
+    between = call(Utterance(AGENT, 1.0, 2.0, "你这话"), Utterance(CUSTOMER, 2.1, 2.3, "嗯"),
+                   Utterance(AGENT, 2.4, 3.6, "什么意思"))
+    pause = call(Utterance(AGENT, 1.0, 2.0, "你这话"), Utterance(AGENT, 4.0, 5.0, "什么意思"))
+    for evidence in (between, pause):
+        assert not [h for h in detect_phrases(evidence, matcher, TEXT) if h.rule_id == "redline.counter_question"]
+    # the suspect flag comes from the utterances the match was heard in
+    shaky = call(Utterance(AGENT, 1.0, 2.0, "你这话", suspect=True, suspect_reason="low logprob"),
+                 Utterance(AGENT, 2.4, 3.6, "什么意思"))
+    [hit] = [h for h in detect_phrases(shaky, matcher, TEXT) if h.rule_id == "redline.counter_question"]
+    assert hit.suspect and hit.severity == "non_fatal"
+
+
+def test_optional_pronouns_and_plural(matcher: LexiconMatcher) -> None:
+    assert "shirking.policy" in ids(matcher, "这不归我们管")
+    assert "shirking.policy" in ids(matcher, "没有这个权限")  # ASR dropped the leading 我
+    assert "coldness.impatient" in ids(matcher, "烦不烦啊")
+    assert "redline.abuse" in ids(matcher, "才聋了吧")
+
+
+def test_polite_i_wonder_is_excused_but_i_dont_know_is_not(matcher: LexiconMatcher) -> None:
+    for text in ("不知道您去过没", "不知道你是否喜欢", "就是不知道你对哪个感兴趣了", "软件bug不知道什么时候能修好"):
+        assert rule_hits(matcher, text, rule="forbidden.dont_know") == [], text
+    for text in ("我也不知道你说的是哪个", "这个我真不知道", "我不知道您说的是什么"):
+        assert len(rule_hits(matcher, text, rule="forbidden.dont_know")) == 1, text
+
+
+def test_excuse_heard_with_you_instead_of_polite_you(matcher: LexiconMatcher) -> None:
+    """Whisper writes 你 for 您: the offer to check still excuses "不清楚"."""
+    assert rule_hits(matcher, "这个我不清楚，我帮你查一下", rule="forbidden.dont_know") == []
+
+
+def test_sound_alike_of_measured_confusions(matcher: LexiconMatcher) -> None:
+    [hit] = rule_hits(matcher, "你是神金病吧", rule="redline.abuse")  # jing heard as jin
+    assert hit.match_type == "fuzzy" and hit.matched_text == "神金病"
+    # sh/s is not a measured confusion: "你去十七孔桥" is not "你去死"
+    assert rule_hits(matcher, "推荐你去十七孔桥", rule="redline.abuse") == []
+
+
+def test_near_matches_are_candidates_not_hits(matcher: LexiconMatcher) -> None:
+    from pipeline.text.matcher import find_near
+
+    evidence = example_evidence("你是不是前经病啊", AGENT)
+    assert not [h for h in detect_phrases(evidence, matcher, TEXT) if h.rule_id == "redline.abuse"]
+    [near] = find_near(evidence, matcher, TEXT)
+    assert (near.rule_ids, near.phrase, near.heard, near.how) == (("redline.abuse",), "神经病", "前经病",
+                                                                 "substituted:0")
+    assert find_near(example_evidence("我帮您挂神经内科的号", AGENT), matcher, TEXT) == []
+    hits = detect_phrases(example_evidence("你是神经病", AGENT), matcher, TEXT)
+    assert find_near(example_evidence("你是神经病", AGENT), matcher, TEXT, hits) == []
+
+
+def test_clean_service_text_raises_no_negative_hit(matcher: LexiconMatcher) -> None:
+    """CrossWOZ agent turns (both halves): issue 15 measured 2.5-4 false hits per 1,000 before."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from scripts.bench.service_text import crosswoz_turns, false_hits
+
+    turns = crosswoz_turns()
+    if not turns:
+        pytest.skip("CrossWOZ not available (../shared/data/text/crosswoz)")
+    found = false_hits([t.text for t in turns], lambda e: detect_phrases(e, matcher, TEXT))
+    assert 1000 * len({text for text, _ in found}) / len(turns) <= 1.0, found

@@ -85,3 +85,43 @@ def test_missing_version_bad_toml_duplicates_and_empty_dir(tmp_path: Path) -> No
         load_rules(write(empty, "", "note.txt"))
     with pytest.raises(LexiconError, match="not found"):
         load_rules(tmp_path / "missing")
+
+
+# -- optional parts and excusing regexes (issue 15) -------------------------------------
+def test_optional_parts_expand_into_every_spelling(tmp_path: Path) -> None:
+    from pipeline.text.phrases import expand_phrase
+
+    assert expand_phrase("(你)烦不烦") == ("你烦不烦", "烦不烦")
+    assert expand_phrase("这不归我(们)管") == ("这不归我们管", "这不归我管")
+    assert expand_phrase("(我)没(有)这个权限") == ("我没有这个权限", "我没这个权限", "没有这个权限", "没这个权限")
+    assert expand_phrase("不知道") == ("不知道",)
+    text = 'version = "1"\n' + GOOD_RULE.replace('phrases = ["不知道"]', 'phrases = ["(我)不知道", "不知道"]')
+    [rule] = load_rules(write(tmp_path, text)).rules
+    assert rule.phrases == ("我不知道", "不知道")  # duplicates removed, order kept
+
+
+@pytest.mark.parametrize(("phrase", "message"), [
+    ("(你烦不烦", "unbalanced or nested"),
+    ("你)烦不烦", "unbalanced or nested"),
+    ("((你))烦", "unbalanced or nested"),
+    ("()烦不烦", "empty optional part"),
+    ("(你)", "nothing is left"),
+    ("(a)(b)(c)(d)烦", "more than 3 optional parts"),
+])
+def test_bad_optional_parts_name_the_key(tmp_path: Path, phrase: str, message: str) -> None:
+    text = 'version = "1"\n' + GOOD_RULE.replace('phrases = ["不知道"]', f'phrases = ["{phrase}"]')
+    with pytest.raises(LexiconError, match=f"r.toml:\\d+: rule #1 key 'phrases': phrase .*{message}"):
+        load_rules(write(tmp_path, text))
+
+
+def test_allowed_longer_regexes_are_checked_like_regexes(tmp_path: Path) -> None:
+    good = 'version = "1"\n' + GOOD_RULE.replace('phrases = ["不知道"]',
+                                                 'phrases = ["不知道"]\nallowed_longer_regexes = ["不知道您"]')
+    [rule] = load_rules(write(tmp_path, good)).rules
+    assert rule.allowed_longer_regexes == ("不知道您",)
+    bad = good.replace('["不知道您"]', '["(不知道"]')
+    with pytest.raises(LexiconError, match="key 'allowed_longer_regexes': bad regex"):
+        load_rules(write(tmp_path, bad))
+    unsafe = good.replace('["不知道您"]', '["(?<=我)不知道"]')  # lookbehind: RE2 cannot run it in linear time
+    with pytest.raises(LexiconError, match="key 'allowed_longer_regexes': bad regex"):
+        load_rules(write(tmp_path, unsafe))

@@ -1,4 +1,4 @@
-"""Red-line text model: hits from utterances, persistence, version checks, the shipped model on COLD dev."""
+"""Red-line text model: hits from agent turns, persistence, version checks, the shipped model on held-out data."""
 
 from __future__ import annotations
 
@@ -49,9 +49,11 @@ def _evidence() -> CallEvidence:
     ))
 
 
-def test_hits_for_abusive_agent_utterances(model) -> None:
+def test_hits_for_abusive_agent_turns(model) -> None:
     hits = score_utterances(_evidence(), model)
-    assert [(h.start_s, h.role) for h in hits] == [(5.0, "agent"), (9.0, "agent")]
+    # 9-10 s and 11-11.2 s are one turn (a pause under [text] turn_max_gap_s): one hit spanning both
+    assert [(h.start_s, h.end_s, h.role) for h in hits] == [(5.0, 6.5, "agent"), (9.0, 11.2, "agent")]
+    assert hits[1].matched_text == "蠢货闭嘴滚"
     first = hits[0]
     assert first.rule_id == RULE_ID and first.category == "redline_abuse" and first.match_type == "model"
     assert first.severity == "info" and first.error_class == "customer" and first.end_s == 6.5
@@ -66,7 +68,10 @@ def test_threshold_roles_and_severity(model) -> None:
     # 0 is a threshold like any other now (callqa 0.1 read it as "the model's own"): every agent
     # utterance of at least min_chars characters is a hit
     assert [h.start_s for h in score_utterances(_evidence(), model, threshold=0.0)] == [1.0, 5.0, 9.0]
-    assert [h.start_s for h in score_utterances(_evidence(), model, threshold=0.0, min_chars=1)] == [
+    # each utterance its own turn (no pause is short enough): the lone "滚" is too short to score
+    assert [h.start_s for h in score_utterances(_evidence(), model, threshold=0.0, max_gap_s=0.5)] == [
+        1.0, 5.0, 9.0]
+    assert [h.start_s for h in score_utterances(_evidence(), model, threshold=0.0, min_chars=1, max_gap_s=0.5)] == [
         1.0, 5.0, 9.0, 11.0]
     hits = score_utterances(_evidence(), model, roles=("customer",), severity="fatal")
     assert [h.start_s for h in hits] == [7.0] and hits[0].severity == "fatal"
@@ -101,19 +106,21 @@ def test_save_load_round_trip_and_mismatch(model, tmp_path) -> None:
 
 @pytest.mark.skipif(not SHIPPED.exists(), reason="no shipped model in models/redline_text")
 def test_shipped_model_on_cold_dev(tmp_path) -> None:
+    """COLD dev is COLD's test split here (never fitted on); texts in the form the pipeline scores."""
     if not COLD_DEV.exists():
         pytest.skip("COLD dev split not available (needs ../shared/data/text/cold)")
+    from pipeline.text.turns import model_form
+
     shutil.copytree(SHIPPED, tmp_path / "m")
     loaded = RedlineTextModel.load(tmp_path / "m")
-    assert sum(p.stat().st_size for p in SHIPPED.iterdir()) < 20e6
     dev = pd.read_csv(COLD_DEV).sample(1000, random_state=0)
-    flagged = loaded.predict_proba(dev["TEXT"].tolist()) >= loaded.threshold
+    flagged = loaded.predict_proba([model_form(t) for t in dev["TEXT"]]) >= loaded.threshold
     truth = dev["label"].to_numpy() == 1
     precision = (flagged & truth).sum() / flagged.sum()
     recall = (flagged & truth).sum() / truth.sum()
-    assert precision > 0.85 and recall > 0.8
-    results = loaded.card["dev_results"]
-    assert results["model_only"]["f1"] > results["lexicon_only"]["f1"]
+    # the threshold is chosen for clean service text (<= 1 false hit per 1,000), not for COLD's best F1
+    assert precision > 0.8 and recall > 0.8
+    assert abs(precision - loaded.card["results"]["cold_dev"]["precision"]) < 0.05
 
 
 def test_model_hits_flag_red_line_for_review_without_failing_the_scorecard(model) -> None:
@@ -148,3 +155,100 @@ def test_the_configured_model_is_what_the_analysis_applies(tmp_path, model) -> N
     off = Resources.load(config.with_overrides({"classifier": {"redline_model": "off"}}), transcriber=None, text=True)
     assert off.redline is None and off.versions.redline_model == "none"
     assert not [h for h in text_hits(_evidence(), off) if h.rule_id == RULE_ID]
+
+
+# -- turns, classes and the shipped service model (issue 15) ------------------------------
+def test_a_turn_is_scored_whole_and_punctuation_does_not_change_the_score(model) -> None:
+    from pipeline.text.redline_model import score_turns
+
+    split = CallEvidence("t", 10.0, ("agent", "customer"), utterances=(
+        Utterance("agent", 1.0, 2.0, "你去死吧,"), Utterance("agent", 2.5, 3.5, "神经病。")))
+    [turn] = score_turns(split, model)
+    assert (turn.start_s, turn.end_s, turn.text, turn.utterances) == (1.0, 3.5, "你去死吧神经病", (0, 1))
+    one = CallEvidence("t", 10.0, ("agent",), utterances=(Utterance("agent", 1.0, 3.5, "你去死吧神经病"),))
+    assert score_turns(one, model)[0].probability == pytest.approx(turn.probability)
+
+
+def test_multi_class_model_names_the_category(tmp_path) -> None:
+    texts = ["你去死吧", "你个白痴", "你什么意思啊", "你凭什么这么说", "爱办不办", "随便你",
+             "你烦不烦", "快点说", "这不归我管", "找别人去", "您好请讲", "感谢您的来电"] * 4
+    labels = ["abuse", "abuse", "counter_question", "counter_question", "coldness", "coldness",
+              "impatience", "impatience", "shirking", "shirking", "clean", "clean"] * 4
+    tiny = RedlineTextModel(build_pipeline(seed=0, n_features=2**12).fit(texts, labels), 0.5, {"name": "t"})
+    probability, categories = tiny.predict(["你个白痴", "你烦不烦", "这不归我管", "感谢您的来电"])
+    assert categories[:3] == ["redline_abuse", "redline_coldness", "shirking"]
+    assert probability[3] < 0.5 < min(probability[:3])
+    evidence = CallEvidence("c", 10.0, ("agent",), utterances=(Utterance("agent", 1.0, 2.0, "你什么意思啊"),))
+    [hit] = score_utterances(evidence, tiny)
+    assert hit.category == "redline_counter_question" and hit.severity == "info"
+
+
+def test_suspect_only_when_the_score_rests_on_suspect_utterances(model) -> None:
+    shaky = Utterance("agent", 1.0, 2.0, "你去死吧神经病", suspect=True, suspect_reason="low logprob")
+    solid = Utterance("agent", 2.5, 3.5, "你个蠢货闭嘴")
+    [mixed] = score_utterances(CallEvidence("c", 9.0, ("agent",), utterances=(shaky, solid)), model)
+    assert not mixed.suspect  # the turn is hostile without the suspect part too
+    [alone] = score_utterances(CallEvidence("c", 9.0, ("agent",), utterances=(shaky,)), model)
+    assert alone.suspect
+
+
+SHIPPED_GREETINGS = ["你好,这里是客服中心,", "你好这里是客服中心", "实在不好意思,", "您好，请问有什么可以帮您",
+                     "感谢您的来电，祝您生活愉快", "不知道您去过没", "不知道你是否喜欢"]
+
+
+@pytest.mark.skipif(not SHIPPED.exists(), reason="no shipped model in models/redline_text")
+def test_shipped_model_leaves_greetings_alone_whatever_the_punctuation() -> None:
+    """Issue 15: the COLD-only model flagged "你好,这里是客服中心," (0.63) in 3 of 3 calls."""
+    shipped = RedlineTextModel.load(SHIPPED)
+    evidence = CallEvidence("g", 60.0, ("agent", "customer"), utterances=tuple(
+        Utterance("agent", 5.0 * i, 5.0 * i + 3, text) for i, text in enumerate(SHIPPED_GREETINGS)))
+    assert score_utterances(evidence, shipped) == []
+    from pipeline.text.redline_model import score_turns
+
+    a, b = (score_turns(CallEvidence("g", 9.0, ("agent",), utterances=(Utterance("agent", 1, 3, t),)), shipped)[0]
+            for t in SHIPPED_GREETINGS[:2])
+    assert a.probability == pytest.approx(b.probability) and a.probability < shipped.threshold
+
+
+@pytest.mark.skipif(not SHIPPED.exists(), reason="no shipped model in models/redline_text")
+def test_shipped_model_card_figures_and_service_text() -> None:
+    import sys
+
+    sys.path.insert(0, str(REPO))
+    from pipeline.analysis import Resources, text_hits
+    from pipeline.config import load_config
+    from scripts.bench.service_text import crosswoz_turns, false_hits
+
+    card = json.loads((SHIPPED / CARD_FILE).read_text(encoding="utf-8"))
+    assert set(card["classes"]) == {"clean", "abuse", "counter_question", "coldness", "impatience", "shirking"}
+    results = card["results"]
+    assert results["cold_dev"]["precision"] >= 0.8 and results["cold_dev"]["recall"] >= 0.8
+    assert results["service_test"]["precision"] >= 0.95 and results["service_test"]["recall"] >= 0.65
+    assert results["crosswoz_test"]["per_1000"] <= 1.0
+    assert sum(p.stat().st_size for p in SHIPPED.iterdir()) < 6e6  # it ships in the wheel
+    turns = [t.text for t in crosswoz_turns() if t.split == "test"]
+    if not turns:
+        pytest.skip("CrossWOZ not available")
+    resources = Resources.load(load_config(), transcriber=None, text=True)
+    found = [(t, h) for t, h in false_hits(turns, lambda e: text_hits(e, resources)) if h.rule_id == RULE_ID]
+    assert 1000 * len(found) / len(turns) <= 1.0, found
+
+
+def test_training_lines_are_not_benchmark_lines() -> None:
+    """The labelled service lines never copy a spoken benchmark line or a rule example (dev or held out)."""
+    import sys
+
+    sys.path.insert(0, str(REPO))
+    from pipeline.chinese import matching_form
+    from pipeline.text.rules import load_rules
+    from scripts.bench.spoken_calls import load_lines
+    from scripts.train_redline_model import load_service
+
+    service = load_service()
+    assert set(service["label"]) == {"clean", "abuse", "counter_question", "coldness", "impatience", "shirking"}
+    assert (service["split"] == "test").mean() == pytest.approx(0.25, abs=0.07)
+    bench = {matching_form(line.text) for line in load_lines(load_rules())}
+    for text in service["text"]:
+        form = matching_form(text)
+        assert form not in bench, text
+        assert not any(len(form) >= 7 and form in b for b in bench), text

@@ -1,28 +1,38 @@
 """Lexicon detector: QA rule sets matched on transcripts.
 
 ``build_matcher`` compiles a :class:`~pipeline.text.rules.RuleSet` once (an
-Aho-Corasick automaton over normalised phrases, a pinyin automaton for fuzzy
-rules, regexes compiled for linear-time matching by
+Aho-Corasick automaton over normalised phrases, a sound-alike pinyin automaton for fuzzy
+rules (:mod:`pipeline.text.fuzzy`), regexes compiled for linear-time matching by
 :mod:`pipeline.text.patterns`, the isolated jieba segmenter).
-``detect_phrases`` is pure: evidence in, hits out. A phrase hit must start and end on jieba token
-boundaries, so "喂" does not fire inside "喂养".
+``detect_phrases`` is pure: evidence in, hits out.
+
+Rules are matched on *turns* (:mod:`pipeline.text.turns`): one speaker's consecutive
+utterances joined, so a phrase Whisper split over two utterances still matches, with
+repeated characters folded ("喂喂" -> "喂"). A phrase hit must start and end on a token
+boundary, so "喂" does not fire inside "喂养": a jieba boundary, a place where ASR
+punctuation or an utterance split stood ("喂，喂"), or a boundary jieba's own dictionary
+sees inside a longer lexicon phrase (so "你怎么不讲道理啊" fires the rule of
+"你怎么不讲道理" as well as its own). Every rule is matched on its own, so phrases of two
+rules that overlap both fire.
 """
 
 from __future__ import annotations
 
-from collections.abc import Container
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import ahocorasick
-from pypinyin import Style, lazy_pinyin
 
 from pipeline.config import TextConfig
 from pipeline.errors import LexiconError
-from pipeline.records import AGENT, CUSTOMER, MIXED, UNKNOWN, CallEvidence, Hit, Utterance
+from pipeline.records import AGENT, CUSTOMER, MIXED, CallEvidence, Hit, Utterance
+from pipeline.text.fuzzy import NearIndex, joined_key, sound_keys
 from pipeline.text.patterns import LinearPattern, PatternError, compile_pattern
+from pipeline.text.rule_hits import Found, absence_hit, count_hit, dedupe, first_trigger_s, phrase_hit
 from pipeline.text.rules import Rule, RuleSet
 from pipeline.text.segment import Normaliser, NormText, Segmenter
+from pipeline.text.turns import Turn, build_turns, sort_utterances
 
 
 @dataclass
@@ -33,28 +43,27 @@ class LexiconMatcher:
     normaliser: Normaliser
     segmenter: Segmenter
     exact: Any  # ahocorasick.Automaton: normalised phrase -> list of (rule index, phrase)
-    fuzzy: Any | None  # pinyin automaton or None
+    fuzzy: Any | None  # sound-alike pinyin automaton or None
     regexes: dict[int, tuple[LinearPattern, ...]] = field(default_factory=dict)
     norm_lists: dict[int, dict[str, tuple[str, ...]]] = field(default_factory=dict)
     pinyin_cache: dict[str, str] = field(default_factory=dict)
     #: Fuzzy (homophone) matches of words jieba counts at least this common are ignored.
     common_word_freq: int = 2000
+    #: Regexes whose match excuses a phrase lying inside it (``allowed_longer_regexes``).
+    allowed_regexes: dict[int, tuple[LinearPattern, ...]] = field(default_factory=dict)
+    #: Near matches of fuzzy rules' phrases (candidates for the second look): index and phrase owners.
+    near: NearIndex | None = None
+    near_owners: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    turn_max_gap_s: float = 1.5
+    repeat_word_min_freq: int = 100
 
+    def is_word(self, text: str) -> bool:
+        """Whether jieba counts ``text`` as a word often enough to keep a doubled character."""
+        return self.segmenter.word_freq(text) >= self.repeat_word_min_freq
 
-def _syllables(text: str, cache: dict[str, str]) -> list[str]:
-    """Toneless pinyin per character (first reading), memoised in ``cache``; other characters as-is."""
-    out = []
-    for ch in text:
-        syl = cache.get(ch)
-        if syl is None:
-            syl = lazy_pinyin(ch, style=Style.NORMAL)[0] if ch.strip() else ch
-            cache[ch] = syl
-        out.append(syl)
-    return out
-
-
-def _pinyin_key(text: str, cache: dict[str, str]) -> str:
-    return "|".join(_syllables(text, cache)) + "|"
+    def turns(self, utterances: tuple[Utterance, ...]) -> list[Turn]:
+        """The turns of sorted utterances, as every rule sees them."""
+        return build_turns(utterances, self.normaliser, self.turn_max_gap_s, self.is_word)
 
 
 def _compile(pattern: str, rule: Rule) -> LinearPattern:
@@ -73,9 +82,12 @@ def build_matcher(rules: RuleSet, text_config: TextConfig) -> LexiconMatcher:
     norm = Normaliser()
     exact = ahocorasick.Automaton()
     fuzzy = ahocorasick.Automaton() if text_config.fuzzy else None
+    near = NearIndex() if text_config.fuzzy else None
+    near_owners: dict[str, list[int]] = {}
     table: dict[str, list[tuple[int, str]]] = {}
     ftable: dict[str, list[tuple[int, str]]] = {}
     regexes: dict[int, tuple[LinearPattern, ...]] = {}
+    allowed_regexes: dict[int, tuple[LinearPattern, ...]] = {}
     norm_lists: dict[int, dict[str, tuple[str, ...]]] = {}
     pinyin_cache: dict[str, str] = {}
     for i, rule in enumerate(rules.rules):
@@ -84,8 +96,13 @@ def build_matcher(rules: RuleSet, text_config: TextConfig) -> LexiconMatcher:
             if key:
                 table.setdefault(key, []).append((i, key))
                 if fuzzy is not None and rule.fuzzy and len(key) >= 3:
-                    ftable.setdefault(_pinyin_key(key, pinyin_cache), []).append((i, key))
+                    classes = sound_keys(key, pinyin_cache)
+                    ftable.setdefault(joined_key(classes), []).append((i, key))
+                    if near is not None and key not in near_owners:
+                        near.add(key, classes)
+                    near_owners.setdefault(key, []).append(i)
         regexes[i] = tuple(_compile(p, rule) for p in rule.regexes)
+        allowed_regexes[i] = tuple(_compile(p, rule) for p in rule.allowed_longer_regexes)
         norm_lists[i] = {name: tuple(norm.text(p) for p in getattr(rule, name))
                          for name in ("exceptions_preceded", "exceptions_followed",
                                       "allowed_longer", "requires_nearby", "triggers")}
@@ -99,15 +116,18 @@ def build_matcher(rules: RuleSet, text_config: TextConfig) -> LexiconMatcher:
     else:
         fuzzy = None
     user_words = {norm.text(p) for p in rules.phrases()}
-    return LexiconMatcher(rules, norm, Segmenter(user_words), exact if table else None,
-                          fuzzy, regexes, norm_lists, pinyin_cache, text_config.fuzzy_common_word_freq)
+    segmenter = Segmenter(user_words, text_config.rare_word_max_freq)
+    return LexiconMatcher(rules, norm, segmenter, exact if table else None,
+                          fuzzy, regexes, norm_lists, pinyin_cache, text_config.fuzzy_common_word_freq,
+                          allowed_regexes, near, {k: tuple(v) for k, v in near_owners.items()},
+                          text_config.turn_max_gap_s, text_config.repeat_word_min_freq)
 
 
 @dataclass(frozen=True)
 class _Match:
     rule_index: int
-    utt_index: int
-    start: int  # char offsets in the normalised text
+    utt_index: int  # index of the turn (see pipeline.text.turns)
+    start: int  # char offsets in the turn's normalised text
     end: int
     text: str
     match_type: str
@@ -116,17 +136,18 @@ class _Match:
 class _Bounds:
     """Token boundaries of one text, segmented only when a candidate match needs checking.
 
-    Most utterances hold no lexicon phrase at all, so most are never segmented
-    (jieba is the largest cost of the text detectors).
+    Most turns hold no lexicon phrase at all, so most are never segmented
+    (jieba is the largest cost of the text detectors). Where punctuation or an
+    utterance split stood is a boundary too.
     """
 
-    def __init__(self, segmenter: Segmenter, text: str) -> None:
-        self._segmenter, self._text = segmenter, text
+    def __init__(self, segmenter: Segmenter, norm: NormText) -> None:
+        self._segmenter, self._norm = segmenter, norm
         self._bounds: set[int] | None = None
 
     def __contains__(self, offset: object) -> bool:
         if self._bounds is None:
-            self._bounds = self._segmenter.boundaries(self._text)
+            self._bounds = self._segmenter.boundaries(self._norm.text) | self._norm.breaks
         return offset in self._bounds
 
 
@@ -134,20 +155,23 @@ def _scan(matcher: LexiconMatcher, norm: NormText, bounds: Container[int], ui: i
     out: list[_Match] = []
     text = norm.text
     if matcher.exact is not None and text:
-        for end_idx, (key, owners) in matcher.exact.iter(text):
-            start = end_idx - len(key) + 1
-            if start in bounds and end_idx + 1 in bounds:
-                out.extend(_Match(ri, ui, start, end_idx + 1, key, "exact") for ri, _ in owners)
+        found = [(end - len(key) + 1, end + 1, key, owners) for end, (key, owners) in matcher.exact.iter(text)]
+        whole = [(start, end) for start, end, _, _ in found if start in bounds and end in bounds]
+        for start, end, key, owners in found:
+            # an edge inside another phrase found on token boundaries is fine: phrases that overlap both fire
+            if (start in bounds or any(a < start < b for a, b in whole)) and (
+                    end in bounds or any(a < end < b for a, b in whole)):
+                out.extend(_Match(ri, ui, start, end, key, "exact") for ri, _ in owners)
     for ri, patterns in matcher.regexes.items():
         for pattern in patterns:
             out.extend(_Match(ri, ui, m.start(), m.end(), m.group(0), "regex")
                        for m in pattern.finditer(text) if m.end() > m.start())
     if matcher.fuzzy is not None and text:
-        syllables = _syllables(text, matcher.pinyin_cache)
+        classes = sound_keys(text, matcher.pinyin_cache)
         offsets = [0]
-        for syl in syllables:
-            offsets.append(offsets[-1] + len(syl) + 1)
-        key_text = "|".join(syllables) + "|"
+        for cls in classes:
+            offsets.append(offsets[-1] + len(cls) + 1)
+        key_text = joined_key(classes)
         char_at = {off: i for i, off in enumerate(offsets)}
         for end_idx, (pkey, owners) in matcher.fuzzy.iter(key_text):
             start_off = end_idx - len(pkey) + 1
@@ -168,62 +192,102 @@ def _in_scope(rule: Rule, role: str) -> bool:
     return rule.role == "any" or role == MIXED or rule.role == role
 
 
-def _context(text: str, start: int, end: int, width: int = 12) -> str:
-    return text[max(0, start - width):end + width]
+def _positions(turn: Turn, phrase: str, classes: dict[str, str], cache: dict[str, str]) -> list[int]:
+    """Where ``phrase`` occurs in the turn: exactly, or (3+ characters) as a sound-alike.
+
+    Context phrases (exceptions, ``requires_nearby``, ``allowed_longer``) are matched the
+    lenient way: an excuse misheard by one confusion ("我帮您查询" as "我帮您查醒" is not
+    one, but "帮您核实" as "帮您和实" is) still excuses.
+    """
+    text = turn.norm.text
+    found = []
+    pos = text.find(phrase)
+    while pos >= 0:
+        found.append(pos)
+        pos = text.find(phrase, pos + 1)
+    if len(phrase) >= 3:
+        key = classes.get(phrase)
+        if key is None:
+            key = classes[phrase] = joined_key(sound_keys(phrase, cache))
+        heard = sound_keys(text, cache)
+        n = len(phrase)
+        found += [i for i in range(len(heard) - n + 1) if i not in found and joined_key(heard[i:i + n]) == key]
+    return found
 
 
-def _near(matcher: LexiconMatcher, norms: list[NormText], utts: tuple[Utterance, ...], phrases: tuple[str, ...],
-          m: _Match, before: bool, after: bool, window_s: float) -> bool:
+def _near(matcher: LexiconMatcher, turns: list[Turn], phrases: tuple[str, ...], m: _Match, before: bool,
+          after: bool, window_s: float, classes: dict[str, str]) -> bool:
     """Whether any of ``phrases`` occurs on the same role within ``window_s`` before/after ``m``."""
     if not phrases:
         return False
-    norm = norms[m.utt_index]
+    norm = turns[m.utt_index].norm
     t0, t1 = norm.char_start_s[m.start], norm.char_end_s[m.end - 1]
-    role = utts[m.utt_index].role
-    for ui, (utt, other) in enumerate(zip(utts, norms, strict=True)):
-        if utt.role != role:
+    role = turns[m.utt_index].role
+    for ti, turn in enumerate(turns):
+        if turn.role != role:
             continue
+        if turn.start_s - t1 > window_s or t0 - turn.end_s > window_s:
+            continue
+        other = turn.norm
         for p in phrases:
-            pos = other.text.find(p)
-            while pos >= 0:
+            for pos in _positions(turn, p, classes, matcher.pinyin_cache):
                 ps, pe = other.char_start_s[pos], other.char_end_s[pos + len(p) - 1]
-                same = ui == m.utt_index
+                same = ti == m.utt_index
                 is_after = (pos >= m.end) if same else ps >= t1
                 is_before = (pos + len(p) <= m.start) if same else pe <= t0
                 if after and is_after and ps - t1 <= window_s:
                     return True
                 if before and is_before and t0 - pe <= window_s:
                     return True
-                pos = other.text.find(p, pos + 1)
     return False
 
 
-def _allowed_longer(text: str, m: _Match, longer: tuple[str, ...]) -> bool:
+def _allowed_longer(text: str, m: _Match, longer: tuple[str, ...], patterns: tuple[LinearPattern, ...]) -> bool:
+    """Whether the match lies inside an allowed longer phrase or a match of an allowed regex."""
     for phrase in longer:
         pos = text.find(phrase)
         while pos >= 0:
             if pos <= m.start and m.end <= pos + len(phrase):
                 return True
             pos = text.find(phrase, pos + 1)
+    for pattern in patterns:
+        for found in pattern.finditer(text):
+            if found.start() <= m.start and m.end <= found.end():
+                return True
     return False
 
 
-def _make_hit(evidence: CallEvidence, rule: Rule, version: str, role: str, start_s: float, end_s: float,
-              match_type: str, confidence: float, text: str, context: str, suspect: bool,
-              detail: str, text_config: TextConfig) -> Hit:
-    severity = rule.severity
-    if suspect and severity == "fatal" and not text_config.suspect_can_raise_fatal:
-        severity = "non_fatal"
-        detail = (detail + "; " if detail else "") + "fatal downgraded: suspect utterance"
-    start_s, end_s = round(start_s, 3), round(max(start_s, end_s), 3)
-    return Hit(call_id=evidence.call_id, rule_id=rule.id, detector_version=version, category=rule.category,
-               severity=severity, error_class=rule.error_class, role=role, start_s=start_s,
-               end_s=end_s, match_type=match_type, confidence=round(min(1.0, max(0.0, confidence)), 4),
-               matched_text=text, context=context, suspect=suspect, detail=detail)
+def _accepted(matcher: LexiconMatcher, evidence: CallEvidence, turns: list[Turn], matches: list[_Match],
+              classes: dict[str, str]) -> list[_Match]:
+    """The matches that survive each rule's scope, excuses, required context and window."""
+    rules = matcher.rules.rules
+    kept = []
+    for m in matches:
+        rule = rules[m.rule_index]
+        turn = turns[m.utt_index]
+        if not _in_scope(rule, turn.role):
+            continue
+        lists = matcher.norm_lists[m.rule_index]
+        if _allowed_longer(turn.norm.text, m, lists["allowed_longer"], matcher.allowed_regexes[m.rule_index]):
+            continue
+        if _near(matcher, turns, lists["exceptions_followed"], m, False, True, rule.exception_window_s, classes):
+            continue
+        if _near(matcher, turns, lists["exceptions_preceded"], m, True, False, rule.exception_window_s, classes):
+            continue
+        if lists["requires_nearby"] and not _near(matcher, turns, lists["requires_nearby"], m, True, True,
+                                                  rule.nearby_window_s, classes):
+            continue
+        start_s, end_s = turn.norm.char_start_s[m.start], turn.norm.char_end_s[m.end - 1]
+        if rule.window == "first" and start_s > rule.window_s:
+            continue
+        if rule.window == "last" and end_s < evidence.duration_s - rule.window_s:
+            continue
+        kept.append(m)
+    return kept
 
 
 def detect_phrases(evidence: CallEvidence, matcher: LexiconMatcher, text_config: TextConfig) -> list[Hit]:
-    """Run every rule of ``matcher`` on one call's utterances; pure, deterministic.
+    """Run every rule of ``matcher`` on one call's turns; pure, deterministic.
 
     Personal data is masked in the utterances before this stage (see
     :func:`pipeline.analysis.protect_pii`), so ``callqa run`` and ``callqa
@@ -239,132 +303,87 @@ def detect_phrases(evidence: CallEvidence, matcher: LexiconMatcher, text_config:
     """
     rules = matcher.rules.rules
     version = matcher.rules.version
-    utts = tuple(sorted(evidence.utterances, key=lambda u: (u.start_s, u.role)))
-    norms = [matcher.normaliser.utterance(u) for u in utts]
+    utts = sort_utterances(evidence.utterances)
+    turns = matcher.turns(utts)
     matches: list[_Match] = []
-    for ui, norm in enumerate(norms):
-        if norm.text:
-            matches.extend(_scan(matcher, norm, _Bounds(matcher.segmenter, norm.text), ui))
-    fuzzy_conf = text_config.fuzzy_confidence
+    for ti, turn in enumerate(turns):
+        if turn.norm.text:
+            matches.extend(_scan(matcher, turn.norm, _Bounds(matcher.segmenter, turn.norm), ti))
+    by_rule: dict[int, list[Found]] = {}
+    for m in _accepted(matcher, evidence, turns, matches, {}):
+        by_rule.setdefault(m.rule_index, []).append(
+            Found(m.utt_index, turns[m.utt_index], m.start, m.end, m.text, m.match_type))
     hits: list[Hit] = []
-    by_rule: dict[int, list[_Match]] = {}
-    for m in matches:
-        rule = rules[m.rule_index]
-        utt = utts[m.utt_index]
-        if not _in_scope(rule, utt.role):
-            continue
-        norm = norms[m.utt_index]
-        lists = matcher.norm_lists[m.rule_index]
-        if _allowed_longer(norm.text, m, lists["allowed_longer"]):
-            continue
-        if _near(matcher, norms, utts, lists["exceptions_followed"], m, False, True, rule.exception_window_s):
-            continue
-        if _near(matcher, norms, utts, lists["exceptions_preceded"], m, True, False, rule.exception_window_s):
-            continue
-        if lists["requires_nearby"] and not _near(matcher, norms, utts, lists["requires_nearby"], m, True, True,
-                                                  rule.nearby_window_s):
-            continue
-        start_s, end_s = norm.char_start_s[m.start], norm.char_end_s[m.end - 1]
-        if rule.window == "first" and start_s > rule.window_s:
-            continue
-        if rule.window == "last" and end_s < evidence.duration_s - rule.window_s:
-            continue
-        by_rule.setdefault(m.rule_index, []).append(m)
     for ri, rule in enumerate(rules):
-        found = _dedupe(by_rule.get(ri, []))
+        found = dedupe(by_rule.get(ri, []))
         if rule.kind == "phrase":
-            for m in found:
-                hits.append(_phrase_hit(evidence, rule, version, utts, norms, m, fuzzy_conf, text_config))
+            hits += [phrase_hit(evidence, rule, version, utts, f, text_config) for f in found]
         elif rule.kind == "count":
-            hits.extend(_count_hit(evidence, rule, version, utts, norms, found, text_config))
+            hits += count_hit(evidence, rule, version, utts, found, text_config)
         elif not rule.triggers:
-            hits.extend(_absence_hit(evidence, rule, version, utts, found, text_config))
+            hits += absence_hit(evidence, rule, version, turns, found, text_config)
         else:
-            trigger_s = _first_trigger_s(rule, utts, norms, matcher.norm_lists[ri]["triggers"])
+            trigger_s = first_trigger_s(rule, turns, matcher.norm_lists[ri]["triggers"])
             if trigger_s is not None:
-                after = [m for m in found if norms[m.utt_index].char_end_s[m.end - 1] >= trigger_s]
-                hits.extend(_absence_hit(evidence, rule, version, utts, after, text_config, trigger_s))
+                after = [f for f in found if f.end_s >= trigger_s]
+                hits += absence_hit(evidence, rule, version, turns, after, text_config, trigger_s)
     hits.sort(key=lambda h: (h.start_s, h.rule_id, h.end_s))
     return hits
 
 
-_TYPE_RANK = {"exact": 0, "regex": 1, "fuzzy": 2}
+@dataclass(frozen=True)
+class NearMatch:
+    """A stretch that may be a fuzzy rule's phrase misheard (one syllable off): a second-look candidate."""
+
+    rule_ids: tuple[str, ...]
+    phrase: str
+    role: str
+    start_s: float
+    end_s: float
+    heard: str
+    how: str
 
 
-def _dedupe(matches: list[_Match]) -> list[_Match]:
-    """One match per overlapping stretch of one utterance: longest first, exact before regex before fuzzy."""
-    kept: list[_Match] = []
-    for m in sorted(matches, key=lambda m: (m.utt_index, m.start, m.start - m.end, _TYPE_RANK[m.match_type])):
-        if kept and kept[-1].utt_index == m.utt_index and m.start < kept[-1].end:
-            continue
-        kept.append(m)
-    return kept
+def find_near(evidence: CallEvidence, matcher: LexiconMatcher, text_config: TextConfig,
+              hits: Sequence[Hit] = ()) -> list[NearMatch]:
+    """Near matches of fuzzy rules' phrases (:class:`pipeline.text.fuzzy.NearIndex`) that no hit covers.
 
-
-def _hit_role(rule: Rule, utt_role: str) -> str:
-    return UNKNOWN if utt_role == MIXED and rule.role != "any" else utt_role
-
-
-def _phrase_hit(evidence: CallEvidence, rule: Rule, version: str, utts: tuple[Utterance, ...],
-                norms: list[NormText], m: _Match, fuzzy_conf: float, text_config: TextConfig) -> Hit:
-    norm, utt = norms[m.utt_index], utts[m.utt_index]
-    probs = norm.char_prob[m.start:m.end]
-    conf = sum(probs) / len(probs) if probs else 1.0
-    if m.match_type == "fuzzy":
-        conf *= fuzzy_conf
-    detail = "mono: role-scoped rule on mixed channel" if utt.role == MIXED and rule.role != "any" else ""
-    return _make_hit(evidence, rule, version, _hit_role(rule, utt.role), norm.char_start_s[m.start],
-                     norm.char_end_s[m.end - 1], m.match_type, conf, m.text,
-                     _context(norm.text, m.start, m.end), utt.suspect, detail, text_config)
-
-
-def _count_hit(evidence: CallEvidence, rule: Rule, version: str, utts: tuple[Utterance, ...],
-               norms: list[NormText], found: list[_Match], text_config: TextConfig) -> list[Hit]:
-    if len(found) < rule.min_count:
+    They pass the same token boundaries, scope and excuses as hits; a near match that is
+    itself a common word (jieba frequency >= ``fuzzy_common_word_freq``) is left out, and of
+    overlapping near matches the longest is kept. Pure.
+    """
+    if matcher.near is None:
         return []
-    first, last = found[0], found[-1]
-    start_s = norms[first.utt_index].char_start_s[first.start]
-    end_s = norms[last.utt_index].char_end_s[last.end - 1]
-    words = sorted({m.text for m in found})
-    return [_make_hit(evidence, rule, version, _hit_role(rule, utts[first.utt_index].role), start_s, end_s,
-                      "count", 1.0, "/".join(words), f"{len(found)} uses",
-                      any(utts[m.utt_index].suspect for m in found),
-                      f"count={len(found)} min_count={rule.min_count}", text_config)]
-
-
-def _first_trigger_s(rule: Rule, utts: tuple[Utterance, ...], norms: list[NormText],
-                     triggers: tuple[str, ...]) -> float | None:
-    """Start of the first trigger phrase said by the other side (any side on mono calls), or None."""
-    for utt, norm in zip(utts, norms, strict=True):
-        if utt.role != MIXED and rule.role != "any" and utt.role == rule.role:
+    rules = matcher.rules.rules
+    turns = matcher.turns(sort_utterances(evidence.utterances))
+    matches = []
+    for ti, turn in enumerate(turns):
+        text = turn.norm.text
+        bounds = _Bounds(matcher.segmenter, turn.norm)
+        for near in matcher.near.find(sound_keys(text, matcher.pinyin_cache)):
+            heard = text[near.start:near.end]
+            if heard == near.phrase or matcher.segmenter.word_freq(heard) >= text_config.fuzzy_common_word_freq:
+                continue
+            if near.start not in bounds or near.end not in bounds:
+                continue
+            matches += [_Match(ri, ti, near.start, near.end, f"{near.phrase}\0{near.how}", "fuzzy")
+                        for ri in matcher.near_owners[near.phrase]]
+    out: dict[tuple[int, int, int], NearMatch] = {}
+    for m in _accepted(matcher, evidence, turns, matches, {}):
+        rule, turn = rules[m.rule_index], turns[m.utt_index]
+        start_s, end_s = turn.norm.char_start_s[m.start], turn.norm.char_end_s[m.end - 1]
+        if any(h.rule_id == rule.id and h.start_s < end_s and start_s < h.end_s for h in hits):
             continue
-        positions = [p for p in (norm.text.find(t) for t in triggers if t) if p >= 0]
-        if positions:
-            return norm.char_start_s[min(positions)]
-    return None
-
-
-def _absence_hit(evidence: CallEvidence, rule: Rule, version: str, utts: tuple[Utterance, ...],
-                 found: list[_Match], text_config: TextConfig, trigger_s: float | None = None) -> list[Hit]:
-    if found:
-        return []
-    roles = {u.role for u in utts if _in_scope(rule, u.role)}
-    if not roles:
-        return []  # nobody to judge: no speech on the rule's side
-    role = AGENT if rule.role == AGENT and AGENT in roles else CUSTOMER if rule.role == CUSTOMER else (
-        UNKNOWN if MIXED in roles else rule.role)
-    if rule.window == "first":
-        start_s, end_s = 0.0, min(rule.window_s, evidence.duration_s)
-    elif rule.window == "last":
-        start_s, end_s = max(0.0, evidence.duration_s - rule.window_s), evidence.duration_s
-    else:
-        start_s, end_s = 0.0, evidence.duration_s
-    detail = f"none of {len(rule.phrases) + len(rule.regexes)} phrases in window {rule.window}"
-    if trigger_s is not None:
-        start_s = max(start_s, trigger_s)
-        detail += f" after trigger at {trigger_s:.2f} s"
-    return [_make_hit(evidence, rule, version, role, start_s, max(start_s, end_s), "absence", 1.0, "", "",
-                      False, detail, text_config)]
+        phrase, how = m.text.split("\0")
+        key = (m.utt_index, m.start, m.end)
+        known = out.get(key)
+        ids = tuple(dict.fromkeys((*(known.rule_ids if known else ()), rule.id)))
+        out[key] = NearMatch(ids, phrase, turn.role, start_s, end_s, turn.norm.text[m.start:m.end], how)
+    kept: list[tuple[tuple[int, int, int], NearMatch]] = []
+    for key, near in sorted(out.items(), key=lambda kv: (kv[0][0], kv[0][1] - kv[0][2], kv[0][1])):
+        if not any(k[0] == key[0] and key[1] < k[2] and k[1] < key[2] for k, _ in kept):
+            kept.append((key, near))
+    return [near for _, near in sorted(kept, key=lambda kv: kv[0])]
 
 
 def example_evidence(text: str, role: str, call_id: str = "example") -> CallEvidence:

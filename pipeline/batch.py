@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from pipeline.analysis import ResourceSpec
 from pipeline.audio.decode import file_sha256
 from pipeline.config import Config
-from pipeline.engines.local import LocalEngine, ResourceFactory
+from pipeline.engines.local import LocalEngine
 from pipeline.inputs import CallJob, discover_jobs, plan_input
 from pipeline.process import JobOutcome
 from pipeline.rescore import record_scoring, score_store, store_scoring
@@ -31,9 +31,13 @@ from pipeline.versions import Versions
 
 
 class Engine(Protocol):
-    """Runs :func:`pipeline.process.process_job` on every pending call (local processes, Ray...)."""
+    """Runs :func:`pipeline.process.process_job` on every pending call (local processes, Ray...).
 
-    def outcomes(self, pending: Sequence[tuple[CallJob, str]], factory: ResourceFactory,
+    ``spec`` says how workers load their resources; ``versions`` is what the
+    rows record (failed calls included).
+    """
+
+    def outcomes(self, pending: Sequence[tuple[CallJob, str]], spec: ResourceSpec,
                  versions: Versions) -> Iterator[JobOutcome]: ...
 
 
@@ -200,7 +204,7 @@ def _run_pending(store: Store, pending: list[tuple[CallJob, str]], engine: Engin
         last_commit = time.monotonic()
 
     try:
-        for outcome in engine.outcomes(pending, spec.load, versions):
+        for outcome in engine.outcomes(pending, spec, versions):
             if any(o.call_id == outcome.call_id for o in buffer):
                 flush()  # a call id listed twice: commit the first before the second replaces it
             buffer.append(outcome)

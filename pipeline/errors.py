@@ -26,6 +26,10 @@ class CallqaError(Exception):
         self.path = path
         self.reason = reason
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        """Pickle with both arguments, so the error crosses process boundaries (workers, Ray) intact."""
+        return (type(self), (self.path, self.reason))
+
 
 class ConfigError(CallqaError):
     """A configuration file is missing, malformed or has a wrong key/value."""

@@ -1,15 +1,19 @@
 """One call from file to rows: decode, analyse, and turn any failure into that call's error rows.
 
-:func:`process_job` is what every engine runs per call (in this process, in a
+:func:`process_job` is what an engine runs per call (in this process, in a
 local worker process, or on a Ray worker); it never raises for a bad call.
+Engines that transcribe and analyse in different places (Ray: GPU actors for
+Whisper, CPU workers for the rest) run its two halves, :func:`hear_job` and
+:func:`conclude_job`, and pass the :class:`HeardJob` between them.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
-from pipeline.analysis import Resources, analyse_call
+from pipeline.analysis import HeardCall, Resources, conclude_call, hear_call
 from pipeline.audio.decode import load_call
 from pipeline.errors import CallqaError, ManifestError
 from pipeline.inputs import CallJob
@@ -31,12 +35,31 @@ class JobOutcome:
     error: str = ""
 
 
-def process_job(job: CallJob, audio_sha256: str, resources: Resources) -> JobOutcome:
-    """Run every stage on one call. Never raises for a bad call: returns a failed outcome."""
+@dataclass
+class HeardJob:
+    """A call after decoding, the audio stages and PII masking."""
+
+    job: CallJob
+    audio_sha256: str
+    facts: dict[str, Any]
+    heard: HeardCall
+    audio_s: float
+    #: Seconds spent so far (decoding and the audio stages).
+    spent_s: float
+    #: The decoded audio, kept when the second half needs it (the second look at near misses).
+    call: Call | None = None
+
+
+def hear_job(job: CallJob, audio_sha256: str, resources: Resources, keep_audio: bool = True) -> HeardJob | JobOutcome:
+    """Decode one call and run its audio stages; a failure becomes that call's failed outcome.
+
+    ``keep_audio`` keeps the decoded call in the result for :func:`conclude_job`'s
+    second look; an engine that ships the result to another machine turns it off
+    when the second look is off (``[text] second_look``).
+    """
     started = time.perf_counter()
     stage = "ingest"
     call: Call | None = None
-    versions = resources.versions
 
     def enter(name: str) -> None:
         nonlocal stage
@@ -48,11 +71,31 @@ def process_job(job: CallJob, audio_sha256: str, resources: Resources) -> JobOut
         call = load_call(job.path, resources.config, call_id=job.call_id, metadata=job.metadata,
                          channel_roles=job.channel_roles, audio_sha256=audio_sha256)
         facts = call_facts(job.call_id, job.call_date, job.path, audio_sha256, job.metadata, call)
-        analysed = analyse_call(call, resources, facts, on_stage=enter)
-        result = call_result(facts, analysed, versions, time.perf_counter() - started)
-        return JobOutcome(job.call_id, True, call.duration_s, result)
+        heard = hear_call(call, resources, facts, on_stage=enter)
+        return HeardJob(job, audio_sha256, facts, heard, call.duration_s, time.perf_counter() - started,
+                        call if keep_audio else None)
     except Exception as exc:  # noqa: BLE001 - one bad call must never stop the batch
-        return failed_outcome(job, audio_sha256, versions, stage, exc, call)
+        return failed_outcome(job, audio_sha256, resources.versions, stage, exc, call)
+
+
+def conclude_job(heard: HeardJob, resources: Resources) -> JobOutcome:
+    """Text rules, timing, features and scoring of a heard call, as rows ready to commit."""
+    started = time.perf_counter()
+    try:
+        analysed = conclude_call(heard.heard, resources, call=heard.call)
+        result = call_result(heard.facts, analysed, resources.versions,
+                             heard.spent_s + time.perf_counter() - started)
+        return JobOutcome(heard.job.call_id, True, heard.audio_s, result)
+    except Exception as exc:  # noqa: BLE001 - one bad call must never stop the batch
+        outcome = failed_outcome(heard.job, heard.audio_sha256, resources.versions, "detect", exc)
+        outcome.audio_s = heard.audio_s
+        return outcome
+
+
+def process_job(job: CallJob, audio_sha256: str, resources: Resources) -> JobOutcome:
+    """Run every stage on one call. Never raises for a bad call: returns a failed outcome."""
+    heard = hear_job(job, audio_sha256, resources)
+    return heard if isinstance(heard, JobOutcome) else conclude_job(heard, resources)
 
 
 def failed_outcome(job: CallJob, audio_sha256: str, versions: Versions, stage: str, error: Exception,
@@ -64,4 +107,4 @@ def failed_outcome(job: CallJob, audio_sha256: str, versions: Versions, stage: s
     return JobOutcome(job.call_id, False, call.duration_s if call else 0.0, result, type(error).__name__, reason)
 
 
-__all__ = ["JobOutcome", "failed_outcome", "process_job"]
+__all__ = ["HeardJob", "JobOutcome", "conclude_job", "failed_outcome", "hear_job", "process_job"]

@@ -50,6 +50,11 @@ def run(
     workers: Annotated[int | None, typer.Option(help="Worker processes (default: [run] workers).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Redo calls already done for this config and model.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    engine: Annotated[str, typer.Option(help="local (worker processes on this machine) or ray (a Ray cluster).")]
+    = "local",
+    address: Annotated[str | None, typer.Option(
+        help="Ray cluster to use: auto, ray://HEAD:10001 (default: start one on this machine).")] = None,
+    gpus_per_worker: Annotated[float, typer.Option(help="GPUs each Ray transcription worker asks for.")] = 0.0,
 ) -> None:
     """Process every call of INPUT into the store at --out; resumes where a previous run stopped.
 
@@ -58,14 +63,28 @@ def run(
     bad file becomes one error row and the batch goes on; a killed run started
     again skips the calls already committed.
 
+    With --engine ray the calls run on a Ray cluster (transcription in workers
+    that load the model once, analysis in CPU workers); results go to the same
+    store with the same transactions.
+
     Example:  callqa run recordings/2026-11-22/ --out store/ --workers 2
     """
-    from pipeline.batch import RunOptions, run_batch
+    from pipeline.batch import Engine, RunOptions, run_batch
 
     config = load_config_or_exit(config_path)
     if workers is not None and workers < 1:
         raise fail(f"--workers must be at least 1, got {workers}")
+    if engine not in ("local", "ray"):
+        raise fail(f"--engine must be local or ray, got {engine!r}")
+    if engine == "local" and (address is not None or gpus_per_worker):
+        raise fail("--address and --gpus-per-worker apply to --engine ray")
     options = RunOptions(force=force, workers=workers or config.run.workers)
+    chosen: Engine | None = None
+    if engine == "ray":
+        from pipeline.engines.ray_engine import RayEngine
+
+        chosen = RayEngine(address, transcribers=workers, gpus_per_worker=gpus_per_worker,
+                           call_timeout_s=config.run.call_timeout_s)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[failed]} failed · {task.fields[hours]:.2f} h audio"),
                   TimeElapsedColumn(), TimeRemainingColumn(), console=err,
@@ -76,7 +95,7 @@ def run(
             bar.update(task, completed=p.done + p.failed, total=p.total, failed=p.failed, hours=p.audio_s / 3600)
 
         try:
-            summary = run_batch(input_path, out_dir, config, options, progress=on_progress)
+            summary = run_batch(input_path, out_dir, config, options, progress=on_progress, engine=chosen)
         except CallqaError as exc:
             raise fail(exc, exit_code_for(exc)) from None
     out.print(

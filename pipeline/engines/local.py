@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from pipeline.analysis import Resources
+from pipeline.analysis import Resources, ResourceSpec
 from pipeline.errors import CallqaError
 from pipeline.inputs import CallJob
 from pipeline.process import JobOutcome, failed_outcome, process_job
@@ -116,7 +116,7 @@ class LocalEngine:
         self.isolate = isolate or workers > 1
         self.call_timeout_s = call_timeout_s
 
-    def outcomes(self, pending: Sequence[tuple[CallJob, str]], factory: ResourceFactory,
+    def outcomes(self, pending: Sequence[tuple[CallJob, str]], spec: ResourceSpec,
                  versions: Versions) -> Iterator[JobOutcome]:
         """Process every (job, audio hash) and yield each outcome as it finishes (any order).
 
@@ -125,6 +125,7 @@ class LocalEngine:
         """
         if not pending:
             return
+        factory: ResourceFactory = spec.load
         if not self.isolate:
             resources = factory()
             for job, sha in pending:

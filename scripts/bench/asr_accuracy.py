@@ -30,7 +30,7 @@ from faster_whisper import decode_audio
 from pipeline.analysis import Resources, transcribe_audio
 from pipeline.audio.decode import load_call
 from pipeline.chinese import matching_form
-from pipeline.config import default_config
+from pipeline.config import load_config
 
 SPEECH_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "speech"
 
@@ -51,9 +51,10 @@ def to_telephone(source: Path, target: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=1, help="decode each clip this many times")
+    parser.add_argument("--config", type=Path, default=None, help="a config file (e.g. another [asr] model)")
     args = parser.parse_args()
 
-    config = default_config()
+    config = load_config(args.config)
     resources = Resources.load(config, text=False)
     transcriber = resources.transcriber
     assert transcriber is not None

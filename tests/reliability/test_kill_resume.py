@@ -29,7 +29,7 @@ from _support import (
     write_config,
 )
 
-N_CALLS = 20  # + 2 bad files: every kind of row (ok and failed) must survive the kills
+N_CALLS = 20 * SCALE  # + 2 bad files: every kind of row (ok and failed) must survive the kills
 ATTEMPTS = 11 * SCALE  # per worker count; kills that land after the run finished are not counted
 MIN_KILLS = 10 * SCALE
 
@@ -83,12 +83,27 @@ def reference(corpus, config) -> Reference:
 
 def kill_at(process: subprocess.Popen[str], store: Path, mode: str, rng: random.Random,
             reference: Reference) -> tuple[bool, list]:
-    """SIGKILL the run's parent process only; return whether it was still running, and its children then."""
-    if mode == "random":  # from half-way through start-up to a few calls in: work must remain for later kills
-        deadline = time.monotonic() + rng.uniform(0.5 * reference.startup_s, reference.startup_s + 2 * reference.call_s)
+    """SIGKILL the run's parent process only; return whether it was still running, and its children then.
+
+    ``random``: a random moment, either during start-up or within two calls' time after this run's
+    first commit (timed from the run itself, so the kill lands while work remains whatever the load).
+    ``commit``: when the 1st to 5th Delta log entry of this run appears: inside a commit (tables
+    appended, ``calls`` not yet merged) or just after it.
+    """
+    started, baseline = time.monotonic(), commit_files(store)
+    if mode == "random" and rng.random() < 0.4:
+        deadline = started + rng.uniform(0.3, 0.9) * reference.startup_s
         due = lambda: time.monotonic() >= deadline  # noqa: E731
-    else:  # the k-th Delta log entry of this run: inside a commit (tables appended, calls not merged) or just after
-        target = commit_files(store) + rng.randint(1, 5)
+    elif mode == "random":
+        delay = rng.uniform(0.0, 2 * reference.call_s)
+        first: list[float] = []
+
+        def due() -> bool:
+            if not first and commit_files(store) > baseline:
+                first.append(time.monotonic())
+            return bool(first) and time.monotonic() >= first[0] + delay
+    else:
+        target = baseline + rng.randint(1, 5)
         due = lambda: commit_files(store) >= target  # noqa: E731
     while process.poll() is None:
         if due():

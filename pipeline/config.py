@@ -17,7 +17,7 @@ import tomllib
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
 
 from pipeline.errors import ConfigError
-from pipeline.paths import is_shipped, read_resource_text
+from pipeline.paths import is_shipped, read_resource_text, read_text_file
 
 # Strict scalar types: TOML's `beam_size = true` or `silence_floor_dbfs = nan`
 # are refused instead of silently becoming 1 or NaN.
@@ -54,6 +54,9 @@ class VadConfig(_Section):
     min_silence_duration_ms: Annotated[Int, Field(ge=0)]
     speech_pad_ms: Annotated[Int, Field(ge=0)]
     max_speech_duration_s: Annotated[Num, Field(gt=0)]
+    chunk_s: Annotated[Num, Field(gt=1)]
+    chunk_search_s: Annotated[Num, Field(ge=0)]
+    chunk_quiet_s: Annotated[Num, Field(gt=0)]
     silence_floor_dbfs: Annotated[Num, Field(le=0)]
     clip_level: Annotated[Num, Field(gt=0, le=1)]
     loudness_frame_s: Annotated[Num, Field(gt=0, le=1)]
@@ -318,7 +321,7 @@ def load_config(path: str | Path | None = None) -> Config:
         return config
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_text_file(path)
     except FileNotFoundError:
         raise ConfigError(source, "file not found") from None
     except (OSError, UnicodeDecodeError) as exc:

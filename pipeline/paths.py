@@ -16,6 +16,7 @@ is ``$CALLQA_CACHE_DIR``, else ``$XDG_CACHE_HOME/callqa``, else
 from __future__ import annotations
 
 import os
+import stat
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -61,6 +62,27 @@ def resolve(value: str) -> Path:
     return base / rest if rest else base
 
 
+class NotARegularFile(OSError):
+    """A path names a FIFO, a device or a folder where a file was expected."""
+
+    def __str__(self) -> str:
+        return "not a regular file (a FIFO, device or folder): reading it could wait forever"
+
+
+def read_text_file(path: str | Path) -> str:
+    """Read a UTF-8 text file, refusing anything that is not a regular file (a FIFO would block forever).
+
+    Raises:
+        FileNotFoundError: nothing is there.
+        NotARegularFile: a FIFO, device or folder is there.
+        OSError, UnicodeDecodeError: it cannot be read as UTF-8 text.
+    """
+    target = Path(path)
+    if not stat.S_ISREG(target.stat().st_mode):
+        raise NotARegularFile()
+    return target.read_text(encoding="utf-8")
+
+
 def cache_root() -> Path:
     """callqa's cache directory: ``$CALLQA_CACHE_DIR``, ``$XDG_CACHE_HOME/callqa`` or ``~/.cache/callqa``."""
     configured = os.environ.get("CALLQA_CACHE_DIR")
@@ -71,5 +93,6 @@ def cache_root() -> Path:
 
 
 __all__ = [
-    "SHIPPED_PREFIX", "cache_root", "is_shipped", "read_resource_text", "resolve", "resource_dir", "shipped_name",
+    "SHIPPED_PREFIX", "NotARegularFile", "cache_root", "is_shipped", "read_resource_text", "read_text_file", "resolve",
+    "resource_dir", "shipped_name",
 ]

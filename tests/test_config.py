@@ -153,3 +153,20 @@ def test_every_number_that_changes_a_result_is_a_config_key():
     assert config.timing.hangup_estimated_confidence == 0.5
     assert config.asr.guard.repeat_run_min == 3 and config.asr.guard.prompt_echo_min_chars == 6
     assert config.features.low_confidence_word_probability == 0.5
+
+
+def test_a_fifo_named_as_config_scorecard_or_lexicon_is_refused_not_waited_on(tmp_path) -> None:
+    import os
+
+    from pipeline.asr.guard import load_hallucination_lexicon
+    from pipeline.errors import ConfigError, LexiconError
+    from pipeline.scoring.scorecard import load_scorecard
+
+    fifo = tmp_path / "pipe.toml"
+    os.mkfifo(fifo)  # reading it would block until someone writes
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_config(fifo)
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_scorecard(fifo)
+    with pytest.raises(LexiconError, match="not a regular file"):
+        load_hallucination_lexicon(str(fifo))

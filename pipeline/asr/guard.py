@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pipeline.chinese import matching_form, to_simplified
 from pipeline.config import AsrConfig, GuardConfig
 from pipeline.errors import LexiconError
-from pipeline.paths import resolve
+from pipeline.paths import read_text_file, resolve
 from pipeline.records import SpeechSegment, Utterance
 
 
@@ -57,7 +57,7 @@ def load_hallucination_lexicon(name: str) -> HallucinationLexicon:
         LexiconError: the file cannot be read or a line is empty after normalisation.
     """
     try:
-        text = resolve(name).read_text(encoding="utf-8")
+        text = read_text_file(resolve(name))
     except (OSError, UnicodeDecodeError) as exc:
         raise LexiconError(name, f"cannot read the hallucination lexicon: {exc}") from None
     return parse_hallucination_lexicon(text.splitlines(), name)

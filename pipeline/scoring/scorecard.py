@@ -26,7 +26,7 @@ import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pipeline.errors import ConfigError
-from pipeline.paths import resolve
+from pipeline.paths import read_text_file, resolve
 from pipeline.records import CATEGORIES, OUTCOMES, REDLINE_CATEGORIES, Hit
 
 COPC_CLASSES = ("customer", "business", "compliance")
@@ -191,7 +191,7 @@ def load_scorecard(name: str | Path = "callqa:config/scorecard.toml") -> Scoreca
     """
     path = resolve(str(name))
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text_file(path)
     except FileNotFoundError:
         raise ConfigError(str(name), "scorecard file not found") from None
     except (OSError, UnicodeDecodeError) as exc:

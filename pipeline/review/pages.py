@@ -131,7 +131,7 @@ def register_pages(app: FastAPI, web: Web) -> None:  # noqa: C901 - one closure 
                    for h in view.hits if h["hit_id"] in mine or h["hit_id"] in others}
         queue_name = request.query_params.get("queue", "")
         filters = QueueFilters.from_query(request.query_params)
-        grades = sorted(getattr(state.settings.scorecard, "grades", {}) or {})
+        grades = sorted(state.settings.scorecard.grades) if state.settings.scorecard is not None else []
         return web.render(
             request, "call.html", viewer, view=view, call=view.call, mine=mine, others=others, history=history,
             my_call=next((r for r in reversed(call_rows) if r["reviewer"] == viewer.name), None),
@@ -198,7 +198,7 @@ def register_pages(app: FastAPI, web: Web) -> None:  # noqa: C901 - one closure 
         form = await web.checked_form(request, viewer.session)
         position_of(web.snapshot, call_id)
         verdict, grade = str(form.get("verdict", "")), str(form.get("grade", ""))
-        grades = getattr(state.settings.scorecard, "grades", None)
+        grades = state.settings.scorecard.grades if state.settings.scorecard is not None else None
         if grade and grades and grade not in grades:
             raise HTTPException(400, f"grade must be one of {', '.join(sorted(grades))}")
 

@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -23,6 +22,7 @@ from pipeline.review.audio import AudioCache
 from pipeline.review.calls import PiiDisplay
 from pipeline.review.queue import SearchCache
 from pipeline.review.snapshot import Snapshot, load_snapshot, store_version
+from pipeline.scoring.scorecard import Scorecard
 
 QUEUES_DIR = "queues"
 
@@ -33,7 +33,7 @@ class ReviewSettings:
 
     store_root: Path
     pii: PiiDisplay = field(default_factory=PiiDisplay)
-    scorecard: Any | None = None
+    scorecard: Scorecard | None = None
     queue_files: tuple[Path, ...] = ()
     refresh_every_s: float = 10.0
     secure_cookies: bool = False
@@ -47,7 +47,8 @@ class ReviewState:
     def __init__(self, settings: ReviewSettings, loader: Callable[[], Snapshot] | None = None,
                  versioner: Callable[[], str] | None = None) -> None:
         self.settings = settings
-        extra = [item.feature for item in getattr(settings.scorecard, "items", ()) if item.feature]
+        items = settings.scorecard.items if settings.scorecard is not None else ()
+        extra = [item.feature for item in items if item.feature]
         self._loader = loader or (lambda: load_snapshot(settings.store_root, extra))
         # what the snapshot's signature is compared with; tests with their own loader never refresh by themselves
         self._snapshot: Snapshot = self._loader()

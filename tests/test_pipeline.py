@@ -119,8 +119,9 @@ def test_rescore_reanalyses_stored_transcripts_and_keeps_timing(tmp_path, stereo
     # a QA lead changes the counter-question rule: a new rules version
     rules_dir = _edited_rules(tmp_path)
     qa = rules_dir / "qa_rules.toml"
-    qa.write_text(qa.read_text(encoding="utf-8").replace('"你这话什么意思"', '"你这话到底是什么意思"'),
-                  encoding="utf-8")
+    text = qa.read_text(encoding="utf-8")
+    assert '"(你)这话什么意思"' in text  # the phrase the rude agent says
+    qa.write_text(text.replace('"(你)这话什么意思"', '"(你)这话到底是什么意思"'), encoding="utf-8")
     new_rules = load_rules(rules_dir)
     assert new_rules.version != load_rules().version
     scoring = store_scoring(store, config)

@@ -216,14 +216,15 @@ def test_speech_without_text_is_decoded_again_until_it_has_text_or_attempts_run_
         again=[([], [DecodeNote("customer", 7.75, 12.0, "loop", "Whisper looped ('断了' x9)")]),
                ([said("customer", "断了三天了", 8.0, 10.0)], [])],
         first_notes=[DecodeNote("customer", 7.75, 12.0, "decode_failure", "window stopped early")])
-    result = transcribe_speech(call, segments, transcriber, ASR, LEXICON)
+    two = ASR.model_copy(update={"redecode_passes": ("fresh_windows", "alone")})
+    result = transcribe_speech(call, segments, transcriber, two, LEXICON)
     assert transcriber.asked == [[("customer", 7.75, 12.0)], [("customer", 7.75, 12.0)]]
     assert [u.text for u in result.utterances] == ["您好请问有什么可以帮您", "我的宽带", "断了三天了"]
     # what the last attempt could not fill keeps the reason that attempt gave
     assert [(g.role, g.start_s, g.end_s, g.reason) for g in result.gaps] == [("customer", 10.25, 12.0, "no_text")]
     looping = ScriptedRedecoder(first=transcriber.first[:2], again=[
         ([], [DecodeNote("customer", 7.75, 12.0, "loop", "Whisper looped ('断了' x9)")])] * 2)
-    (gap,) = transcribe_speech(call, segments, looping, ASR, LEXICON).gaps
+    (gap,) = transcribe_speech(call, segments, looping, two, LEXICON).gaps
     assert (gap.reason, gap.start_s) == ("loop", 7.75) and "断了" in gap.detail
     off = ASR.model_copy(update={"redecode": False})
     never = ScriptedRedecoder(first=transcriber.first[:2], again=[])
@@ -341,3 +342,30 @@ def test_matching_form_of_a_cut_loop_is_its_first_occurrence() -> None:
     kept, _ = cut_loops([DecodedSegment("首先要注意到上面的箱子" * 7, 0.0, 14.0)], ASR.loop_min_repeats,
                         ASR.loop_min_tail_chars)
     assert [matching_form(s.text) for s in kept] == ["首先要注意到上面的箱子"]
+
+
+# ------------------------------------------------------------------ speech after long line noise is heard
+
+
+def test_speech_after_a_minute_of_telephone_line_noise_is_still_found() -> None:
+    """Silero run once over a channel stops hearing speech after 30-60 s of band-passed mu-law noise;
+    run in chunks that start in pauses, it finds all of it (the speech the transcript must cover)."""
+    pytest.importorskip("scipy")
+    from scripts.make_calls import ClipBank, telephone_channel
+
+    from pipeline.audio.vad import chunk_starts, detect_speech
+
+    try:
+        bank = ClipBank.load()
+    except FileNotFoundError:
+        pytest.skip("real clips not available (../shared/data/speech)")
+    config = default_config().vad
+    clip = bank.slice("BAC009S0764W0121.wav")
+    samples = np.zeros(70 * SAMPLE_RATE_HZ, np.float32)
+    samples[60 * SAMPLE_RATE_HZ:60 * SAMPLE_RATE_HZ + len(clip)] = clip
+    line = telephone_channel(samples, snr_db=20.0, rng=np.random.default_rng(0))
+    found = sum(s.duration_s for s in detect_speech(Channel("customer", line), config) if s.start_s >= 59.0)
+    speech_s = bank.spans("BAC009S0764W0121.wav")[0][1] - bank.spans("BAC009S0764W0121.wav")[0][0]
+    assert found >= 0.9 * speech_s
+    starts = chunk_starts(line, config)
+    assert starts[0] == 0 and all(0 < b - a <= config.chunk_s * SAMPLE_RATE_HZ for a, b in zip(starts, starts[1:]))

@@ -7,6 +7,7 @@ tell the transcriber where to decode so Whisper never sees long silences.
 
 from __future__ import annotations
 
+import numpy as np
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
 from pipeline.audio.levels import loudness_dbfs, peak_dbfs
@@ -25,6 +26,50 @@ def vad_options(config: VadConfig) -> VadOptions:
     )
 
 
+def chunk_starts(samples: np.ndarray, config: VadConfig) -> list[int]:
+    """Where each VAD chunk starts (samples): about every ``chunk_s``, at the quietest ``chunk_quiet_s``
+    of the ``chunk_search_s`` before that (the middle of a pause, not inside a word).
+
+    Silero's state decides what it hears: after 30-60 s of telephone-line noise alone it stops
+    hearing speech, and started inside a word it can miss the next ten seconds. A chunk that starts
+    in a pause, at most ``chunk_s`` after the last, avoids both.
+    """
+    frame = max(1, int(config.loudness_frame_s * SAMPLE_RATE_HZ))
+    count = len(samples) // frame
+    if count == 0:
+        return [0]
+    energy = np.mean(np.square(samples[:count * frame].reshape(count, frame), dtype=np.float64), axis=1)
+    width = max(1, int(round(config.chunk_quiet_s / config.loudness_frame_s)))
+    smoothed = np.convolve(10 * np.log10(energy + 1e-12), np.ones(width) / width, mode="same")
+    chunk, search = int(config.chunk_s / config.loudness_frame_s), int(config.chunk_search_s / config.loudness_frame_s)
+    starts = [0]
+    while starts[-1] + chunk < count:
+        low, high = max(starts[-1] + 1, starts[-1] + chunk - search), starts[-1] + chunk
+        starts.append(low + int(np.argmin(smoothed[low:high])))
+    return [s * frame for s in starts]
+
+
+def _chunked_speech(samples: np.ndarray, config: VadConfig) -> list[tuple[int, int]]:
+    """Silero's speech spans (samples), run chunk by chunk (:func:`chunk_starts`) with a fresh state;
+    spans that touch across a chunk boundary are joined (up to ``max_speech_duration_s``)."""
+    options = vad_options(config)
+    bounds = [*chunk_starts(samples, config), len(samples)]
+    found: list[tuple[int, int]] = []
+    for low, high in zip(bounds, bounds[1:], strict=False):
+        for stamp in get_speech_timestamps(samples[low:high], options, sampling_rate=SAMPLE_RATE_HZ):
+            start, end = low + int(stamp["start"]), min(low + int(stamp["end"]), len(samples))
+            if end > start:
+                found.append((start, end))
+    longest = int(config.max_speech_duration_s * SAMPLE_RATE_HZ)
+    joined: list[tuple[int, int]] = []
+    for start, end in sorted(found):
+        if joined and start <= joined[-1][1] and max(end, joined[-1][1]) - joined[-1][0] <= longest:
+            joined[-1] = (joined[-1][0], max(end, joined[-1][1]))
+        elif not joined or end > joined[-1][1]:
+            joined.append((start, end))
+    return joined
+
+
 def detect_speech(channel: Channel, config: VadConfig) -> list[SpeechSegment]:
     """Return the speech segments of one channel, in time order, on the call clock.
 
@@ -34,12 +79,8 @@ def detect_speech(channel: Channel, config: VadConfig) -> list[SpeechSegment]:
     samples = channel.samples
     if peak_dbfs(samples) < config.silence_floor_dbfs:
         return []
-    timestamps = get_speech_timestamps(samples, vad_options(config), sampling_rate=SAMPLE_RATE_HZ)
     segments = []
-    for stamp in timestamps:
-        start, end = int(stamp["start"]), min(int(stamp["end"]), len(samples))
-        if end <= start:
-            continue
+    for start, end in _chunked_speech(samples, config):
         segments.append(
             SpeechSegment(
                 role=channel.role,

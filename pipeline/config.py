@@ -70,6 +70,7 @@ class GuardConfig(_Section):
     min_vad_overlap: Annotated[Num, Field(ge=0, le=1)]
     no_speech_prob_max: Annotated[Num, Field(ge=0, le=1)]
     no_speech_prob_alone_max: Annotated[Num, Field(ge=0, le=1)]
+    redecode_no_speech_prob_max: Annotated[Num, Field(ge=0, le=1)]
     logprob_min: Num
     compression_ratio_max: Annotated[Num, Field(gt=0)]
     repeat_run_min: Annotated[Int, Field(ge=2)]
@@ -97,12 +98,13 @@ class AsrConfig(_Section):
     cut_pad_s: Annotated[Num, Field(ge=0)]
     join_pause_s: Annotated[Num, Field(ge=0)]
     window_s: Annotated[Num, Field(gt=1, le=30)]
+    no_repeat_ngram_size: Annotated[Int, Field(ge=0)]
     piece_level_dbfs: Literal["off"] | Annotated[Num, Field(le=0)]
     piece_max_gain_db: Annotated[Num, Field(ge=0)]
     loop_min_repeats: Annotated[Int, Field(ge=2)]
     loop_min_tail_chars: Annotated[Int, Field(ge=1)]
     redecode: Bool
-    redecode_attempts: Annotated[Int, Field(ge=0, le=5)]
+    redecode_passes: tuple[Literal["fresh_windows", "alone", "alone_with_fallback"], ...] = Field(max_length=5)
     redecode_min_s: Annotated[Num, Field(ge=0)]
     redecode_context_s: Annotated[Num, Field(ge=0)]
     redecode_window_s: Annotated[Num, Field(gt=1, le=30)]

@@ -273,7 +273,7 @@ def mulaw_decode(codes: np.ndarray, mu: int = 255) -> np.ndarray:
 
 
 def build_call(layout: Layout, bank: ClipBank, *, telephone: bool = False, snr_db: float | None = None,
-               seed: int = 0) -> tuple[np.ndarray, dict[str, Any]]:
+               seed: int = 0, crosstalk_db: float | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Mix ``layout`` into a stereo call.
 
     Args:
@@ -282,6 +282,8 @@ def build_call(layout: Layout, bank: ClipBank, *, telephone: bool = False, snr_d
         telephone: band-pass, 8 kHz G.711 μ-law round trip.
         snr_db: white line noise this many dB below the speech level (``None`` = none).
         seed: noise seed.
+        crosstalk_db: each side's voice also leaks into the other's channel this many dB down
+            (echo on the line; ``None`` = none). The truth is unchanged: leakage is nobody's speech.
 
     Returns:
         ``(audio, truth)``: float32 array of shape (samples, 2) at 16 kHz, and
@@ -297,6 +299,9 @@ def build_call(layout: Layout, bank: ClipBank, *, telephone: bool = False, snr_d
         lo, hi = max(0, start), min(n, start + len(samples))
         if hi > lo:
             tracks[p.role][lo:hi] += samples[lo - start:hi - start]
+    if crosstalk_db is not None:
+        leak = np.float32(10 ** (-crosstalk_db / 20))
+        tracks = {AGENT: tracks[AGENT] + leak * tracks[CUSTOMER], CUSTOMER: tracks[CUSTOMER] + leak * tracks[AGENT]}
     rng = np.random.default_rng(seed)
     for role in tracks:
         if telephone:

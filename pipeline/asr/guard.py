@@ -77,20 +77,24 @@ def _vad_overlap_share(utterance: Utterance, speech: Sequence[SpeechSegment]) ->
 
 
 def suspect_reasons(utterance: Utterance, speech: Sequence[SpeechSegment], guard: GuardConfig,
-                    lexicon: HallucinationLexicon, initial_prompt: str = "") -> list[str]:
+                    lexicon: HallucinationLexicon, initial_prompt: str = "", redecoded: bool = False) -> list[str]:
     """Why the hallucination guard distrusts ``utterance`` (empty list: it does not).
 
     Reasons: ``outside_vad`` (less than ``guard.min_vad_overlap`` of it inside
     VAD speech), ``no_speech`` (very high no-speech probability, or a high one
-    with low log-probability), ``repetitive`` (compression ratio), ``known_hallucination``
-    (lexicon entry) and ``prompt_echo`` (Whisper repeating its initial prompt).
+    with low log-probability; text decoded again must stay at or below
+    ``guard.redecode_no_speech_prob_max`` on its own: every extra decoding is
+    another chance for a hallucination to slip through), ``repetitive``
+    (compression ratio), ``known_hallucination`` (lexicon entry) and
+    ``prompt_echo`` (Whisper repeating its initial prompt).
     """
     reasons = []
     share = _vad_overlap_share(utterance, speech)
     if share < guard.min_vad_overlap:
         reasons.append(f"outside_vad({share:.2f})")
     if utterance.no_speech_prob > guard.no_speech_prob_alone_max or (
-            utterance.no_speech_prob > guard.no_speech_prob_max and utterance.avg_logprob < guard.logprob_min):
+            utterance.no_speech_prob > guard.no_speech_prob_max and utterance.avg_logprob < guard.logprob_min) or (
+            redecoded and utterance.no_speech_prob > guard.redecode_no_speech_prob_max):
         reasons.append(f"no_speech({utterance.no_speech_prob:.2f},{utterance.avg_logprob:.2f})")
     ratio = max(utterance.compression_ratio, _compression_ratio(utterance.text))
     if ratio > guard.compression_ratio_max:
@@ -106,8 +110,8 @@ def suspect_reasons(utterance: Utterance, speech: Sequence[SpeechSegment], guard
 
 
 def finalize_utterance(utterance: Utterance, speech: Sequence[SpeechSegment], asr: AsrConfig,
-                       lexicon: HallucinationLexicon) -> Utterance | None:
-    """Simplify the text and apply the guard; None when no text is left."""
+                       lexicon: HallucinationLexicon, redecoded: bool = False) -> Utterance | None:
+    """Simplify the text and apply the guard (``redecoded``: text of a second decoding); None when no text is left."""
     text, words = utterance.text.strip(), utterance.words
     if asr.to_simplified:
         text = to_simplified(text)
@@ -115,7 +119,7 @@ def finalize_utterance(utterance: Utterance, speech: Sequence[SpeechSegment], as
     if not matching_form(text):
         return None
     result = replace(utterance, text=text, words=words)
-    reasons = suspect_reasons(result, speech, asr.guard, lexicon, asr.initial_prompt)
+    reasons = suspect_reasons(result, speech, asr.guard, lexicon, asr.initial_prompt, redecoded)
     if reasons:
         prior = [utterance.suspect_reason] if utterance.suspect else []
         result = replace(result, suspect=True, suspect_reason=";".join(prior + reasons))

@@ -5,15 +5,21 @@ a window can stop early, loop, or place its words elsewhere, and a stretch of
 speech is then left with no text. Such a stretch (at least ``[asr]
 redecode_min_s`` long) is decoded again before it is given up:
 
-- on its own, with ``[asr] redecode_context_s`` of audio around it, levelled
-  like the first pass, in windows of at most ``[asr] redecode_window_s``
-  (a shorter window: nothing else in it to skip to or to loop on);
-- never conditioned on previous text, with ``[asr] redecode_prompt`` instead of
-  the first pass's prompt;
-- attempt 0 decodes every stretch at once in a batch (temperature 0); later
-  attempts decode each stretch alone with temperature fallback (``[asr]
-  redecode_temperatures``: a higher temperature when the output is repetitive
-  or improbable, as Whisper's own sequential decoding does).
+- with ``[asr] redecode_context_s`` of audio around it, levelled like the
+  first pass, never conditioned on previous text, with ``[asr]
+  redecode_prompt`` instead of the first pass's prompt;
+- by each of ``[asr] redecode_passes`` in turn, until it has text:
+  ``fresh_windows`` packs the stretches, in call order, into new shared
+  windows (batched, temperature 0): a window that stopped early or looped is
+  not repeated, and every stretch now sits near a window's start, where
+  Whisper does not skip (about one encoder pass per 30 s of stretches);
+  ``alone`` decodes each stretch in its own window of at most ``[asr]
+  redecode_window_s`` (batched; a shorter window: nothing else in it to skip
+  to or loop on; one encoder pass each); ``alone_with_fallback`` does so one
+  stretch at a time with temperature fallback over ``[asr]
+  redecode_temperatures`` (a higher temperature when the output is
+  repetitive or improbable, as Whisper's own sequential decoding does: the
+  costliest, so last).
 
 Only words inside the stretch are kept (the context was decoded already).
 What an attempt could not recover is reported as a note with its reason
@@ -31,7 +37,16 @@ import numpy as np
 
 from pipeline.asr.coverage import DecodeNote, text_spans, uncovered
 from pipeline.asr.loops import clean_and_map
-from pipeline.asr.pieces import ChannelSpeech, DecodedSegment, Piece, level_gain, merged_speech, piece_level, window_of
+from pipeline.asr.pieces import (
+    ChannelSpeech,
+    DecodedSegment,
+    Piece,
+    level_gain,
+    merged_speech,
+    piece_level,
+    window_of,
+    windows,
+)
 from pipeline.config import AsrConfig
 from pipeline.records import SAMPLE_RATE_HZ, Utterance, Word
 
@@ -102,47 +117,50 @@ def _split(piece: Piece, max_s: float) -> list[dict[str, float]]:
 
 
 def redecode_with_whisper(model: Any, batched: Any, requests: Sequence[RedecodeRequest], asr: AsrConfig,
-                          attempt: int, first_options: dict[str, Any]) -> tuple[list[Utterance], list[DecodeNote]]:
-    """Decode each stretch again on its own (see the module docstring for the settings of each attempt).
+                          how: str, first_options: dict[str, Any]) -> tuple[list[Utterance], list[DecodeNote]]:
+    """Decode the stretches again (see the module docstring for each way).
 
     Args:
         model: the loaded ``WhisperModel``.
-        batched: its ``BatchedInferencePipeline`` (None: every attempt decodes stretch by stretch).
+        batched: its ``BatchedInferencePipeline`` (None: ``fresh_windows`` and ``alone``
+            decode with the model's own sequential decoding at temperature 0).
         requests: the stretches (:func:`plan_requests`).
         asr: the ``[asr]`` section.
-        attempt: 0 for the first re-decoding, 1, 2... for later ones.
-        first_options: the first pass's options (language, beam size, word timestamps).
+        how: ``fresh_windows``, ``alone`` or ``alone_with_fallback`` (one of ``[asr] redecode_passes``).
+        first_options: the first pass's options (language, beam size, word timestamps, no-repeat size).
 
     Returns:
         The new utterances (role and call-clock times; not yet guarded), and a
-        note for every stretch the attempt did not fill with words.
+        note for every stretch this pass did not fill with words.
     """
     joined, pieces, owners = _placed(requests, asr)
     if not pieces:
         return [], []
     options = {**first_options, "initial_prompt": asr.redecode_prompt or None}
-    spans, span_owner = [], []
-    for piece, owner in zip(pieces, owners, strict=True):
-        for window in _split(piece, asr.redecode_window_s):
-            spans.append(window)
-            span_owner.append(owner)
+    if how == "fresh_windows":
+        spans = windows(pieces, asr.window_s)
+    else:
+        spans = [w for piece in pieces for w in _split(piece, asr.redecode_window_s)]
     decoded: list[DecodedSegment] = []
-    if attempt == 0 and batched is not None:
-        how = "alone, batched"
+    if how != "alone_with_fallback" and batched is not None:
         raw, _info = batched.transcribe(joined, clip_timestamps=spans, batch_size=asr.batch_size,
                                         without_timestamps=False, **options)
         decoded = [DecodedSegment.of(s, window_of(spans, float(s.start), float(s.end))) for s in raw]
     else:
-        how = f"alone, temperatures {', '.join(f'{t:g}' for t in asr.redecode_temperatures)}"
+        fallback = how == "alone_with_fallback"
         for index, span in enumerate(spans):
             first, last = int(round(span["start"] * SAMPLE_RATE_HZ)), int(round(span["end"] * SAMPLE_RATE_HZ))
             raw, _info = model.transcribe(
                 joined[first:last], vad_filter=False, condition_on_previous_text=False,
-                temperature=list(asr.redecode_temperatures),
+                temperature=list(asr.redecode_temperatures) if fallback else 0.0,
                 compression_ratio_threshold=asr.guard.compression_ratio_max,
                 log_prob_threshold=asr.guard.logprob_min, no_speech_threshold=asr.guard.no_speech_prob_max,
                 **options)
             decoded += [DecodedSegment.of(s, index) for s in _shifted(raw, span["start"])]
+    if how == "alone_with_fallback":
+        how = f"alone, temperatures {', '.join(f'{t:g}' for t in asr.redecode_temperatures)}"
+    else:
+        how = "in fresh windows" if how == "fresh_windows" else "alone"
     utterances, loops = clean_and_map(decoded, pieces, "", asr)
     detail = f"decoded again {how}"
     notes = []
@@ -150,7 +168,9 @@ def redecode_with_whisper(model: Any, batched: Any, requests: Sequence[RedecodeR
         if any(_inside(u, request, asr.coverage_word_margin_s) for u in utterances):
             continue
         looped = [n for n in loops if request.holds(n.role, (n.start_s + n.end_s) / 2, asr.coverage_word_margin_s)]
-        said = any(s.text.strip() for s in decoded if 0 <= s.window < len(spans) and span_owner[s.window] == index)
+        piece = pieces[owners.index(index)] if index in owners else None
+        said = piece is not None and any(
+            s.text.strip() and s.start < piece.joined_end_s and s.end > piece.joined_start_s for s in decoded)
         if looped:
             reason, why = "loop", looped[0].detail
         elif said:

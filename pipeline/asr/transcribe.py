@@ -114,6 +114,7 @@ class WhisperTranscriber:
             "initial_prompt": self.asr.initial_prompt or None,
             "beam_size": self.asr.beam_size,
             "word_timestamps": self.asr.word_timestamps,
+            "no_repeat_ngram_size": self.asr.no_repeat_ngram_size,
         }
 
     def transcribe(self, channels: Sequence[ChannelSpeech]) -> list[Utterance]:
@@ -150,10 +151,10 @@ class WhisperTranscriber:
                          "decoded_audio_s": len(joined) / 16_000})
 
     def redecode(self, requests: Sequence[RedecodeRequest], attempt: int) -> Decoding:
-        """Decode each stretch again on its own, with the settings of ``attempt`` (see :mod:`pipeline.asr.redecode`)."""
+        """Decode the stretches again with ``[asr] redecode_passes[attempt]`` (see :mod:`pipeline.asr.redecode`)."""
         started = time.perf_counter()
-        utterances, notes = redecode_with_whisper(self.model, self._batched, requests, self.asr, attempt,
-                                                  self.options())
+        utterances, notes = redecode_with_whisper(self.model, self._batched, requests, self.asr,
+                                                  self.asr.redecode_passes[attempt], self.options())
         return Decoding(tuple(utterances), tuple(notes), {f"redecode_{attempt}_s": time.perf_counter() - started,
                                                           f"redecode_{attempt}_stretches": float(len(requests))})
 
@@ -193,7 +194,7 @@ def transcribe_speech(call: Call, segments: Sequence[SpeechSegment], transcriber
         that is only the other channel's crosstalk is not decoded
         (:func:`drop_crosstalk`) and becomes a ``crosstalk`` gap. Speech left
         without trusted text is decoded again on its own (transcribers that
-        can, ``[asr] redecode_attempts`` times) before it becomes a gap.
+        can, by each of ``[asr] redecode_passes``) before it becomes a gap.
     """
     crosstalk = crosstalk_of(segments, asr_config)
     left_out = set(map(id, crosstalk))
@@ -210,15 +211,19 @@ def transcribe_speech(call: Call, segments: Sequence[SpeechSegment], transcriber
     stats = dict(first.stats)
     utterances = _guarded(first.utterances, work, asr_config, lexicon)
     if rich and asr_config.redecode:
-        for attempt in range(asr_config.redecode_attempts):
+        for attempt in range(len(asr_config.redecode_passes)):
             requests = plan_requests(work, _with_repeats(utterances, asr_config), asr_config)
             if not requests:
                 break
             again = transcriber.redecode(requests, attempt)
             stats.update(again.stats)
-            fresh = _guarded(again.utterances, work, asr_config, lexicon)
+            fresh = _guarded(again.utterances, work, asr_config, lexicon, redecoded=True)
             utterances, rejected = merge_redecoded(utterances, fresh, requests, asr_config.coverage_word_margin_s)
             notes = [*_outside(notes, requests), *again.notes, *rejected]
+            asked_s = sum(r.end_s - r.start_s for r in requests)
+            left = plan_requests(work, _with_repeats(utterances, asr_config), asr_config)
+            stats[f"redecode_{attempt}_asked_s"] = asked_s
+            stats[f"redecode_{attempt}_recovered_s"] = asked_s - sum(r.end_s - r.start_s for r in left)
     utterances = _with_repeats(utterances, asr_config)
     gaps = find_gaps(tuple(c.role for c in call.channels), segments, crosstalk, utterances, notes,
                      asr_config.coverage_word_margin_s, asr_config.gap_min_s)
@@ -234,10 +239,10 @@ def _outside(notes: Sequence[DecodeNote], requests: Sequence[RedecodeRequest]) -
 
 
 def _guarded(raw: Sequence[Utterance], work: Sequence[ChannelSpeech], asr_config: AsrConfig,
-             lexicon: HallucinationLexicon) -> list[Utterance]:
+             lexicon: HallucinationLexicon, redecoded: bool = False) -> list[Utterance]:
     """Simplify each utterance and apply the guard against its own channel's speech."""
     speech = {channel.role: channel.speech for channel in work}
-    finals = [finalize_utterance(u, speech[u.role], asr_config, lexicon) for u in raw if u.role in speech]
+    finals = [finalize_utterance(u, speech[u.role], asr_config, lexicon, redecoded) for u in raw if u.role in speech]
     return sorted((u for u in finals if u is not None), key=lambda u: (u.start_s, u.end_s, u.role))
 
 

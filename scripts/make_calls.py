@@ -41,7 +41,7 @@ from scipy.signal import butter, resample_poly, sosfilt
 from pipeline.audio.vad import detect_speech
 from pipeline.config import VadConfig, default_config
 from pipeline.records import AGENT, CUSTOMER, SAMPLE_RATE_HZ, Channel
-from pipeline.timing.intervals import union
+from pipeline.spans import union
 
 #: Where the real clips live (read in place; some may not be redistributed).
 SPEECH_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "speech"

@@ -22,11 +22,12 @@ import numpy as np
 import pytest
 
 from pipeline.analysis import Resources, transcribe_audio
-from pipeline.asr.coverage import GAP_REASONS, subtract, text_spans, union
+from pipeline.asr.coverage import GAP_REASONS, text_spans
 from pipeline.asr.transcribe import WhisperTranscriber
 from pipeline.chinese import matching_form
 from pipeline.config import default_config
 from pipeline.records import AGENT, CUSTOMER, Call, Channel
+from pipeline.spans import subtract, union
 
 SPEECH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "speech"
 

@@ -33,8 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.records import AGENT, CUSTOMER, MIXED, CallEvidence, SpeechSegment, Utterance
-
-Span = tuple[float, float]
+from pipeline.spans import Span, subtract, union
 
 #: Why speech has no text (see the module docstring), most specific first.
 GAP_REASONS = ("crosstalk", "loop", "hallucination", "decode_failure", "no_text")
@@ -72,36 +71,6 @@ class DecodeNote:
     end_s: float
     reason: str
     detail: str = ""
-
-
-def union(spans: Iterable[Span]) -> list[Span]:
-    """Merge overlapping or touching spans into a sorted list of disjoint spans."""
-    merged: list[list[float]] = []
-    for start, end in sorted(spans):
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
-    return [(a, b) for a, b in merged]
-
-
-def subtract(spans: Sequence[Span], remove: Sequence[Span]) -> list[Span]:
-    """Parts of the disjoint sorted ``spans`` not covered by the disjoint sorted ``remove``."""
-    out: list[Span] = []
-    j = 0
-    for start, end in spans:
-        cursor = start
-        while j < len(remove) and remove[j][1] <= cursor:
-            j += 1
-        k = j
-        while k < len(remove) and remove[k][0] < end:
-            if remove[k][0] > cursor:
-                out.append((cursor, remove[k][0]))
-            cursor = max(cursor, remove[k][1])
-            k += 1
-        if cursor < end:
-            out.append((cursor, end))
-    return out
 
 
 def text_spans(utterances: Iterable[Utterance], role: str, margin_s: float) -> list[Span]:
@@ -237,5 +206,4 @@ def coverage_columns(evidence: CallEvidence, crosstalk: Sequence[SpeechSegment],
 
 
 __all__ = ["COVERAGE_COLUMNS", "GAP_REASONS", "DecodeNote", "Gap", "coverage_columns", "crosstalk_of", "decoded_speech",
-           "drop_crosstalk",
-           "find_gaps", "role_coverage", "subtract", "text_spans", "uncovered", "union"]
+           "drop_crosstalk", "find_gaps", "role_coverage", "text_spans", "uncovered"]

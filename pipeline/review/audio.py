@@ -25,7 +25,7 @@ import numpy as np
 
 from pipeline.audio.redact import redact_samples
 from pipeline.errors import UnsupportedAudioError
-from pipeline.timing.intervals import union
+from pipeline.spans import union
 
 #: Seconds added around each PII span before bleeping (word timings are approximate).
 PII_PAD_S = 0.15

@@ -6,53 +6,18 @@ as SVG by the template; spans here are plain ``(start_s, end_s)`` pairs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.timing.intervals import union
+from pipeline.spans import Span, intersect, subtract, union
 
-Span = tuple[float, float]
 #: Shorter pieces of untranscribed speech are VAD padding, not missing text.
 MIN_UNTRANSCRIBED_S = 0.5
 #: Shorter overlaps are normal turn-taking.
 MIN_OVERLAP_S = 0.2
 #: Gaps with nobody speaking at least this long are drawn as silences.
 MIN_SILENCE_S = 2.0
-
-
-def subtract(spans: Sequence[Span], remove: Sequence[Span]) -> list[Span]:
-    """Parts of the disjoint sorted ``spans`` not covered by the disjoint sorted ``remove``."""
-    out: list[Span] = []
-    j = 0
-    for start, end in spans:
-        cursor = start
-        while j < len(remove) and remove[j][1] <= cursor:
-            j += 1
-        k = j
-        while k < len(remove) and remove[k][0] < end:
-            if remove[k][0] > cursor:
-                out.append((cursor, remove[k][0]))
-            cursor = max(cursor, remove[k][1])
-            k += 1
-        if cursor < end:
-            out.append((cursor, end))
-    return out
-
-
-def intersect(first: Sequence[Span], second: Sequence[Span]) -> list[Span]:
-    """Where both disjoint sorted span lists cover the call."""
-    out: list[Span] = []
-    i = j = 0
-    while i < len(first) and j < len(second):
-        start, end = max(first[i][0], second[j][0]), min(first[i][1], second[j][1])
-        if start < end:
-            out.append((start, end))
-        if first[i][1] < second[j][1]:
-            i += 1
-        else:
-            j += 1
-    return out
 
 
 @dataclass(frozen=True)
@@ -152,4 +117,4 @@ def build_timeline(duration_s: float, roles: Iterable[str], segments: Iterable[M
     return Timeline(duration_s, tuple(lanes), tuple(silences), tuple(overlaps), tuple(pack_hits(hits, duration_s)))
 
 
-__all__ = ["HitMark", "Lane", "Timeline", "build_timeline", "intersect", "pack_hits", "subtract"]
+__all__ = ["HitMark", "Lane", "Timeline", "build_timeline", "pack_hits"]

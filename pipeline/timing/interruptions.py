@@ -38,8 +38,9 @@ from dataclasses import dataclass
 from pipeline.chinese import matching_form
 from pipeline.config import TimingConfig
 from pipeline.records import AGENT, CUSTOMER, CallEvidence, Hit, Utterance
+from pipeline.spans import Span, intersection_s
 from pipeline.timing.columns import Feature
-from pipeline.timing.intervals import Span, activity, count_chars, intersection_s
+from pipeline.timing.intervals import activity, count_chars
 
 AGENT_RULE = "timing.interruption_agent"
 CUSTOMER_RULE = "timing.interruption_customer"

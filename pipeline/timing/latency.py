@@ -21,8 +21,9 @@ from collections.abc import Sequence
 
 from pipeline.config import TimingConfig
 from pipeline.records import AGENT, CUSTOMER, CallEvidence, Hit
+from pipeline.spans import Span, overlap_s, total_s
 from pipeline.timing.columns import Feature
-from pipeline.timing.intervals import Span, activity, mean, overlap_s, percentile, total_s
+from pipeline.timing.intervals import activity, mean, percentile
 
 LATENCY_RULE = "timing.response_latency"
 

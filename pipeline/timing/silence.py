@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from pipeline.chinese import matching_form
 from pipeline.config import TimingConfig
 from pipeline.records import AGENT, MIXED, UNKNOWN, CallEvidence, Hit, Utterance
+from pipeline.spans import gaps
 from pipeline.timing.columns import Feature
-from pipeline.timing.intervals import activity, gaps
+from pipeline.timing.intervals import activity
 
 SILENCE_RULE = "timing.silence"
 HOLD_RULE = "timing.hold_long"

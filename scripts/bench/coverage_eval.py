@@ -57,11 +57,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from pipeline.analysis import CallAnalysis, Resources, analyse_call  # noqa: E402
-from pipeline.asr.coverage import subtract, text_spans, union  # noqa: E402
+from pipeline.asr.coverage import text_spans  # noqa: E402
 from pipeline.audio.decode import load_call  # noqa: E402
 from pipeline.chinese import matching_form  # noqa: E402
 from pipeline.config import Config, default_config  # noqa: E402
 from pipeline.records import AGENT, CUSTOMER, Utterance, Word  # noqa: E402
+from pipeline.spans import subtract, union  # noqa: E402
 from pipeline.timing.interruptions import find_interruptions  # noqa: E402
 from scripts.make_calls import TEXT_CLIPS, ClipBank, build_call, stress_layout, write_call  # noqa: E402
 

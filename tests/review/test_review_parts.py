@@ -11,7 +11,8 @@ from pipeline.review.calls import highlight, rank_hits
 from pipeline.review.queue import QueueFilters
 from pipeline.review.security import Session, Sessions, csrf_ok, safe_next
 from pipeline.review.snapshot import TIERS, derive_outcome, priority_order
-from pipeline.review.timeline import build_timeline, intersect, pack_hits, subtract
+from pipeline.review.timeline import build_timeline, pack_hits
+from pipeline.spans import intersect, subtract
 
 
 def test_subtract_and_intersect_spans():

@@ -137,6 +137,50 @@ def level_gain(samples: np.ndarray, level_dbfs: float | None, max_gain_db: float
     return float(min(10 ** ((level_dbfs - 20 * np.log10(rms)) / 20), 10 ** (max_gain_db / 20), 0.99 / peak))
 
 
+class Cut(NamedTuple):
+    """Audio of one channel to decode: ``low_s..high_s`` (call clock) around the speech ``start_s..end_s``."""
+
+    role: str
+    samples: np.ndarray
+    low_s: float
+    high_s: float
+    start_s: float
+    end_s: float
+
+
+def join_cuts(cuts: Sequence[Cut], pause_s: float, level_dbfs: float | None,
+              max_gain_db: float) -> tuple[np.ndarray, list[Piece], list[int]]:
+    """Lay the cuts end to end in the given order, ``pause_s`` of silence between them.
+
+    Each cut is brought to ``level_dbfs`` by its speech (:func:`level_gain`).
+    Returns the joined audio, where each piece sits in it, and the index of the
+    cut behind each piece (an empty cut gives no piece).
+    """
+    pause = np.zeros(int(round(pause_s * SAMPLE_RATE_HZ)), dtype=np.float32)
+    parts: list[np.ndarray] = []
+    pieces: list[Piece] = []
+    owners: list[int] = []
+    cursor = 0
+    for index, cut in enumerate(cuts):
+        first = int(round(cut.low_s * SAMPLE_RATE_HZ))
+        last = min(len(cut.samples), int(round(cut.high_s * SAMPLE_RATE_HZ)))
+        if last <= first:
+            continue
+        if parts:
+            parts.append(pause)
+            cursor += len(pause)
+        audio = cut.samples[first:last]
+        speech = cut.samples[int(round(cut.start_s * SAMPLE_RATE_HZ)):int(round(cut.end_s * SAMPLE_RATE_HZ))]
+        gain = level_gain(speech, level_dbfs, max_gain_db)
+        pieces.append(Piece(cursor / SAMPLE_RATE_HZ, first / SAMPLE_RATE_HZ, last / SAMPLE_RATE_HZ, cut.role,
+                            cut.start_s, min(cut.end_s, last / SAMPLE_RATE_HZ)))
+        owners.append(index)
+        parts.append(audio * np.float32(gain) if gain != 1.0 else audio)
+        cursor += last - first
+    joined = np.concatenate(parts).astype(np.float32, copy=False) if parts else np.zeros(0, np.float32)
+    return joined, pieces, owners
+
+
 def join_channels(channels: Sequence[ChannelSpeech], pad_s: float, pause_s: float,
                   level_dbfs: float | None = None, max_gain_db: float = 0.0) -> tuple[np.ndarray, list[Piece]]:
     """Cut the speech out of each channel (widened by ``pad_s``) and join it all in call order.
@@ -160,27 +204,9 @@ def join_channels(channels: Sequence[ChannelSpeech], pad_s: float, pause_s: floa
         spans = merged_speech(speech)
         for (low, high), (start_s, end_s) in zip(cut_spans(len(samples) / SAMPLE_RATE_HZ, spans, pad_s), spans,
                                                  strict=True):
-            cuts.append((low, role, high, start_s, end_s, samples))
-    cuts.sort(key=lambda c: (c[0], c[1]))
-    pause = np.zeros(int(round(pause_s * SAMPLE_RATE_HZ)), dtype=np.float32)
-    parts: list[np.ndarray] = []
-    pieces: list[Piece] = []
-    cursor = 0
-    for low, role, high, start_s, end_s, samples in cuts:
-        first, last = int(round(low * SAMPLE_RATE_HZ)), min(len(samples), int(round(high * SAMPLE_RATE_HZ)))
-        if last <= first:
-            continue
-        if parts:
-            parts.append(pause)
-            cursor += len(pause)
-        audio = samples[first:last]
-        speech = samples[int(round(start_s * SAMPLE_RATE_HZ)):int(round(end_s * SAMPLE_RATE_HZ))]
-        gain = level_gain(speech, level_dbfs, max_gain_db)
-        pieces.append(Piece(cursor / SAMPLE_RATE_HZ, first / SAMPLE_RATE_HZ, last / SAMPLE_RATE_HZ, role,
-                            start_s, min(end_s, last / SAMPLE_RATE_HZ)))
-        parts.append(audio * np.float32(gain) if gain != 1.0 else audio)
-        cursor += last - first
-    joined = np.concatenate(parts).astype(np.float32, copy=False) if parts else np.zeros(0, np.float32)
+            cuts.append(Cut(role, samples, low, high, start_s, end_s))
+    cuts.sort(key=lambda c: (c.low_s, c.role))
+    joined, pieces, _ = join_cuts(cuts, pause_s, level_dbfs, max_gain_db)
     return joined, pieces
 
 
@@ -265,5 +291,6 @@ def map_segment(segment: DecodedSegment, role: str, pieces: Sequence[Piece]) -> 
     return utterances
 
 
-__all__ = ["ChannelSpeech", "DecodedSegment", "DecodedWord", "Piece", "cut_spans", "join_channels", "level_gain",
+__all__ = ["ChannelSpeech", "Cut", "DecodedSegment", "DecodedWord", "Piece", "cut_spans", "join_channels", "join_cuts",
+           "level_gain",
            "map_segment", "merged_speech", "piece_index", "piece_level", "to_call_clock", "window_of", "windows"]

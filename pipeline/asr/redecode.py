@@ -39,9 +39,10 @@ from pipeline.asr.coverage import DecodeNote, text_spans, uncovered
 from pipeline.asr.loops import clean_and_map
 from pipeline.asr.pieces import (
     ChannelSpeech,
+    Cut,
     DecodedSegment,
     Piece,
-    level_gain,
+    join_cuts,
     merged_speech,
     piece_level,
     window_of,
@@ -80,30 +81,18 @@ def plan_requests(work: Sequence[ChannelSpeech], utterances: Sequence[Utterance]
 
 
 def _placed(requests: Sequence[RedecodeRequest], asr: AsrConfig) -> tuple[np.ndarray, list[Piece], list[int]]:
-    """Each stretch with its context, levelled, joined with pauses; and the request of each piece."""
-    pause = np.zeros(int(round(asr.join_pause_s * SAMPLE_RATE_HZ)), np.float32)
-    parts: list[np.ndarray] = []
-    pieces: list[Piece] = []
-    owners: list[int] = []
-    cursor = 0
-    for index, request in enumerate(requests):
-        samples = request.channel.samples
-        low = max(0.0, request.start_s - asr.redecode_context_s)
-        high = min(len(samples) / SAMPLE_RATE_HZ, request.end_s + asr.redecode_context_s)
-        first, last = int(round(low * SAMPLE_RATE_HZ)), int(round(high * SAMPLE_RATE_HZ))
-        if last <= first:
-            continue
-        if parts:
-            parts.append(pause)
-            cursor += len(pause)
-        audio = samples[first:last]
-        speech = samples[int(round(request.start_s * SAMPLE_RATE_HZ)):int(round(request.end_s * SAMPLE_RATE_HZ))]
-        gain = level_gain(speech, piece_level(asr), asr.piece_max_gain_db)
-        pieces.append(Piece(cursor / SAMPLE_RATE_HZ, first / SAMPLE_RATE_HZ, last / SAMPLE_RATE_HZ, request.role))
-        owners.append(index)
-        parts.append(audio * np.float32(gain))
-        cursor += last - first
-    joined = np.concatenate(parts).astype(np.float32, copy=False) if parts else np.zeros(0, np.float32)
+    """Each stretch with its context, levelled, joined with pauses; and the request of each piece.
+
+    Words are mapped as heard over the whole cut, context included (a piece's
+    speech is its whole cut); only those inside the stretch are kept later.
+    """
+    cuts = []
+    for request in requests:
+        duration_s = len(request.channel.samples) / SAMPLE_RATE_HZ
+        cuts.append(Cut(request.role, request.channel.samples, max(0.0, request.start_s - asr.redecode_context_s),
+                        min(duration_s, request.end_s + asr.redecode_context_s), request.start_s, request.end_s))
+    joined, pieces, owners = join_cuts(cuts, asr.join_pause_s, piece_level(asr), asr.piece_max_gain_db)
+    pieces = [replace(p, speech_start_s=p.call_start_s, speech_end_s=p.call_end_s) for p in pieces]
     return joined, pieces, owners
 
 

@@ -436,6 +436,12 @@ def test_transcribe_goes_through_the_same_stages_as_run(cli, tmp_path, stereo_ca
     assert sorted((s["role"], s["start_s"], s["end_s"]) for s in printed["speech_segments"]) == segments
     assert printed["model_id"] == "fake@1" and printed["roles"] == ["agent", "customer"]
     assert printed["duration_s"] == pytest.approx(12.0)
+    # coverage and speech without text: what run stores in features and gaps
+    [features] = store.read("features").to_pylist()
+    for column in ("agent_coverage", "customer_coverage", "untranscribed_s", "gap_count"):
+        assert printed["coverage"][column] == pytest.approx(features[column]), column
+    assert sorted((g["role"], g["start_s"], g["reason"]) for g in printed["gaps"]) == sorted(
+        (g["role"], pytest.approx(g["start_s"]), g["reason"]) for g in store.read("gaps").to_pylist())
 
 
 @pytest.mark.slow
@@ -467,4 +473,18 @@ def test_transcribe_prints_what_run_stores_for_the_same_file(cli, tmp_path, ster
     assert plain.exit_code == 0
     lines = plain.stdout.splitlines()
     assert "roles agent, customer" in lines[0]
-    assert [line.split(None, 2)[2] for line in lines[1:]] == [u["text"] for u in stored]
+    assert lines[1].startswith("speech with text: agent ") and ", customer " in lines[1]
+    spoken = [line for line in lines[2:] if "speech here, no text" not in line]
+    assert [line.split(None, 2)[2] for line in spoken] == [u["text"] for u in stored]
+
+
+def test_transcript_lines_show_speech_without_text_in_time_order() -> None:
+    from pipeline.asr.coverage import Gap
+    from pipeline.cli.asr_cmd import format_transcript
+
+    lines = format_transcript([utt("您好", 0.5, 1.5), utt("断了三天了", 9.0, 10.0, role="customer")],
+                              [Gap("customer", 4.0, 8.5, "loop", "Whisper looped ('断了' x9)"),
+                               Gap("agent", 2.0, 3.0, "crosstalk")])
+    assert lines == ["[00:00.5-00:01.5] agent    您好",
+                     "[00:04.0-00:08.5] customer ░ speech here, no text (loop): Whisper looped ('断了' x9)",
+                     "[00:09.0-00:10.0] customer 断了三天了"]

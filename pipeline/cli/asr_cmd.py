@@ -7,17 +7,19 @@ Each command is a thin layer over a library function (:func:`pipeline.asr.model.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 import typer
 
+from pipeline.asr.coverage import Gap, coverage_columns, crosstalk_of
 from pipeline.asr.model import model_info
 from pipeline.cli.common import EXIT_USAGE, ConfigOption, clock, fail, load_config_or_exit, out, safe
 from pipeline.config import Config
 from pipeline.errors import CallqaError, UnsupportedAudioError
-from pipeline.records import Call, SpeechSegment, Utterance
+from pipeline.records import Call, CallEvidence, SpeechSegment, Utterance
 
 model_app = typer.Typer(help="The speech model callqa transcribes with.", no_args_is_help=True, rich_markup_mode=None)
 
@@ -31,14 +33,24 @@ def _config(path: Path | None, model: str | None) -> Config:
     return config.with_overrides({"asr": {"model": model}}, "--model") if model else config
 
 
-def transcribe_file(path: str | Path, config: Config) -> tuple[Call, list[SpeechSegment], list[Utterance], str]:
+class FileTranscript(NamedTuple):
+    """What ``callqa transcribe`` prints for one file (the text is what ``callqa run`` stores)."""
+
+    call: Call
+    segments: list[SpeechSegment]
+    utterances: list[Utterance]
+    gaps: list[Gap]
+    coverage: dict[str, float | int | None]
+    model_id: str
+
+
+def transcribe_file(path: str | Path, config: Config) -> FileTranscript:
     """Decode, VAD, onset repair, ASR and PII masking of one recording: the text ``callqa run`` stores.
 
     Goes through :func:`pipeline.analysis.transcribe_audio` and
-    :func:`pipeline.analysis.protect_pii`, the same path as a batch.
-
-    Returns:
-        (call, speech segments, utterances, speech model id).
+    :func:`pipeline.analysis.protect_pii`, the same path as a batch; the
+    coverage figures are the feature columns ``run`` stores
+    (:func:`pipeline.asr.coverage.coverage_columns`).
 
     Raises:
         UnsupportedAudioError, ModelError, ConfigError, LexiconError.
@@ -50,16 +62,40 @@ def transcribe_file(path: str | Path, config: Config) -> tuple[Call, list[Speech
     resources = Resources.load(config, text=False)
     transcript = transcribe_audio(call, resources)
     utterances, _pii = protect_pii(transcript.utterances, config)
-    return call, list(transcript.segments), list(utterances), resources.versions.asr_model
+    evidence = CallEvidence(call.call_id, call.duration_s, tuple(c.role for c in call.channels),
+                            transcript.segments, tuple(utterances))
+    coverage = coverage_columns(evidence, crosstalk_of(transcript.segments, config.asr),
+                                config.asr.coverage_word_margin_s, config.asr.gap_min_s)
+    return FileTranscript(call, list(transcript.segments), list(utterances), list(transcript.gaps), coverage,
+                          resources.versions.asr_model)
 
 
-def format_transcript(utterances: list[Utterance]) -> list[str]:
-    """One line per utterance: ``[mm:ss.s-mm:ss.s] role  text`` plus a suspect note."""
+def coverage_summary(result: FileTranscript) -> str:
+    """``speech with text: agent 97%, customer 88% · 2 stretches without text (3.1 s)``."""
+    shares = [f"{role} {result.coverage[f'{role}_coverage']:.0%}" for role in (c.role for c in result.call.channels)
+              if result.coverage.get(f"{role}_coverage") is not None]
+    if not shares:
+        return ""
+    stretches = [g for g in result.gaps if g.reason != "crosstalk"]
+    rest = (f" · {len(stretches)} stretch{'es' if len(stretches) != 1 else ''} of speech without text "
+            f"({sum(g.end_s - g.start_s for g in stretches):.1f} s)") if stretches else ""
+    return f"speech with text: {', '.join(shares)}{rest}"
+
+
+def format_transcript(utterances: Sequence[Utterance], gaps: Sequence[Gap] = ()) -> list[str]:
+    """One line per utterance, ``[mm:ss.s-mm:ss.s] role  text`` plus a suspect note; and one per stretch of
+    speech without text, ``[mm:ss.s-mm:ss.s] role  ░ speech here, no text (reason)``, in time order."""
     lines = []
     for u in utterances:
         note = f"  (suspect: {u.suspect_reason})" if u.suspect else ""
-        lines.append(f"[{clock(u.start_s)}-{clock(u.end_s)}] {u.role:8s} {u.text}{note}")
-    return lines
+        lines.append((u.start_s, f"[{clock(u.start_s)}-{clock(u.end_s)}] {u.role:8s} {u.text}{note}"))
+    for g in gaps:
+        if g.reason == "crosstalk":  # the other side's voice, not this role's speech
+            continue
+        detail = f": {g.detail}" if g.detail else ""
+        lines.append((g.start_s, f"[{clock(g.start_s)}-{clock(g.end_s)}] {g.role:8s} ░ speech here, no text "
+                                 f"({g.reason}){detail}"))
+    return [line for _start, line in sorted(lines, key=lambda item: item[0])]
 
 
 @model_app.command("info")
@@ -89,29 +125,37 @@ def transcribe(
     """Print a time-stamped, role-labelled transcript of FILE (nothing is stored).
 
     The text is what `callqa run` would store for the file: the same VAD, onset
-    repair, speech model, hallucination guard and personal-data masking.
+    repair, speech model, hallucination guard and personal-data masking. Speech
+    that has no text is shown where it happened ("speech here, no text", with
+    the reason), and the share of each role's speech with text heads the list.
 
     Example:  callqa transcribe call.wav --json > call.json
     """
     try:
-        call, segments, utterances, model_id = transcribe_file(file, _config(config, model))
+        result = transcribe_file(file, _config(config, model))
     except UnsupportedAudioError as exc:
         raise fail(exc, EXIT_USAGE) from None
     except CallqaError as exc:
         raise fail(exc) from None
+    call, segments, utterances = result.call, result.segments, result.utterances
     if as_json:
         payload = {
-            "path": str(file), "call_id": call.call_id, "duration_s": call.duration_s, "model_id": model_id,
+            "path": str(file), "call_id": call.call_id, "duration_s": call.duration_s, "model_id": result.model_id,
             "roles": [c.role for c in call.channels],
             "speech_segments": [asdict(s) for s in segments],
             "utterances": [asdict(u) for u in utterances],
+            "gaps": [asdict(g) for g in result.gaps],
+            "coverage": result.coverage,
         }
         out.print(json.dumps(payload, ensure_ascii=False, indent=1), markup=False, highlight=False)
         return
     speech_s = sum(s.duration_s for s in segments)
     out.print(f"{safe(file)}  {call.duration_s:.1f} s, roles {', '.join(c.role for c in call.channels)}, "
-              f"speech {speech_s:.1f} s, model {safe(model_id)}")
-    for line in format_transcript(utterances):
+              f"speech {speech_s:.1f} s, model {safe(result.model_id)}")
+    summary = coverage_summary(result)
+    if summary:
+        out.print(summary, markup=False)
+    for line in format_transcript(utterances, result.gaps):
         out.print(line, markup=False)
     if not utterances:
         out.print("(no speech)" if not segments else "(speech found, but no text was recognised: listen to it)")

@@ -25,6 +25,8 @@ Ray is an optional dependency (``pip install 'callqa[ray]'``).
 from __future__ import annotations
 
 import itertools
+import math
+import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -90,7 +92,9 @@ class RayEngine:
         analysers: analyser actors (default: one per two transcribers).
         gpus_per_worker: GPUs each transcriber asks for (0 = CPU).
         call_timeout_s: a call still running after this long is recorded as failed.
-        local_cpus: CPUs of the local cluster started when ``address`` is None.
+        local_cpus: CPUs of the local cluster started when ``address`` is None (default: this
+            machine's, or as many as the workers asked for need: Ray's CPUs are scheduling
+            slots, and ``--workers 2`` on 2 cores runs like the local engine's two workers).
         start_timeout_s: how long to wait for every worker to start (they load models);
             past it the cluster cannot host them and the run stops with what it has and needs.
     """
@@ -127,7 +131,7 @@ class RayEngine:
         started_here = not ray.is_initialized()
         if started_here:
             try:
-                ray.init(address=self.address, num_cpus=self.local_cpus if self.address is None else None,
+                ray.init(address=self.address, num_cpus=self._local_cpus() if self.address is None else None,
                          include_dashboard=False, log_to_driver=False, configure_logging=False)
             except Exception as exc:  # noqa: BLE001 - any connection failure becomes one line
                 raise CallqaError(f"--address {self.address or 'local'}",
@@ -138,6 +142,19 @@ class RayEngine:
             if started_here:
                 ray.shutdown()
 
+    def _need_cpus(self, n_transcribers: int, n_analysers: int) -> float:
+        return n_transcribers * self.TRANSCRIBER_CPUS + n_analysers * self.ANALYSER_CPUS
+
+    def _local_cpus(self) -> int:
+        """CPUs of a local cluster: this machine's, or enough for the workers asked for."""
+        if self.local_cpus is not None:
+            return self.local_cpus
+        machine = os.cpu_count() or 1
+        if not self.transcribers:
+            return machine
+        analysers = self.analysers or (self.transcribers + 1) // 2
+        return max(machine, math.ceil(self._need_cpus(self.transcribers, analysers)))
+
     def _run(self, ray: Any, pending: Sequence[tuple[CallJob, str]], spec: ResourceSpec,
              versions: Versions) -> Iterator[JobOutcome]:
         cluster = ray.cluster_resources()
@@ -145,6 +162,12 @@ class RayEngine:
         fit = int((cpus - self.ANALYSER_CPUS) // (self.TRANSCRIBER_CPUS + self.ANALYSER_CPUS / 2)) or 1
         n_transcribers = max(1, min(len(pending), self.transcribers or min(fit, 8)))
         n_analysers = max(1, min(len(pending), self.analysers or (n_transcribers + 1) // 2))
+        need_cpu, need_gpu = self._need_cpus(n_transcribers, n_analysers), n_transcribers * self.gpus_per_worker
+        if need_cpu > cpus or need_gpu > float(cluster.get("GPU", 0.0)):
+            # Ray would wait for nodes that never come: say so now, not after start_timeout_s
+            raise CallqaError("--engine ray", f"{n_transcribers} transcribers and {n_analysers} analysers need "
+                              f"{need_cpu:g} CPUs and {need_gpu:g} GPUs; the cluster has {cpus:g} CPUs and "
+                              f"{float(cluster.get('GPU', 0.0)):g} GPUs (lower --workers or add nodes)")
         # Ray does not restart them: the engine replaces a dead worker itself and knows which call killed it.
         transcriber_cls = ray.remote(num_cpus=self.TRANSCRIBER_CPUS, num_gpus=self.gpus_per_worker,
                                      max_restarts=0)(_Transcriber)

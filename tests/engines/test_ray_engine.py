@@ -67,3 +67,30 @@ def test_a_worker_that_dies_costs_only_its_call(cluster, calls: Path, tmp_path: 
     assert (summary.done, summary.failed) == (3, 2)  # news_5s.wav dies twice; broken.wav is not audio
     errors = {r["call_id"]: r["message"] for r in Store(tmp_path / "ray").read("errors").to_pylist()}
     assert "died twice" in errors["news_5s"] and "broken" in errors
+
+
+def test_a_local_cluster_is_sized_for_the_workers_asked_for() -> None:
+    """`--workers 2 --engine ray` on 2 cores: 2 transcribers (1 CPU each) and an analyser (0.5) must fit."""
+    import os
+
+    from pipeline.engines.ray_engine import RayEngine
+
+    machine = os.cpu_count() or 1
+    assert RayEngine(transcribers=2)._local_cpus() == max(machine, 3)
+    assert RayEngine(transcribers=machine + 4, analysers=2)._local_cpus() == machine + 5
+    assert RayEngine()._local_cpus() == machine and RayEngine(local_cpus=1)._local_cpus() == 1
+
+
+@pytest.mark.slow
+def test_more_workers_than_the_cluster_holds_is_refused_at_once(cluster, calls: Path, tmp_path: Path) -> None:
+    import time
+
+    from pipeline.engines.ray_engine import RayEngine
+    from pipeline.errors import CallqaError
+
+    config = load_config()
+    spec = ResourceSpec(config, transcriber=EchoTranscriber({"mixed": "您好"}))
+    started = time.monotonic()
+    with pytest.raises(CallqaError, match=r"4 transcribers and 2 analysers need 5 CPUs .* the cluster has 2 CPUs"):
+        run_batch(calls, tmp_path / "ray", config, resources=spec, engine=RayEngine(transcribers=4))
+    assert time.monotonic() - started < 60  # not the 300 s start timeout

@@ -72,9 +72,9 @@ def write_config(path: Path, **run: Any) -> Path:
     return path
 
 
-def run_command(input_path: Path, store: Path, config: Path, workers: int = 1) -> list[str]:
+def run_command(input_path: Path, store: Path, config: Path, workers: int = 1, engine: str = "local") -> list[str]:
     return [sys.executable, "-m", "pipeline", "run", str(input_path), "--out", str(store), "--config", str(config),
-            "--workers", str(workers), "-q"]
+            "--workers", str(workers), "--engine", engine, "-q"]
 
 
 def user_env() -> dict[str, str]:
@@ -82,16 +82,17 @@ def user_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "RUST_BACKTRACE"}
 
 
-def start_run(input_path: Path, store: Path, config: Path, workers: int = 1) -> subprocess.Popen[str]:
+def start_run(input_path: Path, store: Path, config: Path, workers: int = 1,
+              engine: str = "local") -> subprocess.Popen[str]:
     """``callqa run`` in its own process group (so a test can always clean up after it)."""
-    return subprocess.Popen(run_command(input_path, store, config, workers), cwd=REPO, text=True, env=user_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    return subprocess.Popen(run_command(input_path, store, config, workers, engine), cwd=REPO, text=True,
+                            env=user_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
 
 
-def run_to_end(input_path: Path, store: Path, config: Path, workers: int = 1,
-               timeout_s: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(run_command(input_path, store, config, workers), cwd=REPO, text=True, env=user_env(),
-                          capture_output=True, timeout=timeout_s)
+def run_to_end(input_path: Path, store: Path, config: Path, workers: int = 1, timeout_s: float = 240,
+               engine: str = "local") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(run_command(input_path, store, config, workers, engine), cwd=REPO, text=True,
+                          env=user_env(), capture_output=True, timeout=timeout_s)
 
 
 def stable_rows(store: Path, table: str) -> list[tuple[Any, ...]]:

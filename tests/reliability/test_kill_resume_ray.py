@@ -1,0 +1,100 @@
+"""SIGKILL a real `callqa run --engine ray` (its own local Ray cluster) at random moments: every
+restart resumes, the final store equals an uninterrupted *local* run's, and none of the Ray
+processes the run started outlives it (Ray's dashboard and runtime-env agents take up to about a
+minute to notice that their raylet died with the run).
+
+Ray takes about ten seconds to start on 2 cores, so this suite kills fewer times than the local
+one (``tests/reliability/test_kill_resume.py``); the store's commit path is the same.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from _support import (
+    SCALE,
+    commit_files,
+    descendants,
+    difference,
+    kill_group,
+    make_corpus,
+    record_figures,
+    run_to_end,
+    start_run,
+    store_rows,
+    survivors,
+    write_config,
+)
+
+pytest.importorskip("ray", reason="Ray is an optional engine (pip install 'callqa[ray]')")
+
+N_CALLS = 8 * SCALE  # + 2 bad files
+ATTEMPTS = 6 * SCALE
+MIN_KILLS = 4 * SCALE
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("kill_ray") / "calls"
+    make_corpus(directory, N_CALLS, seed=29)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def config(corpus) -> Path:
+    return write_config(corpus.parent / "vad.toml", commit_every_calls=1)
+
+
+@pytest.mark.slow
+def test_sigkill_of_a_ray_run_and_resume_gives_the_uninterrupted_store(tmp_path, corpus, config) -> None:
+    reference = run_to_end(corpus, tmp_path / "local", config)
+    assert reference.returncode == 1, reference.stderr  # the two bad files
+    expected = store_rows(tmp_path / "local")
+    rng = random.Random(2900)
+    store = tmp_path / "ray"
+    kills, restarts, left_behind = 0, 0, []
+    for attempt in range(ATTEMPTS):
+        process = start_run(corpus, store, config, workers=2, engine="ray")
+        started = time.monotonic()
+        restarts += 1
+        baseline, first_commit = commit_files(store), None
+        delay = rng.uniform(0.0, 1.5)
+        killed = False
+        try:
+            while process.poll() is None:
+                if first_commit is None and commit_files(store) > baseline:
+                    first_commit = time.monotonic()
+                # odd attempts: during Ray's start-up (before any commit); even: after this run's first commit
+                if (attempt % 2 and time.monotonic() - started > 4.0 + delay) or (
+                        first_commit is not None and time.monotonic() >= first_commit + delay):
+                    children = descendants(process.pid)
+                    os.kill(process.pid, signal.SIGKILL)
+                    process.wait()
+                    killed = True
+                    # Ray's own agents and workers notice the lost raylet and exit within about a minute
+                    left_behind += survivors(children, timeout_s=90.0)
+                    break
+                time.sleep(0.005)
+        finally:
+            kill_group(process)
+            process.communicate()
+        kills += killed
+        if not killed:
+            assert process.returncode == 1, f"a restart did not complete (attempt {attempt})"
+    assert left_behind == [], f"Ray processes outlived the killed run: {left_behind}"
+    final = run_to_end(corpus, store, config, workers=2, engine="ray", timeout_s=300)
+    assert final.returncode == 1, final.stderr
+    assert re.search(rf"^{N_CALLS + 2} calls: \d+ done, \d+ failed, \d+ already done", final.stdout, re.M)
+    rows = store_rows(store)
+    for table, want in expected.items():
+        assert rows[table] == want, f"{table}: not the uninterrupted run's: {difference(rows[table], want)}"
+    record_figures("sigkill_ray", workers=2, runs=restarts + 1, kills=kills, calls=N_CALLS + 2, rows_lost=0,
+                   rows_duplicated=0)
+    assert kills >= MIN_KILLS
+

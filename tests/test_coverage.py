@@ -369,3 +369,13 @@ def test_speech_after_a_minute_of_telephone_line_noise_is_still_found() -> None:
     starts = chunk_starts(line, config)
     steps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
     assert starts[0] == 0 and all(0 < step <= config.chunk_s * SAMPLE_RATE_HZ for step in steps)
+
+
+def test_the_decoding_profile_names_each_pass_that_ran_and_what_it_recovered() -> None:
+    from pipeline.asr.transcribe import describe_passes
+
+    stats = {"first_pass_s": 53.2, "windows": 26.0, "decoded_audio_s": 600.0, "redecode_1_s": 8.0,
+             "redecode_1_stretches": 10.0, "redecode_1_recovered_s": 26.0, "redecode_1_asked_s": 30.0}
+    assert describe_passes(stats, ("fresh_windows", "alone")) == [
+        "first pass 53.2 s (26 windows, 600 s of audio)",
+        "re-decode alone 8.0 s (10 stretches, 26.0 of 30.0 s of speech given text)"]

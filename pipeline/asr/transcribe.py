@@ -260,6 +260,20 @@ def transcribe_call(call: Call, segments: Sequence[SpeechSegment], transcriber: 
     return list(transcribe_speech(call, segments, transcriber, asr_config, lexicon).utterances)
 
 
+def describe_passes(stats: Mapping[str, float], redecode_passes: Sequence[str]) -> list[str]:
+    """Where the decoding time went, from a transcription's ``stats``: the first pass, then each
+    re-decoding pass with the seconds of speech it was asked about and gave text to."""
+    parts = [f"first pass {stats.get('first_pass_s', 0.0):.1f} s ({stats.get('windows', 0):.0f} windows, "
+             f"{stats.get('decoded_audio_s', 0.0):.0f} s of audio)"]
+    for attempt, how in enumerate(redecode_passes):
+        if f"redecode_{attempt}_s" in stats:
+            parts.append(f"re-decode {how} {stats[f'redecode_{attempt}_s']:.1f} s "
+                         f"({stats[f'redecode_{attempt}_stretches']:.0f} stretches, "
+                         f"{stats.get(f'redecode_{attempt}_recovered_s', 0.0):.1f} of "
+                         f"{stats.get(f'redecode_{attempt}_asked_s', 0.0):.1f} s of speech given text)")
+    return parts
+
+
 __all__ = ["ChannelSpeech", "Decoding", "RedecodingTranscriber", "Transcriber", "Transcription",
-           "WhisperTranscriber", "clean_and_map", "drop_crosstalk", "join_channels", "transcribe_call",
-           "transcribe_speech", "windows"]
+           "WhisperTranscriber", "clean_and_map", "describe_passes", "drop_crosstalk", "join_channels",
+           "transcribe_call", "transcribe_speech", "windows"]

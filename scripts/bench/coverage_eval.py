@@ -58,6 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from pipeline.analysis import CallAnalysis, Resources, analyse_call  # noqa: E402
 from pipeline.asr.coverage import text_spans  # noqa: E402
+from pipeline.asr.transcribe import describe_passes  # noqa: E402
 from pipeline.audio.decode import load_call  # noqa: E402
 from pipeline.chinese import matching_form  # noqa: E402
 from pipeline.config import Config, default_config  # noqa: E402
@@ -302,15 +303,7 @@ def print_scores(scores: dict[str, Score], config: Config) -> None:
               f"marked by a stored gap {marked:.1%} of the time, {s.missing_pieces_marked}/{s.missing_pieces} pieces "
               f"(goal: all); stored gaps {s.gap_s:.1f} s, {s.gap_on_speech_s / s.gap_s if s.gap_s else 1:.0%} on "
               f"reference speech; reasons {dict(s.reasons)}")
-        st = s.asr_stats
-        passes = [f"first pass {st.get('first_pass_s', 0.0):.0f} s ({st.get('windows', 0):.0f} windows)"]
-        for attempt in range(len(config.asr.redecode_passes)):
-            if f"redecode_{attempt}_s" in st:
-                passes.append(f"re-decode {config.asr.redecode_passes[attempt]} {st[f'redecode_{attempt}_s']:.0f} s "
-                              f"({st[f'redecode_{attempt}_stretches']:.0f} stretches, "
-                              f"{st[f'redecode_{attempt}_recovered_s']:.0f} of "
-                              f"{st[f'redecode_{attempt}_asked_s']:.0f} s given text)")
-        print(f"ASR time [{name}]: " + ", ".join(passes))
+        print(f"ASR time [{name}]: " + ", ".join(describe_passes(s.asr_stats, config.asr.redecode_passes)))
         print(f"interruptions [{name}] by overlap (time both speak):")
         total = [0, 0, 0, 0]
         long = [0, 0, 0, 0]

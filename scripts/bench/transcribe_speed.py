@@ -125,7 +125,7 @@ def per_channel(model, call) -> dict[str, str]:
 
 def profile(call, resources: Resources) -> str:
     """Where callqa's transcription time goes: the stages of ``transcribe_audio`` timed one by one."""
-    from pipeline.asr.transcribe import transcribe_speech
+    from pipeline.asr.transcribe import describe_passes, transcribe_speech
     from pipeline.audio.loudness import loudness_tracks, refine_segments
     from pipeline.audio.vad import detect_speech
 
@@ -137,14 +137,7 @@ def profile(call, resources: Resources) -> str:
     asr_s, result = _time(lambda: transcribe_speech(call, segments, resources.transcriber, config.asr,
                                                     resources.hallucinations))
     stats = result.stats
-    passes = [f"first pass {stats.get('first_pass_s', 0.0):.1f} s ({stats.get('windows', 0):.0f} windows, "
-              f"{stats.get('decoded_audio_s', 0.0):.0f} s of audio)"]
-    for attempt in range(len(config.asr.redecode_passes)):
-        if f"redecode_{attempt}_s" in stats:
-            passes.append(f"re-decode {config.asr.redecode_passes[attempt]} {stats[f'redecode_{attempt}_s']:.1f} s "
-                          f"({stats[f'redecode_{attempt}_stretches']:.0f} stretches, "
-                          f"{stats.get(f'redecode_{attempt}_recovered_s', 0.0):.1f} of "
-                          f"{stats.get(f'redecode_{attempt}_asked_s', 0.0):.1f} s of speech given text)")
+    passes = describe_passes(stats, config.asr.redecode_passes)
     other = asr_s - stats.get("first_pass_s", 0.0) - sum(stats.get(f"redecode_{a}_s", 0.0)
                                                          for a in range(len(config.asr.redecode_passes)))
     gaps = ", ".join(f"{g.role} {g.start_s:.1f}-{g.end_s:.1f} {g.reason}" for g in result.gaps) or "none"

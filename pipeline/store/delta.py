@@ -25,12 +25,14 @@ and has not pointed to yet.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import random
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -394,17 +396,51 @@ class Store:
             The tables left as they were because of other writers.
         """
         filters = None if dates is None else [("call_date", "in", sorted(set(dates)))]
-        busy = []
-        for spec in TABLES:
-            for _attempt in range(attempts):
-                try:
-                    self.delta(spec.name).optimize.compact(partition_filters=filters)
-                    break
-                except CommitFailedError:
-                    time.sleep(0.2)
-            else:
-                busy.append(spec.name)
-        return busy
+        with self.maintenance_lock(wait=False) as held:
+            if not held:  # another process is merging or compacting: its merge covers these files too
+                return [spec.name for spec in TABLES]
+            busy = []
+            for spec in TABLES:
+                for _attempt in range(attempts):
+                    try:
+                        self.delta(spec.name).optimize.compact(partition_filters=filters)
+                        break
+                    except CommitFailedError:
+                        time.sleep(0.2)
+                else:
+                    busy.append(spec.name)
+            return busy
+
+    @contextlib.contextmanager
+    def maintenance_lock(self, wait: bool = True) -> Iterator[bool]:
+        """Hold the store's lock for rewriting files (merging, compaction); yields whether it is held.
+
+        Delta's optimistic concurrency lets two rewrites that change no data
+        both commit: delta-rs 1.6 accepts two concurrent ``optimize.compact``
+        runs that each remove the same small files and add their own merged
+        copy, so every row in them appears twice (three runs that ended at
+        once left every call with three current feature rows). Rewrites are
+        therefore serialised by an advisory lock (``flock``) on
+        ``_state/maintenance.lock``; appends and pointer moves do not take it.
+        With ``wait=False`` a held lock yields False at once.
+        """
+        path = self.root / "_state" / "maintenance.lock"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(path, "a+b")  # noqa: SIM115 - closed below, after the lock is released
+        except OSError:  # a full or read-only disk: no rewrite can be made safe, so none is made
+            yield False
+            return
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def snapshot(self) -> Store:
         """A view of the store as it is now: every read through it sees the same commits.

@@ -73,10 +73,11 @@ def compact(store: Store, keep_history_days: float = 0.0, progress: Callable[[st
     before = store_bytes(store.root)
     rows_before: dict[str, int] = {}
     rows_after: dict[str, int] = {}
-    for spec in TABLES:
-        if spec is CALLS:
-            continue
-        rows_before[spec.name], rows_after[spec.name] = _compact_table(store, spec, keep_after_ms, say)
+    with store.maintenance_lock():  # one rewrite at a time (see Store.maintenance_lock)
+        for spec in TABLES:
+            if spec is CALLS:
+                continue
+            rows_before[spec.name], rows_after[spec.name] = _compact_table(store, spec, keep_after_ms, say)
     for name in store.optimize():
         say(f"{name}: busy with other writers, small files left for the next compact")
     rows_before["calls"] = rows_after["calls"] = store.read("calls", columns=[]).num_rows

@@ -211,8 +211,8 @@ def transcribe_speech(call: Call, segments: Sequence[SpeechSegment], transcriber
     stats = dict(first.stats)
     utterances = _guarded(first.utterances, work, asr_config, lexicon)
     if rich and asr_config.redecode:
+        requests = plan_requests(work, _with_repeats(utterances, asr_config), asr_config)
         for attempt in range(len(asr_config.redecode_passes)):
-            requests = plan_requests(work, _with_repeats(utterances, asr_config), asr_config)
             if not requests:
                 break
             again = transcriber.redecode(requests, attempt)
@@ -220,10 +220,11 @@ def transcribe_speech(call: Call, segments: Sequence[SpeechSegment], transcriber
             fresh = _guarded(again.utterances, work, asr_config, lexicon, redecoded=True)
             utterances, rejected = merge_redecoded(utterances, fresh, requests, asr_config.coverage_word_margin_s)
             notes = [*_outside(notes, requests), *again.notes, *rejected]
+            left = plan_requests(work, _with_repeats(utterances, asr_config), asr_config)  # the next pass's stretches
             asked_s = sum(r.end_s - r.start_s for r in requests)
-            left = plan_requests(work, _with_repeats(utterances, asr_config), asr_config)
             stats[f"redecode_{attempt}_asked_s"] = asked_s
             stats[f"redecode_{attempt}_recovered_s"] = asked_s - sum(r.end_s - r.start_s for r in left)
+            requests = left
     utterances = _with_repeats(utterances, asr_config)
     gaps = find_gaps(tuple(c.role for c in call.channels), segments, crosstalk, utterances, notes,
                      asr_config.coverage_word_margin_s, asr_config.gap_min_s)

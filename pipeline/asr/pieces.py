@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -94,6 +94,11 @@ class DecodedSegment:
         return cls(str(segment.text), float(segment.start), float(segment.end), words,
                    float(segment.avg_logprob), float(segment.no_speech_prob), float(segment.compression_ratio),
                    window)
+
+    def shifted(self, offset_s: float) -> DecodedSegment:
+        """The segment and its words moved by ``offset_s`` (a window decoded on its own, placed in the joined audio)."""
+        words = tuple(replace(w, start=w.start + offset_s, end=w.end + offset_s) for w in self.words)
+        return replace(self, start=self.start + offset_s, end=self.end + offset_s, words=words)
 
 
 def merged_speech(speech: Sequence[SpeechSegment]) -> list[Span]:

@@ -145,7 +145,7 @@ def redecode_with_whisper(model: Any, batched: Any, requests: Sequence[RedecodeR
                 compression_ratio_threshold=asr.guard.compression_ratio_max,
                 log_prob_threshold=asr.guard.logprob_min, no_speech_threshold=asr.guard.no_speech_prob_max,
                 **options)
-            decoded += [DecodedSegment.of(s, index) for s in _shifted(raw, span["start"])]
+            decoded += [DecodedSegment.of(s, index).shifted(span["start"]) for s in raw]
     if how == "alone_with_fallback":
         how = f"alone, temperatures {', '.join(f'{t:g}' for t in asr.redecode_temperatures)}"
     else:
@@ -168,40 +168,6 @@ def redecode_with_whisper(model: Any, batched: Any, requests: Sequence[RedecodeR
             reason, why = "no_text", "no text"
         notes.append(DecodeNote(request.role, request.start_s, request.end_s, reason, f"{detail}: {why}"))
     return utterances, notes
-
-
-def _shifted(raw: Any, offset_s: float) -> list[Any]:
-    """Segments (and their words) of a window decoded on its own, moved to the joined audio's time."""
-    out = []
-    for s in raw:
-        words = [replace_word(w, offset_s) for w in (s.words or ())]
-        out.append(_Segment(s.text, float(s.start) + offset_s, float(s.end) + offset_s, words,
-                            s.avg_logprob, s.no_speech_prob, s.compression_ratio))
-    return out
-
-
-@dataclass(frozen=True)
-class _Word:
-    word: str
-    start: float
-    end: float
-    probability: float
-
-
-@dataclass(frozen=True)
-class _Segment:
-    text: str
-    start: float
-    end: float
-    words: list[_Word]
-    avg_logprob: float
-    no_speech_prob: float
-    compression_ratio: float
-
-
-def replace_word(word: Any, offset_s: float) -> _Word:
-    """A faster-whisper word moved by ``offset_s``."""
-    return _Word(str(word.word), float(word.start) + offset_s, float(word.end) + offset_s, float(word.probability))
 
 
 def _inside(utterance: Utterance, request: RedecodeRequest, margin_s: float) -> bool:

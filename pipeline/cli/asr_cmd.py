@@ -16,7 +16,16 @@ import typer
 
 from pipeline.asr.coverage import Gap, coverage_columns, crosstalk_of
 from pipeline.asr.model import model_info
-from pipeline.cli.common import EXIT_USAGE, ConfigOption, clock, fail, load_config_or_exit, out, safe
+from pipeline.cli.common import (
+    EXIT_USAGE,
+    ConfigOption,
+    clock,
+    coverage_summary,
+    fail,
+    load_config_or_exit,
+    out,
+    safe,
+)
 from pipeline.config import Config
 from pipeline.errors import CallqaError, UnsupportedAudioError
 from pipeline.records import Call, CallEvidence, SpeechSegment, Utterance
@@ -68,18 +77,6 @@ def transcribe_file(path: str | Path, config: Config) -> FileTranscript:
                                 config.asr.coverage_word_margin_s, config.asr.gap_min_s)
     return FileTranscript(call, list(transcript.segments), list(utterances), list(transcript.gaps), coverage,
                           resources.versions.asr_model)
-
-
-def coverage_summary(result: FileTranscript) -> str:
-    """``speech with text: agent 97%, customer 88% · 2 stretches without text (3.1 s)``."""
-    shares = [f"{role} {result.coverage[f'{role}_coverage']:.0%}" for role in (c.role for c in result.call.channels)
-              if result.coverage.get(f"{role}_coverage") is not None]
-    if not shares:
-        return ""
-    stretches = [g for g in result.gaps if g.reason != "crosstalk"]
-    rest = (f" · {len(stretches)} stretch{'es' if len(stretches) != 1 else ''} of speech without text "
-            f"({sum(g.end_s - g.start_s for g in stretches):.1f} s)") if stretches else ""
-    return f"speech with text: {', '.join(shares)}{rest}"
 
 
 def format_transcript(utterances: Sequence[Utterance], gaps: Sequence[Gap] = ()) -> list[str]:
@@ -152,7 +149,7 @@ def transcribe(
     speech_s = sum(s.duration_s for s in segments)
     out.print(f"{safe(file)}  {call.duration_s:.1f} s, roles {', '.join(c.role for c in call.channels)}, "
               f"speech {speech_s:.1f} s, model {safe(result.model_id)}")
-    summary = coverage_summary(result)
+    summary = coverage_summary(result.coverage)
     if summary:
         out.print(summary, markup=False)
     for line in format_transcript(utterances, result.gaps):

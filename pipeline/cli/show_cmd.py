@@ -20,7 +20,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from pipeline.cli.common import StoreArg, clock, fail, open_store, out, safe
+from pipeline.cli.common import StoreArg, clock, coverage_summary, fail, open_store, out, safe
 from pipeline.records import OUTCOMES, REDLINE_CATEGORIES
 from pipeline.store import Store
 
@@ -134,16 +134,10 @@ def print_call(store: Store, call_id: str) -> bool:
 
 def _coverage_line(row: dict[str, Any]) -> str:
     """How much of the speech has text, per role, and how much has none (from the feature row)."""
-    shares = [f"{role} {row[f'{role}_coverage']:.0%}" for role in ("agent", "customer", "mixed")
-              if row.get(f"{role}_coverage") is not None]
-    if not shares:
+    summary = coverage_summary(row)
+    if not summary:
         return ""
-    untranscribed = row.get("untranscribed_s") or 0.0
-    gaps = row.get("gap_count") or 0
-    plural = "es" if gaps != 1 else ""
-    rest = f" · {gaps} stretch{plural} of speech without text ({untranscribed:.1f} s)" if gaps else ""
-    colour = "yellow" if gaps else "dim"
-    return f"[{colour}]speech with text: {', '.join(shares)}{rest}[/]"
+    return f"[{'yellow' if row.get('gap_count') else 'dim'}]{summary}[/]"
 
 
 def _gap_line(gap: dict[str, Any]) -> str:

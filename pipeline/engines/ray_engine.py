@@ -145,6 +145,10 @@ class RayEngine:
     def _need_cpus(self, n_transcribers: int, n_analysers: int) -> float:
         return n_transcribers * self.TRANSCRIBER_CPUS + n_analysers * self.ANALYSER_CPUS
 
+    def _analysers_for(self, n_transcribers: int) -> int:
+        """Analyser actors: as asked, else one per two transcribers."""
+        return self.analysers or (n_transcribers + 1) // 2
+
     def _local_cpus(self) -> int:
         """CPUs of a local cluster: this machine's, or enough for the workers asked for."""
         if self.local_cpus is not None:
@@ -152,8 +156,7 @@ class RayEngine:
         machine = os.cpu_count() or 1
         if not self.transcribers:
             return machine
-        analysers = self.analysers or (self.transcribers + 1) // 2
-        return max(machine, math.ceil(self._need_cpus(self.transcribers, analysers)))
+        return max(machine, math.ceil(self._need_cpus(self.transcribers, self._analysers_for(self.transcribers))))
 
     def _run(self, ray: Any, pending: Sequence[tuple[CallJob, str]], spec: ResourceSpec,
              versions: Versions) -> Iterator[JobOutcome]:
@@ -161,7 +164,7 @@ class RayEngine:
         cpus = float(cluster.get("CPU", 1.0))
         fit = int((cpus - self.ANALYSER_CPUS) // (self.TRANSCRIBER_CPUS + self.ANALYSER_CPUS / 2)) or 1
         n_transcribers = max(1, min(len(pending), self.transcribers or min(fit, 8)))
-        n_analysers = max(1, min(len(pending), self.analysers or (n_transcribers + 1) // 2))
+        n_analysers = max(1, min(len(pending), self._analysers_for(n_transcribers)))
         need_cpu, need_gpu = self._need_cpus(n_transcribers, n_analysers), n_transcribers * self.gpus_per_worker
         if need_cpu > cpus or need_gpu > float(cluster.get("GPU", 0.0)):
             # Ray would wait for nodes that never come: say so now, not after start_timeout_s
@@ -271,7 +274,7 @@ class RayEngine:
                     raise CallqaError(cause.path, f"{cause.reason} (while loading a Ray worker)") from None
                 raise CallqaError("--engine ray", f"a worker could not start: {exc}") from None
         if waiting:
-            need_cpu = n_transcribers * self.TRANSCRIBER_CPUS + n_analysers * self.ANALYSER_CPUS
+            need_cpu = self._need_cpus(n_transcribers, n_analysers)
             raise CallqaError("--engine ray", f"{len(waiting)} of {len(actors)} workers did not start within "
                               f"{self.start_timeout_s:.0f} s: {n_transcribers} transcribers and {n_analysers} "
                               f"analysers need {need_cpu:g} CPUs and {n_transcribers * self.gpus_per_worker:g} GPUs; "

@@ -61,7 +61,7 @@ from pipeline.asr.coverage import text_spans  # noqa: E402
 from pipeline.asr.transcribe import describe_passes  # noqa: E402
 from pipeline.audio.decode import load_call  # noqa: E402
 from pipeline.chinese import matching_form  # noqa: E402
-from pipeline.config import Config, default_config  # noqa: E402
+from pipeline.config import Config, load_config  # noqa: E402
 from pipeline.records import AGENT, CUSTOMER, Utterance, Word  # noqa: E402
 from pipeline.spans import subtract, union  # noqa: E402
 from pipeline.timing.interruptions import find_interruptions  # noqa: E402
@@ -209,7 +209,7 @@ def per_channel_baseline(model: Any, call: Any) -> list[Utterance]:
 
 
 def run_calls(args: argparse.Namespace) -> None:
-    config = default_config()
+    config = load_config(args.config)
     variants = {"first-pass": config.with_overrides({"asr": {"redecode": False}}), "callqa": config}
     base = Resources.load(config)
     resources = {name: Resources.load(c, transcriber=base.transcriber) for name, c in variants.items()}
@@ -334,7 +334,7 @@ def run_clips(args: argparse.Namespace) -> None:
 
     import imageio_ffmpeg
 
-    config = default_config()
+    config = load_config(args.config)
     bank = ClipBank.load()
     variants = {"first-pass": config.with_overrides({"asr": {"redecode": False}}), "callqa": config}
     base = Resources.load(config, text=False)
@@ -371,6 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--snr-db", type=float, default=20.0)
     parser.add_argument("--crosstalk-db", type=float, default=None,
                         help="each side also leaks into the other channel this many dB down (echo)")
+    parser.add_argument("--config", type=Path, default=None, help="a config file over the defaults (e.g. [vad] settings)")
     parser.add_argument("--baseline", action="store_true", help="also plain faster-whisper per channel")
     parser.add_argument("--no-clips", action="store_true", help="skip the real clips one by one")
     args = parser.parse_args(argv)

@@ -199,6 +199,11 @@ class RunConfig(_Section):
     call_timeout_s: Annotated[Num, Field(gt=0)]
 
 
+class StoreConfig(_Section):
+    #: Object-store options (endpoint, region...) for delta-rs and pyarrow, on top of the environment's.
+    storage_options: dict[Str, Str]
+
+
 class ReportsConfig(_Section):
     intervention_score: Annotated[Num, Field(ge=0, le=100)]
     intervention_min_calls: Annotated[Int, Field(ge=1)]
@@ -213,7 +218,9 @@ PATH_KEYS = (("text", "rules_dir"), ("scoring", "scorecard"), ("classifier", "mo
              ("classifier", "redline_model"), ("asr", "guard", "hallucination_lexicon"))
 STORE_PLACEHOLDER = "{store}"
 #: Sections that do not change results and are left out of :attr:`Config.config_hash`.
-NOT_HASHED = ("run", "reports")
+NOT_HASHED = ("run", "reports", "store")
+#: Tables whose keys are the user's own (a user file replaces them whole instead of merging known keys).
+FREE_TABLES = ("store.storage_options",)
 
 
 class Config(_Section):
@@ -230,14 +237,16 @@ class Config(_Section):
     classifier: ClassifierConfig
     run: RunConfig
     reports: ReportsConfig
+    store: StoreConfig
 
     @property
     def config_hash(self) -> str:
         """A stable 16-hex-digit hash of every setting that can change a call's result.
 
-        ``[run]`` (workers, commit cadence, time limit) and ``[reports]`` change
-        how callqa runs or presents results, not the results: they are left
-        out, so changing them never makes ``callqa run`` redo calls.
+        ``[run]`` (workers, commit cadence, time limit), ``[reports]`` and
+        ``[store]`` change how callqa runs, presents or stores results, not the
+        results: they are left out, so changing them never makes ``callqa run``
+        redo calls (and no storage credentials go into a hash).
         """
         settings = self.model_dump(mode="json", exclude=set(NOT_HASHED))
         canonical = json.dumps(settings, sort_keys=True, ensure_ascii=False)
@@ -251,13 +260,20 @@ class Config(_Section):
         """The classifier models directory, with ``{store}`` replaced by ``store_root``.
 
         Raises:
-            ConfigError: ``models_dir`` names the store but no store was given.
+            ConfigError: ``models_dir`` names the store but no store was given, or
+                the store is on an object store (classifiers live on a local disk).
         """
+        from pipeline.store.location import is_uri
+
         value = self.classifier.models_dir
         if STORE_PLACEHOLDER in value:
             if store_root is None:
                 raise ConfigError("classifier.models_dir", f"{value!r} names the store's directory: give the "
                                   "store (--store STORE) or set [classifier] models_dir to a directory")
+            if is_uri(store_root):
+                raise ConfigError("classifier.models_dir", f"{value!r} names the store's directory, but "
+                                  f"{store_root} is on an object store and classifiers are kept on a local disk: "
+                                  "set [classifier] models_dir to a local directory")
             value = value.replace(STORE_PLACEHOLDER, str(store_root))
         return Path(value)
 
@@ -268,7 +284,7 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any], source: str, pre
         dotted = f"{prefix}{key}"
         if key not in base:
             raise ConfigError(source, f"unknown key {dotted!r}")
-        if isinstance(base[key], dict):
+        if isinstance(base[key], dict) and dotted not in FREE_TABLES:
             if not isinstance(value, dict):
                 raise ConfigError(source, f"key '{dotted}' must be a table, got {type(value).__name__}")
             merged[key] = _deep_merge(base[key], value, source, dotted + ".")

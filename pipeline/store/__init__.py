@@ -2,6 +2,7 @@
 
 - :mod:`pipeline.store.tables`: the tables and their columns;
 - :mod:`pipeline.store.delta`: :class:`Store`, transactions and current-row reads;
+- :mod:`pipeline.store.location`: where a store lives (a directory, or ``s3://bucket/prefix``);
 - :mod:`pipeline.store.rows`: records to rows and back;
 - :mod:`pipeline.store.state`: run records and the store's scoring state;
 - :mod:`pipeline.store.maintenance`: ``callqa compact`` and ``callqa store upgrade``.

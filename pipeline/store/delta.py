@@ -8,6 +8,13 @@ Layout::
       _state/               runs (what each run planned) and the store's scoring state
       _review/ models/      the review app's database, trained classifiers
 
+STORE is a directory, or a prefix on an object store (``s3://bucket/prefix``;
+:mod:`pipeline.store.location`), with the same tables and transactions: on S3
+delta-rs creates each table version's log file with a conditional PUT, so two
+writers can never both commit the same version. An object store has no
+``flock``, so files are only rewritten (merged, compacted) when the caller
+vouches that nobody else rewrites them (:meth:`Store.maintenance_lock`).
+
 **Transactions.** A commit appends each table's new rows (their own Delta
 commits, invisible to readers: no pointer names them yet), then MERGEs the
 calls' new rows into ``calls`` in one Delta transaction that moves their
@@ -47,6 +54,7 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 from pipeline.errors import StoreError
+from pipeline.store.location import Location, reason, write_json_atomic
 from pipeline.store.tables import CALLS, POINTERS, SCHEMA_VERSION, TABLES, Table, table
 
 MARKER = "_callqa_store.json"
@@ -101,76 +109,103 @@ class Store:
     """Read and write a callqa store (see the module docstring).
 
     Args:
-        root: the store directory.
+        root: the store directory, or its URI on an object store (``s3://bucket/prefix``,
+            see :mod:`pipeline.store.location` and ``docs/store.md``).
         create: create an empty store if ``root`` does not exist or is empty.
+        storage_options: object-store options (endpoint, region, credentials...) on top of
+            the environment's; ignored for a local directory.
 
     Raises:
         StoreError: ``root`` is not a callqa store (or a store of callqa 0.1,
-            which ``callqa store upgrade`` converts), or cannot be created.
+            which ``callqa store upgrade`` converts), cannot be created, or its
+            object store cannot be reached (bad URI, credentials, endpoint).
     """
 
-    def __init__(self, root: str | Path, *, create: bool = False) -> None:
-        self.root = Path(root)
+    def __init__(self, root: str | Path, *, create: bool = False,
+                 storage_options: Mapping[str, str] | None = None) -> None:
+        self.location = Location(root, storage_options)
+        #: The store directory (a Path), or its URI (a str) on an object store.
+        self.root: Path | str = self.location.path if self.location.path is not None else self.location.uri
+        #: How messages name the store.
+        self.name = self.location.name
         self._open: dict[str, DeltaTable] = {}
         #: The ``calls`` version reads are pinned to (a :meth:`snapshot`), or None for the latest.
         self.calls_version: int | None = None
-        marker = self.root / MARKER
-        if marker.is_file():
-            self._check_marker(marker)
+        try:
+            self._open_or_create(create)
+        except (OSError, ValueError) as exc:  # an object store that cannot be reached: URI, credentials, endpoint
+            if not self.location.remote:
+                raise
+            raise StoreError(self.name, f"cannot reach the store: {reason(exc)}") from None
+
+    def _open_or_create(self, create: bool) -> None:
+        local = self.location.path
+        if self.location.is_file(MARKER):
+            self._check_marker()
             self._add_new_tables()
-        elif (self.root / "_commits").is_dir():
-            raise StoreError(str(self.root), "a store of callqa 0.1 (ledger format): convert it once with "
-                             f"`callqa store upgrade {self.root}`")
-        elif create and (not self.root.exists() or (self.root.is_dir() and _creation_cut_short(self.root))):
+        elif local is not None and (local / "_commits").is_dir():
+            raise StoreError(self.name, "a store of callqa 0.1 (ledger format): convert it once with "
+                             f"`callqa store upgrade {self.name}`")
+        elif create and _creation_cut_short(self.location.entries()):
             self._create()
-        elif not self.root.exists():
-            raise StoreError(str(self.root), "no store here (run `callqa run INPUT --out STORE` first)")
+        elif self.location.entries() is None:
+            raise StoreError(self.name, "no store here (run `callqa run INPUT --out STORE` first)")
         else:
-            raise StoreError(str(self.root), f"not a callqa store (no {MARKER})")
+            raise StoreError(self.name, f"not a callqa store (no {MARKER})")
+
+    @property
+    def remote(self) -> bool:
+        """Whether the store lives on an object store (no file locks there: see :meth:`maintenance_lock`)."""
+        return self.location.remote
 
     # -- creation ------------------------------------------------------------------
-    def _check_marker(self, marker: Path) -> None:
+    def _check_marker(self) -> None:
         try:
-            info = json.loads(marker.read_text(encoding="utf-8"))
+            info = json.loads(self.location.read_text(MARKER))
         except (OSError, ValueError) as exc:
-            raise StoreError(str(marker), f"unreadable store marker: {exc}") from None
+            raise StoreError(self.location.join(MARKER), f"unreadable store marker: {exc}") from None
         if info.get("format") != FORMAT or int(info.get("schema_version", 0)) > SCHEMA_VERSION:
-            raise StoreError(str(self.root), f"store format {info.get('format')} v{info.get('schema_version')} is "
+            raise StoreError(self.name, f"store format {info.get('format')} v{info.get('schema_version')} is "
                              f"newer than this callqa understands ({FORMAT} v{SCHEMA_VERSION}): upgrade callqa")
 
     def _create(self) -> None:
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            if self.location.path is not None:
+                self.location.path.mkdir(parents=True, exist_ok=True)
             for spec in TABLES:
                 self._ensure_table(spec)
-            write_json_atomic(self.root / MARKER, {"format": FORMAT, "schema_version": SCHEMA_VERSION,
-                                                   "created_at": _now().isoformat()})
+            self.location.write_json(MARKER, {"format": FORMAT, "schema_version": SCHEMA_VERSION,
+                                              "created_at": _now().isoformat()})
         except OSError as exc:
-            raise StoreError(str(self.root), f"cannot create the store: {exc.strerror or exc}") from None
+            raise StoreError(self.name, f"cannot create the store: {exc.strerror or reason(exc)}") from None
 
     def _add_new_tables(self) -> None:
         """Create the tables a later callqa added (e.g. ``gaps``); a read-only store is left as it is."""
         for spec in TABLES:
-            if not DeltaTable.is_deltatable(str(self.path(spec.name))):
+            if not self._is_table(spec.name):
                 try:
                     self._ensure_table(spec)
                 except (StoreError, OSError, DeltaError):
                     pass  # reading that table says it is missing; writing fails with the reason
 
+    def _is_table(self, name: str) -> bool:
+        return DeltaTable.is_deltatable(self.path(name), storage_options=self.location.delta_options)
+
     def _ensure_table(self, spec: Table) -> None:
         path = self.path(spec.name)
-        if DeltaTable.is_deltatable(str(path)):
+        if self._is_table(spec.name):
             return
         try:
-            DeltaTable.create(str(path), spec.storage_schema, partition_by=["call_date"], mode="ignore",
-                              configuration={"delta.checkpointInterval": "50"})
+            DeltaTable.create(path, spec.storage_schema, partition_by=["call_date"], mode="ignore",
+                              configuration={"delta.checkpointInterval": "50"},
+                              storage_options=self.location.delta_options)
         except DeltaError as exc:  # another writer created it first
-            if not DeltaTable.is_deltatable(str(path)):
-                raise StoreError(str(path), f"cannot create table: {exc}") from None
+            if not self._is_table(spec.name):
+                raise StoreError(path, f"cannot create table: {exc}") from None
 
-    def path(self, name: str) -> Path:
-        """Directory of table ``name``."""
-        return self.root / name
+    def path(self, name: str) -> str:
+        """Directory (or URI) of table ``name``."""
+        return self.location.join(name)
 
     def delta(self, name: str) -> DeltaTable:
         """The Delta table ``name`` at its latest version (opened once, then refreshed incrementally).
@@ -183,12 +218,12 @@ class Store:
             if cached is not None:
                 cached.update_incremental()
                 return cached
-            self._open[name] = DeltaTable(str(self.path(name)))
+            self._open[name] = DeltaTable(self.path(name), storage_options=self.location.delta_options)
             return self._open[name]
         except TableNotFoundError:
-            raise StoreError(str(self.path(name)), "table missing from the store") from None
+            raise StoreError(self.path(name), "table missing from the store") from None
         except (DeltaError, OSError) as exc:
-            raise StoreError(str(self.path(name)), f"cannot read table: {exc}") from None
+            raise StoreError(self.path(name), f"cannot read table: {exc}") from None
 
     # -- writing -------------------------------------------------------------------
     def commit(self, results: Sequence[CallResult], kind: Kind = "run",
@@ -246,11 +281,11 @@ class Store:
                 counts[spec.name] = data.num_rows
             attempts = self._merge_calls(self._stamped(calls), kind, moves, expected, dict(metadata or {}))
         except OSError as exc:
-            raise StoreError(str(self.root), f"cannot write results ({exc.strerror or exc}); nothing of this "
+            raise StoreError(self.name, f"cannot write results ({exc.strerror or exc}); nothing of this "
                              "commit became visible, re-run to resume") from None
         except DeltaError as exc:
             if _is_disk_error(exc):
-                raise StoreError(str(self.root), f"cannot write results ({exc}); nothing of this commit became "
+                raise StoreError(self.name, f"cannot write results ({exc}); nothing of this commit became "
                                  "visible, re-run to resume") from None
             raise
         skipped: tuple[str, ...] = ()
@@ -291,12 +326,13 @@ class Store:
             attempt += 1
             try:
                 # schema_mode="merge": columns added by a later callqa (e.g. coverage features) join the table
-                write_deltalake(str(self.path(spec.name)), data, mode="append", partition_by=["call_date"],
-                                schema_mode="merge", commit_properties=CommitProperties(max_commit_retries=100))
+                write_deltalake(self.path(spec.name), data, mode="append", partition_by=["call_date"],
+                                schema_mode="merge", commit_properties=CommitProperties(max_commit_retries=100),
+                                storage_options=self.location.delta_options)
                 return
             except CommitFailedError as exc:
                 if time.monotonic() > deadline:
-                    raise StoreError(str(self.path(spec.name)), f"cannot append: other writers kept changing the "
+                    raise StoreError(self.path(spec.name), f"cannot append: other writers kept changing the "
                                      f"table for {MAX_MERGE_WAIT_S:.0f} s ({exc})") from None
                 time.sleep(min(1.0, 0.02 * 2 ** min(attempt, 6)) * random.uniform(0.5, 1.5))
 
@@ -329,7 +365,7 @@ class Store:
                 return attempt
             except CommitFailedError as exc:
                 if time.monotonic() > deadline:
-                    raise StoreError(str(self.root), f"other writers kept committing to the same calls for "
+                    raise StoreError(self.name, f"other writers kept committing to the same calls for "
                                      f"{MAX_MERGE_WAIT_S:.0f} s ({exc}); nothing of this commit is visible, "
                                      "run again to resume") from None
                 time.sleep(min(2.0, 0.02 * 2 ** min(attempt, 7)) * random.uniform(0.5, 1.5))
@@ -363,7 +399,7 @@ class Store:
                 return self._read(spec, columns, call_ids, dates)
             except (FileNotFoundError, OSError) as exc:
                 if attempt == 2:
-                    raise StoreError(str(self.path(name)), f"cannot read: {exc}") from None
+                    raise StoreError(self.path(name), f"cannot read: {exc}") from None
         raise AssertionError("unreachable")
 
     def _read(self, spec: Table, columns: Sequence[str] | None, call_ids: Iterable[str] | None,
@@ -371,7 +407,8 @@ class Store:
         wanted = None if columns is None else list(dict.fromkeys(["call_id", "call_date", *columns]))
         ids = None if call_ids is None else pa.array(sorted(set(call_ids)), pa.string())
         by_date = None if dates is None else ds.field("call_date").isin(pa.array(sorted(set(dates)), pa.string()))
-        calls = _scan(self._calls(), None if spec is CALLS else ["call_id", spec.pointer], by_date)
+        calls = _scan(self._calls(), None if spec is CALLS else ["call_id", spec.pointer], by_date,
+                      location=self.location)
         if ids is not None:
             calls = calls.filter(pc.is_in(calls["call_id"], value_set=ids))
         if spec is CALLS:
@@ -380,23 +417,25 @@ class Store:
         scan_columns = None if wanted is None else list(dict.fromkeys([*wanted, spec.pointer]))
         pointers = calls[spec.pointer].drop_null()
         delta = self.delta(spec.name)
-        data = _scan(delta, scan_columns, by_date, _files_holding(delta, spec.pointer, pointers))
+        data = _scan(delta, scan_columns, by_date, _files_holding(delta, spec.pointer, pointers), self.location)
         current = pc.is_in(data[spec.pointer], value_set=pointers)
         if not pc.all(current).as_py():  # superseded or unfinished rows: leave them out (skip the copy otherwise)
             data = data.filter(current)
         return data if wanted is None else data.select(wanted)
 
-    def optimize(self, dates: Iterable[str] | None = None, attempts: int = 5) -> list[str]:
+    def optimize(self, dates: Iterable[str] | None = None, attempts: int = 5, *, exclusive: bool = False) -> list[str]:
         """Merge each table's small files (one commit writes a few) into large ones, in ``dates`` or everywhere.
 
         Readers and writers go on meanwhile; a table other writers keep changing
-        is left for the next time.
+        is left for the next time. On an object store, where no lock serialises
+        rewrites (see :meth:`maintenance_lock`), nothing is merged unless
+        ``exclusive`` says no other process rewrites the store's files meanwhile.
 
         Returns:
-            The tables left as they were because of other writers.
+            The tables left as they were because of other writers (every table when nothing was merged).
         """
         filters = None if dates is None else [("call_date", "in", sorted(set(dates)))]
-        with self.maintenance_lock(wait=False) as held:
+        with self.maintenance_lock(wait=False, exclusive=exclusive) as held:
             if not held:  # another process is merging or compacting: its merge covers these files too
                 return [spec.name for spec in TABLES]
             busy = []
@@ -412,7 +451,7 @@ class Store:
             return busy
 
     @contextlib.contextmanager
-    def maintenance_lock(self, wait: bool = True) -> Iterator[bool]:
+    def maintenance_lock(self, wait: bool = True, exclusive: bool = False) -> Iterator[bool]:
         """Hold the store's lock for rewriting files (merging, compaction); yields whether it is held.
 
         Delta's optimistic concurrency lets two rewrites that change no data
@@ -423,8 +462,17 @@ class Store:
         therefore serialised by an advisory lock (``flock``) on
         ``_state/maintenance.lock``; appends and pointer moves do not take it.
         With ``wait=False`` a held lock yields False at once.
+
+        An object store has no ``flock``. There the lock yields ``exclusive``:
+        the caller's word that no other process rewrites this store's files
+        meanwhile (``callqa compact --exclusive``). Without it no rewrite is
+        made: runs, ``rescore`` and ``score`` leave their small files for such
+        a compaction, and ``compact`` refuses.
         """
-        path = self.root / "_state" / "maintenance.lock"
+        if self.location.path is None:
+            yield exclusive
+            return
+        path = self.location.path / "_state" / "maintenance.lock"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             handle = open(path, "a+b")  # noqa: SIM115 - closed below, after the lock is released
@@ -451,7 +499,7 @@ class Store:
         ``compact`` removes the rows it points to (never within ``MIN_AGE_S``).
         """
         view = Store.__new__(Store)
-        view.root, view._open = self.root, {}
+        view.location, view.root, view.name, view._open = self.location, self.root, self.name, {}
         view.calls_version = self.delta("calls").version()
         return view
 
@@ -460,7 +508,8 @@ class Store:
             return self.delta("calls")
         pinned = self._open.get("calls@pinned")
         if pinned is None:
-            pinned = self._open["calls@pinned"] = DeltaTable(str(self.path("calls")), version=self.calls_version)
+            pinned = self._open["calls@pinned"] = DeltaTable(self.path("calls"), version=self.calls_version,
+                                                             storage_options=self.location.delta_options)
         return pinned
 
     def table_versions(self) -> dict[str, int]:
@@ -497,7 +546,7 @@ def _files_holding(delta: DeltaTable, pointer: str, current: pa.Array) -> list[s
 
 
 def _scan(delta: DeltaTable, columns: Sequence[str] | None, partition_filter: ds.Expression | None,
-          files: list[str] | None = None) -> pa.Table:
+          files: list[str] | None = None, location: Location | None = None) -> pa.Table:
     """Read a Delta table's current files, pruning only by partition.
 
     The files of the current version are read as a hive-partitioned Parquet
@@ -506,7 +555,9 @@ def _scan(delta: DeltaTable, columns: Sequence[str] | None, partition_filter: ds
     protocol 1). Any other table goes through ``to_pyarrow_dataset``. Filters
     on other columns are applied by the caller with ``pyarrow.compute``: files
     written by delta-rs's own engine carry ``string_view`` statistics that
-    pyarrow's dataset filter cannot compare with ``string``.
+    pyarrow's dataset filter cannot compare with ``string``. A store on an
+    object store is read through its ``location``'s pyarrow file system (the
+    same endpoint and credentials as delta-rs's).
     """
     wanted = None if columns is None else list(columns)
     if delta.protocol().min_reader_version == 1:
@@ -514,7 +565,11 @@ def _scan(delta: DeltaTable, columns: Sequence[str] | None, partition_filter: ds
         files = delta.file_uris() if files is None else files
         if not files:
             return schema.empty_table() if wanted is None else schema.empty_table().select(wanted)
-        data = ds.dataset(files, schema=schema, format="parquet", partition_base_dir=delta.table_uri,
+        base, file_system = delta.table_uri, None
+        if location is not None and location.remote:
+            base, file_system = location.arrow_path(base), location.file_system
+            files = [location.arrow_path(f) for f in files]
+        data = ds.dataset(files, schema=schema, format="parquet", filesystem=file_system, partition_base_dir=base,
                           partitioning=ds.partitioning(pa.schema([schema.field("call_date")]), flavor="hive"))
     else:
         data = delta.to_pyarrow_dataset()
@@ -551,30 +606,18 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def write_json_atomic(target: Path, data: Any) -> None:
-    """Write JSON to ``target`` via a temporary file and ``os.replace`` (never a half file)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, ensure_ascii=False, indent=1, default=str)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _creation_cut_short(root: Path) -> bool:
-    """Empty, or holding only some of a store's tables and no marker yet (a run killed while creating it)."""
-    left = {entry.name for entry in root.iterdir() if not entry.name.startswith(f".{MARKER}.")}  # a marker's tmp file
+def _creation_cut_short(entries: set[str] | None) -> bool:
+    """Nothing there, or only some of a store's tables and no marker yet (a run killed while creating it)."""
+    if entries is None:
+        return True
+    left = {name for name in entries if not name.startswith(f".{MARKER}.")}  # a marker's tmp file
     return left <= {spec.name for spec in TABLES}
 
 
-def is_store(root: str | Path) -> bool:
+def is_store(root: str | Path, storage_options: Mapping[str, str] | None = None) -> bool:
     """Whether ``root`` holds a callqa store of this format."""
-    return (Path(root) / MARKER).is_file()
+    return Location(root, storage_options).is_file(MARKER)
 
 
-__all__ = ["MARKER", "CallResult", "CommitReport", "Kind", "Store", "is_store", "new_result_id",
-           "result_time_ms", "write_json_atomic"]
+__all__ = ["MARKER", "CallResult", "CommitReport", "Kind", "Store", "is_store", "new_result_id", "result_time_ms",
+           "write_json_atomic"]

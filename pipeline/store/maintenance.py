@@ -30,6 +30,7 @@ from deltalake.exceptions import CommitFailedError
 from pipeline.errors import StoreError
 from pipeline.store.delta import CallResult, Store, new_result_id, result_time_ms
 from pipeline.store.legacy import CALL_KEY, LegacyStore, split_rules_version
+from pipeline.store.location import Location, is_uri
 from pipeline.store.rows import features_row
 from pipeline.store.tables import CALLS, FEATURES, TABLES, Table
 from pipeline.versions import NONE, Versions
@@ -48,13 +49,14 @@ class CompactReport:
     rows_after: dict[str, int]
 
 
-def store_bytes(root: Path) -> int:
-    """Bytes of every file of the store's tables."""
-    return sum(p.stat().st_size for spec in TABLES for p in (root / spec.name).rglob("*") if p.is_file())
+def store_bytes(store: Store | str | Path) -> int:
+    """Bytes of every file of the store's tables (``store`` or the store at that path)."""
+    location = store.location if isinstance(store, Store) else Location(store)
+    return sum(location.bytes_under(spec.name) for spec in TABLES)
 
 
 def compact(store: Store, keep_history_days: float = 0.0, progress: Callable[[str], None] | None = None,
-            min_age_s: float = MIN_AGE_S) -> CompactReport:
+            min_age_s: float = MIN_AGE_S, exclusive: bool = False) -> CompactReport:
     """Rewrite every table to its current rows plus the history younger than ``keep_history_days``.
 
     Args:
@@ -64,21 +66,28 @@ def compact(store: Store, keep_history_days: float = 0.0, progress: Callable[[st
         progress: told what each rewritten partition lost.
         min_age_s: never remove rows younger than this (a writer may not have
             moved its pointers to them yet); lower only when no writer runs.
+        exclusive: the caller's word that no other process rewrites the store's
+            files meanwhile; needed on an object store, which has no lock for it
+            (see :meth:`Store.maintenance_lock`).
 
     Raises:
-        StoreError: the store cannot be written.
+        StoreError: the store cannot be written, or it is on an object store and ``exclusive`` is not set.
     """
+    if store.remote and not exclusive:
+        raise StoreError(store.name, "an object store has no lock to keep two compactions apart (two at once "
+                         "would duplicate rows): make sure no other `callqa compact` runs on this store and "
+                         "give --exclusive")
     say = progress or (lambda _message: None)
     keep_after_ms = int((time.time() - max(keep_history_days * 86400.0, min_age_s)) * 1000)
-    before = store_bytes(store.root)
+    before = store_bytes(store)
     rows_before: dict[str, int] = {}
     rows_after: dict[str, int] = {}
-    with store.maintenance_lock():  # one rewrite at a time (see Store.maintenance_lock)
+    with store.maintenance_lock(exclusive=exclusive):  # one rewrite at a time (see Store.maintenance_lock)
         for spec in TABLES:
             if spec is CALLS:
                 continue
             rows_before[spec.name], rows_after[spec.name] = _compact_table(store, spec, keep_after_ms, say)
-    for name in store.optimize():
+    for name in store.optimize(exclusive=exclusive):
         say(f"{name}: busy with other writers, small files left for the next compact")
     rows_before["calls"] = rows_after["calls"] = store.read("calls", columns=[]).num_rows
     # Files a compaction or a commit removed stay on disk at least min_age_s, so a
@@ -88,7 +97,7 @@ def compact(store: Store, keep_history_days: float = 0.0, progress: Callable[[st
         table = store.delta(spec.name)
         table.vacuum(retention_hours=retention_h, dry_run=False, enforce_retention_duration=False)
         table.cleanup_metadata()
-    return CompactReport(before, store_bytes(store.root), rows_before, rows_after)
+    return CompactReport(before, store_bytes(store), rows_before, rows_after)
 
 
 def _compact_table(store: Store, spec: Table, keep_after_ms: int, say: Callable[[str], None]) -> tuple[int, int]:
@@ -147,6 +156,8 @@ def upgrade_store(root: str | Path, progress: Callable[[str], None] | None = Non
         StoreError: ``root`` is not a 0.1 store, or the new store cannot be written.
     """
     say = progress or (lambda _message: None)
+    if is_uri(root):
+        raise StoreError(str(root), "callqa 0.1 wrote stores to local directories only: upgrade one there")
     source = Path(root)
     if not (source / "_commits").is_dir():
         raise StoreError(str(source), "not a callqa 0.1 store (no _commits/ folder)")

@@ -15,16 +15,13 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from pipeline.errors import StoreError
 from pipeline.scoring.scorecard import Scorecard, parse_scorecard
-from pipeline.store.delta import Store, write_json_atomic
+from pipeline.store.delta import Store
 
-
-def _state_dir(store: Store) -> Path:
-    return store.root / "_state"
+STATE = "_state"
 
 
 def new_run_id() -> str:
@@ -41,20 +38,24 @@ def record_run(store: Store, run_id: str, planned: Sequence[dict[str, str]], set
     body = {"run_id": run_id, "started_at": datetime.now(timezone.utc).isoformat(), "settings": settings,
             "planned": list(planned)}
     try:
-        write_json_atomic(_state_dir(store) / "runs" / f"{run_id}.json", body)
+        store.location.write_json(f"{STATE}/runs/{run_id}.json", body)
     except OSError as exc:
-        raise StoreError(str(store.root), f"cannot record the run ({exc.strerror or exc})") from None
+        raise StoreError(store.name, f"cannot record the run ({exc.strerror or exc})") from None
 
 
 def last_run(store: Store) -> dict[str, Any] | None:
     """The most recent run record, or None."""
-    runs = sorted((_state_dir(store) / "runs").glob("*.json"))
+    try:
+        runs = [name for name in store.location.file_names(f"{STATE}/runs") if name.endswith(".json")]
+    except OSError as exc:
+        raise StoreError(store.location.join(STATE, "runs"), f"cannot list the run records: {exc}") from None
     if not runs:
         return None
+    latest = f"{STATE}/runs/{runs[-1]}"
     try:
-        return dict(json.loads(runs[-1].read_text(encoding="utf-8")))
+        return dict(json.loads(store.location.read_text(latest)))
     except (OSError, ValueError) as exc:
-        raise StoreError(str(runs[-1]), f"unreadable run record: {exc}") from None
+        raise StoreError(store.location.join(latest), f"unreadable run record: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -73,14 +74,14 @@ class ScoringState:
 
 def scoring_state(store: Store) -> ScoringState | None:
     """The store's scoring state, or None before its first run."""
-    path = _state_dir(store) / "scoring.json"
-    if not path.exists():
-        return None
+    path = f"{STATE}/scoring.json"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        text = (_state_dir(store) / "scorecards" / data["scorecard_file"]).read_text(encoding="utf-8")
+        if not store.location.is_file(path):
+            return None
+        data = json.loads(store.location.read_text(path))
+        text = store.location.read_text(f"{STATE}/scorecards/{data['scorecard_file']}")
     except (OSError, ValueError, KeyError) as exc:
-        raise StoreError(str(path), f"unreadable scoring state: {exc}") from None
+        raise StoreError(store.location.join(path), f"unreadable scoring state: {exc}") from None
     return ScoringState(data["scorecard_version"], text, data["scorecard_source"], data.get("classifier"))
 
 
@@ -92,15 +93,14 @@ def save_scoring_state(store: Store, scorecard: Scorecard, text: str, source: st
     """
     name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in scorecard.version) + ".toml"
     try:
-        target = _state_dir(store) / "scorecards" / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.exists() or target.read_text(encoding="utf-8") != text:
-            target.write_text(text, encoding="utf-8")
-        write_json_atomic(_state_dir(store) / "scoring.json", {
+        target = f"{STATE}/scorecards/{name}"
+        if not store.location.is_file(target) or store.location.read_text(target) != text:
+            store.location.write_text(target, text)
+        store.location.write_json(f"{STATE}/scoring.json", {
             "scorecard_version": scorecard.version, "scorecard_file": name, "scorecard_source": source,
             "classifier": classifier, "updated_at": datetime.now(timezone.utc).isoformat()})
     except OSError as exc:
-        raise StoreError(str(store.root), f"cannot record the scoring state ({exc.strerror or exc})") from None
+        raise StoreError(store.name, f"cannot record the scoring state ({exc.strerror or exc})") from None
 
 
 __all__ = ["ScoringState", "last_run", "new_run_id", "record_run", "save_scoring_state", "scoring_state"]

@@ -120,7 +120,7 @@ def run_batch(
 
     Args:
         input_path: an audio file, a directory or a manifest.
-        store_root: the store (created when absent).
+        store_root: the store, a directory or an object-store URI (created when absent).
         config: the configuration.
         options: force, workers, isolation.
         progress: told after each call.
@@ -139,7 +139,7 @@ def run_batch(
     started = time.perf_counter()
     plan = plan_input(input_path, config.input.extensions)
     jobs = list(plan.jobs)
-    store = Store(store_root, create=True)
+    store = Store(store_root, create=True, storage_options=config.store.storage_options)
     spec = resources if resources is not None else ResourceSpec(config)
     versions = spec.versions()
     scoring = store_scoring(store, config)
@@ -147,7 +147,7 @@ def run_batch(
     stored = {} if options.force else {r["call_id"]: r for r in store.read(
         "calls", columns=["audio_sha256", "status", "config_hash", "analysis_version", "asr_model",
                           "rules_version", "redline_model"]).to_pylist()}
-    summary = RunSummary(planned=len(jobs), store=str(store.root), versions=versions,
+    summary = RunSummary(planned=len(jobs), store=store.name, versions=versions,
                          scorecard=scoring.scorecard.version,
                          classifier=scoring.classifier.version if scoring.classifier else "none promoted")
     summary.notes.extend(plan.notes())  # what directory mode skipped, and why
@@ -175,6 +175,9 @@ def run_batch(
         record_scoring(store, scoring)
     engine = engine or LocalEngine(options.workers, options.isolate, config.run.call_timeout_s)
     _run_pending(store, pending, engine, spec, versions, config, summary, progress, run_id)
+    if store.remote and (summary.done or summary.failed):
+        summary.notes.append("an object store has no lock for merging small files, so this run left them: "
+                             f"`callqa compact {store.name} --exclusive` merges them (see docs/store.md)")
     if scoring.classifier is not None:
         update, _rows = score_store(store, spec.load_for_scoring(),
                                     only_if=lambda row: row["classifier_model"] != scoring.classifier.version)

@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 
 from pipeline.analysis import Resources, analyse_evidence, score_features
-from pipeline.config import Config
+from pipeline.config import STORE_PLACEHOLDER, Config
 from pipeline.errors import StoreError
 from pipeline.paths import resolve
 from pipeline.records import Hit
@@ -53,11 +53,15 @@ def store_scoring(store: Store, config: Config, scorecard_path: str | None = Non
     """What a store is scored with: its recorded scorecard (or ``scorecard_path``, or the config's
     for a new store) and the promoted classifier of ``[classifier] models_dir``.
 
+    A store on an object store has no ``{store}/models`` folder (classifiers
+    live on a local disk): with that default no classifier is promoted.
+
     Raises:
         ConfigError: the scorecard is missing or invalid.
         ModelError: the promoted classifier cannot be loaded.
     """
-    classifier = load_promoted(config.models_dir(store.root))
+    in_store = STORE_PLACEHOLDER in config.classifier.models_dir
+    classifier = None if store.remote and in_store else load_promoted(config.models_dir(store.root))
     state = scoring_state(store)
     if scorecard_path is None and state is not None:
         configured = load_scorecard(config.scoring.scorecard)
@@ -229,7 +233,7 @@ def _features_in(row: Mapping[str, Any]) -> dict[str, Any]:
 def require_calls(store: Store) -> None:
     """Raise when the store holds no call at all (nothing to rescore or score)."""
     if store.read("calls", columns=[]).num_rows == 0:
-        raise StoreError(str(store.root), "no calls in the store (run `callqa run` first)")
+        raise StoreError(store.name, "no calls in the store (run `callqa run` first)")
 
 
 __all__ = ["CHUNK_CALLS", "StoreScoring", "StoreUpdate", "record_scoring", "require_calls", "rescore_rows",

@@ -27,6 +27,7 @@ from pipeline.cli.common import (
     open_store,
     out,
     safe,
+    shown_path,
 )
 from pipeline.errors import CallqaError
 
@@ -45,7 +46,8 @@ def run(
     input_path: Annotated[
         Path, typer.Argument(metavar="INPUT", help="Audio file, directory, or manifest (.csv/.parquet).")
     ],
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Store directory (created if needed).")],
+    out_dir: Annotated[str, typer.Option(
+        "--out", "-o", help="Store directory, or object-store URI (s3://bucket/prefix); created if needed.")],
     config_path: ConfigOption = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes (default: [run] workers).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Redo calls already done for this config and model.")] = False,
@@ -66,6 +68,9 @@ def run(
     With --engine ray the calls run on a Ray cluster (transcription in workers
     that load the model once, analysis in CPU workers); results go to the same
     store with the same transactions.
+
+    The store can be on an object store (--out s3://bucket/prefix, credentials
+    and endpoint from the AWS_* environment or [store] storage_options).
 
     Example:  callqa run recordings/2026-11-22/ --out store/ --workers 2
     """
@@ -120,7 +125,7 @@ def run(
         out.print(f"versions: rules {safe(v.rules_version)} · timing {v.timing_version} · red-line model "
                   f"{safe(v.redline_model)} · speech model {safe(v.asr_model)} · config {v.config_hash}")
     out.print(f"scoring: scorecard {safe(summary.scorecard)} · classifier {safe(summary.classifier)}")
-    out.print(f"results: {safe(Path(summary.store).resolve())}")
+    out.print(f"results: {safe(shown_path(summary.store))}")
     if summary.failed or summary.failed_before:
         raise typer.Exit(EXIT_FAILED)
 
@@ -129,6 +134,7 @@ def run(
 def status(
     store_dir: StoreArg,
     errors: Annotated[int, typer.Option(help="Show up to this many failed calls with their reason.")] = 20,
+    config_path: ConfigOption = None,
 ) -> None:
     """Summarise a store: calls done, failed (by reason), pending, by date.
 
@@ -136,7 +142,7 @@ def status(
     """
     from pipeline.store.state import last_run
 
-    store = open_store(store_dir)
+    store = open_store(store_dir, load_config_or_exit(config_path))
     calls = store.read("calls", columns=["status", "error_type", "error_message", "path", "duration_s"]).to_pylist()
     by_date: dict[str, Counter[str]] = {}
     for row in calls:

@@ -38,7 +38,9 @@ err = _console(sys.stderr)
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="TOML file overriding config/default.toml keys.")
 ]
-StoreArg = Annotated[Path, typer.Argument(metavar="STORE", help="Store directory written by `callqa run`.")]
+# A str, not a Path: Path("s3://bucket/prefix") would become "s3:/bucket/prefix".
+StoreArg = Annotated[str, typer.Argument(
+    metavar="STORE", help="Store written by `callqa run`: a directory, or an object-store URI (s3://bucket/prefix).")]
 
 
 def safe(value: object) -> str:
@@ -79,14 +81,35 @@ def load_config_or_exit(path: Path | None) -> Config:
         raise fail(exc) from None
 
 
-def open_store(path: Path) -> Any:
-    """An existing store, or exit 2 with why ``path`` is not one."""
+def open_store(path: str | Path, config: Config | None = None) -> Any:
+    """An existing store (a directory or an object-store URI), or exit 2 with why ``path`` is not one.
+
+    ``config``'s ``[store] storage_options`` reach an object store (default: the
+    shipped configuration's; the environment's ``AWS_*`` variables apply anyway).
+    """
     from pipeline.store import Store
 
+    options = (config or load_config_or_exit(None)).store.storage_options
     try:
-        return Store(path)
+        return Store(path, storage_options=options)
     except StoreError as exc:
         raise fail(exc, EXIT_USAGE) from None
+
+
+def local_store_dir(store: str | Path, why: str) -> Path:
+    """``store`` as a local directory, or exit 2 naming ``why`` this command needs one (not an object store)."""
+    from pipeline.store.location import is_uri
+
+    if is_uri(store):
+        raise fail(f"{store}: {why}; a store on an object store cannot hold it")
+    return Path(store)
+
+
+def shown_path(store: str | Path) -> str:
+    """How a command's summary names a store: its absolute path, or its URI as given."""
+    from pipeline.store.location import is_uri
+
+    return str(store) if is_uri(store) else str(Path(store).resolve())
 
 
 def clock(seconds: float) -> str:
@@ -112,4 +135,5 @@ def coverage_summary(columns: Mapping[str, Any]) -> str:
 
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "ConfigOption", "StoreArg", "clock", "coverage_summary", "err",
-           "exit_code_for", "fail", "interactive", "load_config_or_exit", "open_store", "out", "safe"]
+           "exit_code_for", "fail", "interactive", "load_config_or_exit", "local_store_dir", "open_store", "out",
+           "safe", "shown_path"]

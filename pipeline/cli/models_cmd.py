@@ -15,7 +15,17 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from pipeline.cli.common import EXIT_FAILED, ConfigOption, StoreArg, fail, load_config_or_exit, open_store, out, safe
+from pipeline.cli.common import (
+    EXIT_FAILED,
+    ConfigOption,
+    StoreArg,
+    fail,
+    load_config_or_exit,
+    local_store_dir,
+    open_store,
+    out,
+    safe,
+)
 from pipeline.errors import CallqaError
 
 models_app = typer.Typer(help="Trained classifiers: list, compare, promote.", no_args_is_help=True,
@@ -28,30 +38,32 @@ DatesOption = Annotated[str | None, typer.Option("--dates", help="Only these cal
 ModelsDirOption = Annotated[
     Path | None, typer.Option("--models-dir", help="Models directory (default: [classifier] models_dir).")
 ]
-StoreOption = Annotated[Path | None, typer.Option("--store", help="The store whose models directory to use.")]
+StoreOption = Annotated[str | None, typer.Option("--store", help="The store whose models directory to use.")]
 
 
-def _features(store: Path, dates: str | None) -> Any:
-    table = open_store(store).read("features", dates=dates.split(",") if dates else None)
+def _features(store: str, dates: str | None, config_path: Path | None = None) -> Any:
+    table = open_store(store, load_config_or_exit(config_path)).read("features",
+                                                                    dates=dates.split(",") if dates else None)
     if table.num_rows == 0:
         raise fail(f"{store}: no feature rows (run callqa run first)", EXIT_FAILED)
     return table
 
 
-def _labels(store: Path, labels: Path | None) -> Any:
+def _labels(store: str, labels: Path | None) -> Any:
     from pipeline.scoring.classifier import load_labels
 
     if labels is not None:
         return load_labels(labels)
     from pipeline.review.verdicts import call_labels
 
-    table = call_labels(store)
+    table = call_labels(local_store_dir(store, "the reviewers' verdicts live in the review database beside a "
+                                        "local store (give --labels FILE)"))
     if table.num_rows == 0:
         raise fail(f"{store}: no reviewers' verdicts yet (callqa review {store}) and no --labels file", EXIT_FAILED)
     return table.select(["call_id", "label"]).to_pandas()
 
 
-def _models_dir(models_dir: Path | None, store: Path | None, config_path: Path | None) -> Path:
+def _models_dir(models_dir: Path | None, store: str | None, config_path: Path | None) -> Path:
     if models_dir is not None:
         return models_dir
     try:
@@ -100,7 +112,7 @@ def train(
         raise fail("give --name NAME (saved in the models directory) or --out DIR")
     target = out_dir or _models_dir(models_dir, store, config) / str(name)
     try:
-        features = _features(store, dates)
+        features = _features(store, dates, config)
         model, report = train_model(
             features, _labels(store, labels), target.name, kind=kind, target_precision=target_precision,
             target_recall=target_recall, ordinal=ordinal,
@@ -243,7 +255,7 @@ def score(
     from pipeline.rescore import record_scoring, require_calls, score_store, store_scoring
 
     settings = load_config_or_exit(config)
-    target = open_store(store)
+    target = open_store(store, settings)
     try:
         require_calls(target)
         scoring = store_scoring(target, settings, str(scorecard) if scorecard is not None else None)

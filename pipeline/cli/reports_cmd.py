@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline.cli.common import ConfigOption, StoreArg, fail, load_config_or_exit, out
+from pipeline.cli.common import ConfigOption, StoreArg, fail, load_config_or_exit, local_store_dir, out
 from pipeline.errors import CallqaError
 
 DEFAULT_REVIEW_URL = "http://127.0.0.1:8000"
@@ -18,17 +18,21 @@ DateOption = Annotated[str | None, typer.Option("--date", help="A day inside the
                                                 "(default: the latest call date in the store).")]
 
 
-def _inputs_and_period(store_dir: Path, period: str, date: str | None):  # type: ignore[no-untyped-def]
+def _inputs_and_period(store_dir: str, period: str, date: str | None,  # type: ignore[no-untyped-def]
+                       config_path: Path | None = None):
     from pipeline.reports.inputs import read_inputs
     from pipeline.reports.periods import PERIOD_KINDS
     from pipeline.reports.report import report_period
+    from pipeline.store.location import is_uri
 
-    if not store_dir.is_dir():
+    if not is_uri(store_dir) and not Path(store_dir).is_dir():
         raise fail(f"{store_dir}: not a store directory (write one with `callqa run INPUT --out {store_dir}`)")
     if period not in PERIOD_KINDS:
         raise fail(f"--period: must be one of {', '.join(PERIOD_KINDS)}, got {period!r}")
     try:
-        inputs = read_inputs(store_dir)
+        # an object store's endpoint and credentials may come from [store] storage_options
+        inputs = read_inputs(store_dir, load_config_or_exit(config_path).store.storage_options) \
+            if is_uri(store_dir) else read_inputs(store_dir)
     except CallqaError as exc:
         raise fail(exc) from None
     try:
@@ -60,7 +64,7 @@ def report(
     except CallqaError as exc:
         raise fail(exc) from None
     grades = [g for g, _ in sorted(scorecard.grades.items(), key=lambda kv: -kv[1])]
-    inputs, report_period = _inputs_and_period(store_dir, period, date)
+    inputs, report_period = _inputs_and_period(store_dir, period, date, config_path)
     settings = ReportSettings.from_config(config, review_url=review_url, grades=grades)
     result = build_report(inputs, report_period, settings)
     try:
@@ -119,9 +123,11 @@ def sample(
                             min_per_agent=min_per_agent, seed=seed)
     except ValueError as exc:
         raise fail(f"callqa sample: {exc}") from None
+    if out_csv is None:
+        local_store_dir(store_dir, "the review queues live in the store's review folder (give --out FILE)")
     inputs, sample_period = _inputs_and_period(store_dir, period, date)
     queue_name = name or f"{design}{'-' + by if by else ''}-{sample_period.label}-seed{seed}"
-    target = out_csv or store_dir / QUEUE_DIR / f"{queue_name}.csv"
+    target = out_csv or Path(store_dir) / QUEUE_DIR / f"{queue_name}.csv"
     try:
         drawn = build_sample(inputs, sample_period, plan, queue_name, store=str(store_dir))
         write_queue(drawn, target, overwrite=force)
@@ -150,13 +156,14 @@ def agreement(
     from pipeline.reports.inputs import read_inputs
     from pipeline.review.verdicts import rule_precision
 
-    if not store_dir.is_dir():
+    root = local_store_dir(store_dir, "reviewer agreement comes from the review database beside a local store")
+    if not root.is_dir():
         raise fail(f"{store_dir}: not a store directory")
     try:
-        inputs = read_inputs(store_dir)
+        inputs = read_inputs(root)
     except CallqaError as exc:
         raise fail(exc) from None
-    result = compute_agreement(inputs, rule_precision=rule_precision(store_dir))
+    result = compute_agreement(inputs, rule_precision=rule_precision(root))
     if not inputs.call_verdicts.num_rows and not inputs.hit_verdicts.num_rows:
         out.print(f"{escape(str(store_dir))}: no verdicts yet (review calls with `callqa review STORE`)")
     _print_table("Cohen's κ: reviewer pairs and reviewers vs the system",

@@ -19,17 +19,34 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from pipeline.cli.common import EXIT_FAILED, EXIT_USAGE, ConfigOption, StoreArg, err, fail, load_config_or_exit, out
+from pipeline.cli.common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    ConfigOption,
+    StoreArg,
+    err,
+    fail,
+    load_config_or_exit,
+    local_store_dir,
+    out,
+)
 from pipeline.errors import CallqaError
 
 users_app = typer.Typer(help="Reviewer accounts of a store's review app.", no_args_is_help=True)
 verdicts_app = typer.Typer(help="Reviewers' verdicts: export them as training labels.", no_args_is_help=True)
 
 
-def _store_dir(store: Path) -> Path:
-    """``store`` if it is a callqa store (nothing is created inside any other folder), else exit 2."""
+def _store_dir(store: str | Path) -> Path:
+    """``store`` if it is a local callqa store (nothing is created inside any other folder), else exit 2.
+
+    The review app keeps its SQLite database (WAL mode: shared-memory locks) and
+    secret in ``STORE/_review/``, which needs a local disk or a shared file
+    system: a store on an object store is refused with that reason.
+    """
     from pipeline.store import is_store
 
+    store = local_store_dir(store, "the review app keeps its SQLite database in STORE/_review/, which needs a "
+                                   "local disk or shared file system")
     if not store.is_dir():
         raise fail(f"{store}: not a store directory")
     if not is_store(store):
@@ -71,7 +88,7 @@ def review(
     from pipeline.store import Store
     from pipeline.store.state import scoring_state
 
-    _store_dir(store)
+    root = _store_dir(store)
     config = load_config_or_exit(config_path)
     for path in queue or []:
         if not path.is_file():
@@ -83,10 +100,10 @@ def review(
                   "serve it behind HTTPS and use --secure-cookies")
     try:
         # the scorecard the store is scored with (recorded by run/score), for item names and evidence
-        state = scoring_state(Store(store))
+        state = scoring_state(Store(root))
         scorecard = state.scorecard if state is not None else load_scorecard(config.scoring.scorecard)
         settings = ReviewSettings(
-            store_root=store, scorecard=scorecard, queue_files=tuple(queue or ()), secure_cookies=secure_cookies,
+            store_root=root, scorecard=scorecard, queue_files=tuple(queue or ()), secure_cookies=secure_cookies,
             refresh_every_s=refresh_every,
             pii=PiiDisplay(config.pii.mask, config.pii.mask_char, config.pii.chinese_digits))
         err.print(f"indexing {store} ...")
@@ -142,7 +159,7 @@ def users_list(store: StoreArg) -> None:
     out.print(table)
 
 
-def _set_disabled(store: Path, name: str, disabled: bool) -> None:
+def _set_disabled(store: str, name: str, disabled: bool) -> None:
     from pipeline.review.users import set_disabled
 
     try:

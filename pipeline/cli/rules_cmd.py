@@ -163,7 +163,7 @@ def rescore(
 
     config = load_config_or_exit(config_path)
     rules = _rules(rules_dir, config)
-    target = open_store(store)
+    target = open_store(store, config)
     try:
         require_calls(target)
         scoring = store_scoring(target, config)
@@ -182,7 +182,7 @@ def rescore(
 def redact(
     audio: Annotated[Path, typer.Argument(help="Recording to redact.")],
     output: Annotated[Path, typer.Argument(help="WAV file to write.")],
-    store: Annotated[Path | None, typer.Option("--store", help="Take PII spans from this store.")] = None,
+    store: Annotated[str | None, typer.Option("--store", help="Take PII spans from this store.")] = None,
     call_id: Annotated[str | None, typer.Option("--call-id", help="Call id in the store (default: file stem).")] = None,
     span: Annotated[list[str] | None, typer.Option("--span", help="Extra START:END seconds to redact.")] = None,
     mode: Annotated[str, typer.Option("--mode", help="bleep or silence.")] = "bleep",
@@ -207,7 +207,7 @@ def redact(
             raise fail(f"--span wants START:END seconds, got {item!r}") from None
         spans.append((start, end))
     if store is not None:
-        target = open_store(store)
+        target = open_store(store, config)
         wanted = call_id or audio.stem
         rows = target.read("utterances", call_ids=[wanted]).to_pylist()
         if not target.read("calls", columns=[], call_ids=[wanted]).num_rows:

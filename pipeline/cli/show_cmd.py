@@ -13,14 +13,23 @@ has text.
 from __future__ import annotations
 
 from collections import defaultdict
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich import box
 from rich.table import Table
 
-from pipeline.cli.common import StoreArg, clock, coverage_summary, fail, open_store, out, safe
+from pipeline.cli.common import (
+    ConfigOption,
+    StoreArg,
+    clock,
+    coverage_summary,
+    fail,
+    load_config_or_exit,
+    open_store,
+    out,
+    safe,
+)
 from pipeline.records import OUTCOMES, REDLINE_CATEGORIES
 from pipeline.store import Store
 
@@ -63,7 +72,7 @@ def calls_overview(store: Store, limit: int) -> Table:
         return (OUTCOMES.index(outcome), 0 if row.get("redline") else 1, row.get("score") or 0.0, call["call_id"])
 
     shown = sorted(calls, key=order)[:limit]
-    table = Table(title=f"{len(calls)} calls in {safe(store.root)}" + (f" (first {limit})" if len(calls) > limit
+    table = Table(title=f"{len(calls)} calls in {safe(store.name)}" + (f" (first {limit})" if len(calls) > limit
                                                                        else ""), box=box.SIMPLE_HEAD, pad_edge=False)
     for name, justify in (("call", "left"), ("date", "left"), ("team", "left"), ("agent", "left"), ("len", "right"),
                           ("score", "right"), ("outcome", "left"), ("p(model)", "right"), ("hits", "right"),
@@ -160,12 +169,13 @@ def show(
     store_dir: StoreArg,
     call_id: Annotated[str | None, typer.Argument(help="Show this call's transcript and hits.")] = None,
     limit: Annotated[int, typer.Option(help="Show at most this many calls in the list.")] = 200,
+    config_path: ConfigOption = None,
 ) -> None:
     """Show a store's calls (worst outcome first), or one call's transcript with its hits.
 
     Example:  callqa show store/ demo-002
     """
-    store = open_store(Path(store_dir))
+    store = open_store(store_dir, load_config_or_exit(config_path))
     if call_id is None:
         out.print(calls_overview(store, limit))
     elif not print_call(store, call_id):

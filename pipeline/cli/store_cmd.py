@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli.common import StoreArg, err, fail, open_store, out, safe
+from pipeline.cli.common import ConfigOption, StoreArg, err, fail, load_config_or_exit, open_store, out, safe
 from pipeline.errors import CallqaError
 
 store_app = typer.Typer(help="Store maintenance: convert a callqa 0.1 store.", no_args_is_help=True,
@@ -24,6 +24,10 @@ def compact(
         "--keep-history", metavar="DAYS", help="Keep superseded results younger than this many days "
         "(time travel back that far).")] = 0.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the summary.")] = False,
+    exclusive: Annotated[bool, typer.Option(
+        "--exclusive", help="No other `callqa compact` runs on this store meanwhile (needed on an object store, "
+        "which has no lock to keep two apart).")] = False,
+    config_path: ConfigOption = None,
 ) -> None:
     """Rewrite STORE to its current rows (and the history asked for); safe while others read and write.
 
@@ -33,9 +37,10 @@ def compact(
 
     if keep_history < 0:
         raise fail(f"--keep-history must be >= 0 days, got {keep_history}")
-    target = open_store(store)
+    target = open_store(store, load_config_or_exit(config_path))
     try:
-        report = compact_store(target, keep_history, progress=None if quiet else lambda m: err.print(safe(m)))
+        report = compact_store(target, keep_history, progress=None if quiet else lambda m: err.print(safe(m)),
+                               exclusive=exclusive)
     except CallqaError as exc:
         raise fail(exc) from None
     removed = sum(report.rows_before.values()) - sum(report.rows_after.values())

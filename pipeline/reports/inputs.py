@@ -162,20 +162,23 @@ def _read(store: Any, table: str, columns: list[str]) -> pa.Table:
         return store.read(table)
 
 
-def read_inputs(store_root: str | Path) -> ReportInputs:
+def read_inputs(store_root: str | Path, storage_options: Mapping[str, str] | None = None) -> ReportInputs:
     """Read a store's current rows and its review verdicts.
 
     Args:
-        store_root: a store written by ``callqa run``.
+        store_root: a store written by ``callqa run`` (a directory or an object-store URI).
+        storage_options: object-store options (see :class:`pipeline.store.Store`).
 
     Returns:
-        The report inputs (empty tables where the store has nothing).
+        The report inputs (empty tables where the store has nothing). A store on an
+        object store has no review database (``callqa review`` needs a local store):
+        its verdicts and queues are empty.
     """
     from pipeline.review import verdicts
     from pipeline.scoring.features import FEATURES_SCHEMA
     from pipeline.store import Store
 
-    store = Store(store_root)
+    store = Store(store_root, storage_options=storage_options)
     stored = set(FEATURES_SCHEMA.names)
     features = _read(store, "features", [c for c in FEATURE_COLUMNS if c in stored and c != "call_date"])
     # The ledger store keeps several rule versions' hits (current_hits picks the call's);
@@ -185,6 +188,8 @@ def read_inputs(store_root: str | Path) -> ReportInputs:
         _read(store, "hits", hit_columns)
     calls = _read(store, "calls", [c for c in CALL_COLUMNS if c not in ("call_id", "call_date")])
     errors = _read(store, "errors", ["stage", "error_type"])
+    if store.remote:
+        return ReportInputs.from_tables(features, hits, calls, errors)
     queue_dir = Path(store_root) / "_review" / "queues"
     queues = tuple(sorted(queue_dir.glob("*.csv"))) if queue_dir.is_dir() else ()
     return ReportInputs.from_tables(

@@ -19,7 +19,7 @@ CLIPS = Path(__file__).resolve().parents[1] / "data" / "clips"
 VOLATILE = {"transcript_id", "analysis_id", "score_id", "committed_at", "processing_s", "occurred_at"}
 
 
-def _rows(root: Path, table: str) -> list[tuple]:
+def _rows(root: Path | str, table: str) -> list[tuple]:
     return sorted(tuple(sorted((k, repr(v)) for k, v in r.items() if k not in VOLATILE))
                   for r in Store(root).read(table).to_pylist())
 
@@ -94,3 +94,29 @@ def test_more_workers_than_the_cluster_holds_is_refused_at_once(cluster, calls: 
     with pytest.raises(CallqaError, match=r"4 transcribers and 2 analysers need 5 CPUs .* the cluster has 2 CPUs"):
         run_batch(calls, tmp_path / "ray", config, resources=spec, engine=RayEngine(transcribers=4))
     assert time.monotonic() - started < 60  # not the 300 s start timeout
+
+
+@pytest.mark.slow
+def test_a_ray_run_commits_to_a_store_on_s3(cluster, calls: Path, tmp_path: Path, monkeypatch) -> None:
+    """The driver commits a Ray run to an object store with the same transactions: same rows, same resume."""
+    pytest.importorskip("moto", reason="moto (the dev extra) serves the S3 endpoint")
+    from pipeline.engines.ray_engine import RayEngine
+    from tests.store.moto_s3 import MotoS3
+
+    server = MotoS3()
+    try:
+        for key, value in server.env().items():
+            monkeypatch.setenv(key, value)
+        uri = f"s3://{server.bucket()}/callqa"
+        config = load_config()
+        spec = ResourceSpec(config, transcriber=EchoTranscriber({"mixed": "您好,这个我不清楚"}))
+        local = run_batch(calls, tmp_path / "local", config, RunOptions(isolate=False), resources=spec)
+        distributed = run_batch(calls, uri, config, resources=spec, engine=RayEngine())
+        assert (distributed.done, distributed.failed) == (local.done, local.failed) == (4, 1)
+        for table in ("calls", "segments", "utterances", "hits", "features", "errors"):
+            got, want = _rows(uri, table), _rows(tmp_path / "local", table)
+            assert got == want, (table, [sorted(set(g) ^ set(w)) for g, w in zip(got, want, strict=False) if g != w])
+        again = run_batch(calls, uri, config, resources=spec, engine=RayEngine())
+        assert (again.skipped, again.done) == (5, 0)
+    finally:
+        server.stop()

@@ -9,8 +9,9 @@ code but are untested). :class:`Location` gives the store what it needs from eit
   store's small files (the marker, ``_state/``);
 - reading, listing and writing those small files. On a local disk a file is
   written to a temporary name, synced and renamed over the old one, as
-  always; on an object store one PUT is atomic already (readers see the old
-  object or the new one, never half of it).
+  always; on an object store an object is written in one upload, which the
+  store makes visible whole or not at all (readers see the old object or the
+  new one, never half of it).
 
 Storage options come from the environment, as delta-rs and pyarrow each read
 it (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,

@@ -181,6 +181,11 @@ def test_callqa_run_cli_writes_to_s3(uri: str, calls: Path, tmp_path: Path, cli)
     score = cli("score", uri, "-c", config)
     assert score.exit_code == 0, score.output
     assert "scored 4 calls" in score.stdout
+    rescore = cli("rescore", uri, "-c", config)
+    assert rescore.exit_code == 0, rescore.output
+    assert "rescored 4 calls" in rescore.stdout
+    after = Store(uri)
+    assert after.read("calls").num_rows == 5 and after.read("features").num_rows == 4  # one current row per ok call
 
 
 def test_two_processes_committing_to_one_s3_store_lose_and_duplicate_nothing(uri: str, s3_env: dict[str, str]) -> None:

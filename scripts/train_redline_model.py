@@ -3,7 +3,7 @@
 Usage::
 
     python scripts/train_redline_model.py [--out models/redline_text] [--max-service-fp 0.0005]
-        [--target-precision 0.85] [--no-save]
+        [--target-precision 0.83] [--no-save]
 
 Data (every text in the model's form, :func:`pipeline.text.turns.model_form`: no punctuation,
 您 written 你, as the pipeline scores a turn):
@@ -236,7 +236,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--service", type=Path, default=SERVICE)
     parser.add_argument("--out", type=Path, default=REPO / "models" / "redline_text")
     parser.add_argument("--max-service-fp", type=float, default=0.001)
-    parser.add_argument("--target-precision", type=float, default=0.85)
+    # 0.83 (was 0.85): with the arguing and contradicting classes, 0.85 raised the threshold from 0.58
+    # to 0.63 and lost spoken recall on the benchmark's dev split (0.869 -> 0.847, red-line calls
+    # flagged 48 -> 46 of 51) at equal clean-service false hits; chosen on dev, never on held-out.
+    parser.add_argument("--target-precision", type=float, default=0.83)
     parser.add_argument("--service-weight", type=float, default=20.0)
     parser.add_argument("--crosswoz-weight", type=float, default=10.0)
     parser.add_argument("--c", type=float, default=4.0)

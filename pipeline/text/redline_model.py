@@ -4,7 +4,7 @@ Character n-grams (1-3, hashed, TF-IDF) and a logistic regression, trained by
 ``scripts/train_redline_model.py`` on COLD (Chinese Offensive Language Dataset),
 agent turns of service dialogues (CrossWOZ) and callqa's own labelled service lines
 (``lexicons/redline_train.tsv``: insult, counter-question, coldness, impatience,
-shirking and clean). It scores every agent *turn* (:mod:`pipeline.text.turns`: the
+shirking, arguing, contradicting and clean). It scores every agent *turn* (:mod:`pipeline.text.turns`: the
 agent's consecutive utterances, not Whisper's fragments) in matching form, so ASR
 punctuation does not change the score, and raises a hit with its own rule id
 (:data:`RULE_ID`) when P(not clean) reaches the threshold. The hit's category is
@@ -49,7 +49,8 @@ CLEAN = "clean"
 #: Hit category of each hostile class (impatience is the coldness red line of DOMAIN.md §3).
 CATEGORY_OF_CLASS = {
     "abuse": "redline_abuse", "counter_question": "redline_counter_question", "coldness": "redline_coldness",
-    "impatience": "redline_coldness", "shirking": "shirking", "1": "redline_abuse",
+    "impatience": "redline_coldness", "shirking": "shirking", "arguing": "arguing", "contradicting": "contradicting",
+    "1": "redline_abuse",
 }
 
 

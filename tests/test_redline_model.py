@@ -25,6 +25,8 @@ from pipeline.versions import Versions
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "models" / "redline_text"
+#: The classes of the shipped model and of the labelled service lines.
+CLASSES = {"clean", "abuse", "counter_question", "coldness", "impatience", "shirking", "arguing", "contradicting"}
 COLD_DEV = REPO.parent / "shared" / "data" / "text" / "cold" / "dev.csv"
 
 ABUSIVE = ["你去死吧", "神经病啊你", "你才聋了", "滚你的蛋", "你是白痴吗", "蠢货闭嘴", "去死吧混蛋", "你个神经病"]
@@ -220,8 +222,7 @@ def test_shipped_model_card_figures_and_service_text() -> None:
     from scripts.bench.service_text import crosswoz_turns, false_hits
 
     card = json.loads((SHIPPED / CARD_FILE).read_text(encoding="utf-8"))
-    assert set(card["classes"]) == {"clean", "abuse", "counter_question", "coldness", "impatience", "shirking", "arguing",
-                                  "contradicting"}
+    assert set(card["classes"]) == CLASSES
     results = card["results"]
     assert results["cold_dev"]["precision"] >= 0.8 and results["cold_dev"]["recall"] >= 0.8
     assert results["service_test"]["precision"] >= 0.95 and results["service_test"]["recall"] >= 0.65
@@ -246,8 +247,7 @@ def test_training_lines_are_not_benchmark_lines() -> None:
     from scripts.train_redline_model import load_service
 
     service = load_service()
-    assert set(service["label"]) == {"clean", "abuse", "counter_question", "coldness", "impatience", "shirking", "arguing",
-                                  "contradicting"}
+    assert set(service["label"]) == CLASSES
     assert (service["split"] == "test").mean() == pytest.approx(0.25, abs=0.07)
     bench = {matching_form(line.text) for line in load_lines(load_rules())}
     for text in service["text"]:

@@ -371,7 +371,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--snr-db", type=float, default=20.0)
     parser.add_argument("--crosstalk-db", type=float, default=None,
                         help="each side also leaks into the other channel this many dB down (echo)")
-    parser.add_argument("--config", type=Path, default=None, help="a config file over the defaults (e.g. [vad] settings)")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="a config file over the defaults (e.g. [vad] settings)")
     parser.add_argument("--baseline", action="store_true", help="also plain faster-whisper per channel")
     parser.add_argument("--no-clips", action="store_true", help="skip the real clips one by one")
     args = parser.parse_args(argv)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -93,6 +94,17 @@ class ScriptedTranscriber:
                           (Word(self.texts[channel.role], s.start_s, s.end_s, self.probability),),
                           avg_logprob=-0.2, no_speech_prob=0.01, compression_ratio=1.0)
                 for channel in channels for s in channel.speech]
+
+
+@pytest.fixture
+def calls(tmp_path: Path) -> Path:
+    """An input folder of four real clips and one broken WAV (a batch that must go on past it)."""
+    directory = tmp_path / "in"
+    directory.mkdir()
+    for name in ("asr_example.wav", "BAC009S0764W0121.wav", "news_5s.wav", "news_8s.wav"):
+        shutil.copy(CLIPS / name, directory / name)
+    (directory / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really")
+    return directory
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,6 @@ from tests.store.helpers import EchoTranscriber
 
 ray = pytest.importorskip("ray", reason="Ray is an optional engine (pip install 'callqa[ray]')")
 
-CLIPS = Path(__file__).resolve().parents[1] / "data" / "clips"
 VOLATILE = {"transcript_id", "analysis_id", "score_id", "committed_at", "processing_s", "occurred_at"}
 
 
@@ -29,16 +27,6 @@ def cluster():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield
     ray.shutdown()
-
-
-@pytest.fixture
-def calls(tmp_path: Path) -> Path:
-    directory = tmp_path / "in"
-    directory.mkdir()
-    for name in ("asr_example.wav", "BAC009S0764W0121.wav", "news_5s.wav", "news_8s.wav"):
-        shutil.copy(CLIPS / name, directory / name)
-    (directory / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really")
-    return directory
 
 
 @pytest.mark.slow

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,7 +23,6 @@ pytest.importorskip("moto", reason="moto (the dev extra) serves the S3 endpoint 
 
 from tests.store.moto_s3 import CREDENTIALS, MotoS3  # noqa: E402
 
-CLIPS = Path(__file__).resolve().parents[1] / "data" / "clips"
 REPO = Path(__file__).resolve().parents[2]
 WRITER = Path(__file__).with_name("writer.py")
 TABLES = ("calls", "segments", "utterances", "gaps", "hits", "errors", "features")
@@ -52,16 +50,6 @@ def s3_env(s3: MotoS3, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 def uri(s3: MotoS3, s3_env: dict[str, str]) -> str:
     """A store URI in a new, empty bucket."""
     return f"s3://{s3.bucket()}/callqa"
-
-
-@pytest.fixture
-def calls(tmp_path: Path) -> Path:
-    directory = tmp_path / "in"
-    directory.mkdir()
-    for name in ("asr_example.wav", "BAC009S0764W0121.wav", "news_5s.wav", "news_8s.wav"):
-        shutil.copy(CLIPS / name, directory / name)
-    (directory / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really")
-    return directory
 
 
 def rows(store: Store, table: str) -> list[tuple[Any, ...]]:

@@ -59,7 +59,11 @@ def test_sigkill_of_a_ray_run_and_resume_gives_the_uninterrupted_store(tmp_path,
     rng = random.Random(2900)
     store = tmp_path / "ray"
     kills, restarts, left_behind = 0, 0, []
-    for attempt in range(ATTEMPTS):
+    for attempt in range(2 * ATTEMPTS):
+        # On a loaded machine a run can finish every call before the later attempts find a commit
+        # to kill after; kills during Ray's start-up (odd attempts) never run out, so go on to MIN_KILLS.
+        if attempt >= ATTEMPTS and kills >= MIN_KILLS:
+            break
         process = start_run(corpus, store, config, workers=2, engine="ray")
         started = time.monotonic()
         restarts += 1

@@ -63,7 +63,7 @@ from pipeline.audio.decode import load_call  # noqa: E402
 from pipeline.chinese import matching_form  # noqa: E402
 from pipeline.config import Config, load_config  # noqa: E402
 from pipeline.records import AGENT, CUSTOMER, Utterance, Word  # noqa: E402
-from pipeline.spans import subtract, union  # noqa: E402
+from pipeline.spans import overlap_s, subtract, total_s, union  # noqa: E402
 from pipeline.timing.interruptions import find_interruptions  # noqa: E402
 from scripts.make_calls import TEXT_CLIPS, ClipBank, build_call, stress_layout, write_call  # noqa: E402
 
@@ -74,14 +74,6 @@ BUCKETS = ((0.3, 0.5), (0.5, 1.0), (1.0, 2.0), (2.0, 3.0), (3.0, 4.5))
 #: A detected interruption matches a true one of the same role starting this close.
 START_TOLERANCE_S = 0.5
 Span = tuple[float, float]
-
-
-def _length(spans: Sequence[Span]) -> float:
-    return float(sum(b - a for a, b in spans))
-
-
-def _intersect_length(first: Sequence[Span], second: Sequence[Span]) -> float:
-    return _length(first) - _length(subtract(list(first), list(second)))
 
 
 @dataclass
@@ -120,8 +112,8 @@ def score_transcript(score: Score, truth: dict[str, Any], utterances: Sequence[U
     for role in ROLES:
         speech = truth_speech(truth, role)
         covered = text_spans(utterances, role, margin_s)
-        score.speech_s[role] += _length(speech)
-        score.covered_s[role] += _intersect_length(speech, covered)
+        score.speech_s[role] += total_s(speech)
+        score.covered_s[role] += overlap_s(speech, covered)
         words = [w for u in utterances if u.role == role for w in (u.words or (Word(u.text, u.start_s, u.end_s,
                                                                                       1.0),))]
         for clip in truth["clips"]:
@@ -149,13 +141,13 @@ def score_gaps(score: Score, truth: dict[str, Any], analysed: CallAnalysis, marg
                    if b - a >= gap_min_s]
         marked = union((g.start_s, g.end_s) for g in analysed.transcript.gaps if g.role == role)
         vad = union((x.start_s, x.end_s) for x in analysed.transcript.segments if x.role == role)
-        score.missing_s += _length(missing)
-        score.missing_outside_vad_s += _length(missing) - _intersect_length(missing, vad)
-        score.missing_marked_s += _intersect_length(missing, marked)
+        score.missing_s += total_s(missing)
+        score.missing_outside_vad_s += total_s(missing) - overlap_s(missing, vad)
+        score.missing_marked_s += overlap_s(missing, marked)
         score.missing_pieces += len(missing)
-        score.missing_pieces_marked += sum(1 for m in missing if _intersect_length([m], marked) >= 0.5 * (m[1] - m[0]))
-        score.gap_s += _length(marked)
-        score.gap_on_speech_s += _intersect_length(marked, speech)
+        score.missing_pieces_marked += sum(1 for m in missing if overlap_s([m], marked) >= 0.5 * (m[1] - m[0]))
+        score.gap_s += total_s(marked)
+        score.gap_on_speech_s += overlap_s(marked, speech)
     score.reasons.update(g.reason for g in analysed.transcript.gaps)
 
 

@@ -54,7 +54,7 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 from pipeline.errors import StoreError
-from pipeline.store.location import Location, reason, write_json_atomic
+from pipeline.store.location import Location, reason
 from pipeline.store.tables import CALLS, POINTERS, SCHEMA_VERSION, TABLES, Table, table
 
 MARKER = "_callqa_store.json"
@@ -619,5 +619,4 @@ def is_store(root: str | Path, storage_options: Mapping[str, str] | None = None)
     return Location(root, storage_options).is_file(MARKER)
 
 
-__all__ = ["MARKER", "CallResult", "CommitReport", "Kind", "Store", "is_store", "new_result_id", "result_time_ms",
-           "write_json_atomic"]
+__all__ = ["MARKER", "CallResult", "CommitReport", "Kind", "Store", "is_store", "new_result_id", "result_time_ms"]

@@ -31,8 +31,7 @@ def _inputs_and_period(store_dir: str, period: str, date: str | None,  # type: i
         raise fail(f"--period: must be one of {', '.join(PERIOD_KINDS)}, got {period!r}")
     try:
         # an object store's endpoint and credentials may come from [store] storage_options
-        inputs = read_inputs(store_dir, load_config_or_exit(config_path).store.storage_options) \
-            if is_uri(store_dir) else read_inputs(store_dir)
+        inputs = read_inputs(store_dir, load_config_or_exit(config_path).store.storage_options)
     except CallqaError as exc:
         raise fail(exc) from None
     try:

@@ -47,7 +47,7 @@ def cli(monkeypatch) -> Output:
 def store(tmp_path, monkeypatch):
     root = tmp_path / "store"
     inputs = make_inputs(root)
-    monkeypatch.setattr("pipeline.reports.inputs.read_inputs", lambda _root: inputs)
+    monkeypatch.setattr("pipeline.reports.inputs.read_inputs", lambda _root, _storage_options=None: inputs)
     return root
 
 

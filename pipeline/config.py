@@ -166,6 +166,10 @@ class TimingConfig(_Section):
     raised_voice_min_baseline_s: Annotated[Num, Field(ge=0)]
     hangup_trailing_silence_s: Annotated[Num, Field(ge=0)]
     hangup_estimated_confidence: Annotated[Num, Field(ge=0, le=1)]
+    onset_repair: Bool
+    onset_above_floor_db: Annotated[Num, Field(ge=0)]
+    onset_below_speech_db: Annotated[Num, Field(ge=0)]
+    onset_max_shift_s: Annotated[Num, Field(ge=0)]
 
     @model_validator(mode="after")
     def _check(self) -> TimingConfig:

@@ -339,3 +339,46 @@ def test_onset_repair_with_no_shift_allowed_changes_nothing() -> None:
     config, segments, tracks = _onset_case()
     vad = config.vad.model_copy(update={"onset_max_shift_s": 0.0})
     assert refine_segments(segments, tracks, vad) == list(segments)
+
+
+def _soft_start_call():
+    """The customer speaks 5-13 s; the agent cuts in at 10.0 s, the first 0.9 s soft (8 dB over the line noise).
+
+    VAD (and the [vad] onset repair) start the agent at 10.9 s, where the loud part begins.
+    """
+    from pipeline.audio.loudness import LoudnessTrack
+    from pipeline.records import CallEvidence, SpeechSegment
+
+    frame_s = 0.1
+    agent, customer = np.full(200, -48.0, np.float32), np.full(200, -48.0, np.float32)
+    agent[100:109], agent[109:140] = -40.0, -30.0
+    customer[50:130] = -30.0
+    segments = (SpeechSegment(CUSTOMER, 5.0, 13.0, -30.0), SpeechSegment(AGENT, 10.9, 14.0, -30.0))
+    mask = {AGENT: np.arange(200) >= 109, CUSTOMER: (np.arange(200) >= 50) & (np.arange(200) < 130)}
+    mask[AGENT] &= np.arange(200) < 140
+    tracks = {AGENT: LoudnessTrack(AGENT, frame_s, agent, mask[AGENT]),
+              CUSTOMER: LoudnessTrack(CUSTOMER, frame_s, customer, mask[CUSTOMER])}
+    return CallEvidence("soft", 20.0, (AGENT, CUSTOMER), segments=segments), tracks
+
+
+def test_timing_starts_a_turn_where_its_soft_first_syllable_starts() -> None:
+    """[timing] onset_* time the interruption from 10.0 s; the stored ([vad]) onset stays at 10.9 s."""
+    from pipeline.audio.loudness import refine_segments
+    from pipeline.timing.detect import detect_timing, timing_evidence
+
+    config = load_config()
+    evidence, tracks = _soft_start_call()
+    assert [s.start_s for s in refine_segments(evidence.segments, tracks, config.vad)] == [5.0, 10.9]
+    timed = timing_evidence(evidence, config.timing, tracks)
+    assert [s.start_s for s in timed.segments] == [5.0, pytest.approx(10.0)]
+    assert timed.segments[1].end_s == 14.0 and timed.utterances == evidence.utterances
+
+    def interruption(timing, loudness):  # noqa: ANN001, ANN202
+        result = detect_timing(evidence, timing, loudness, (), ())
+        [hit] = [h for h in result.hits if h.rule_id == "timing.interruption_agent"]
+        return hit.start_s, result.features["interruptions_overlap_s"]
+
+    assert interruption(config.timing, tracks) == (pytest.approx(10.0), pytest.approx(3.0))
+    off = config.timing.model_copy(update={"onset_repair": False})
+    assert interruption(off, tracks) == (pytest.approx(10.9), pytest.approx(2.1))
+    assert interruption(config.timing, None) == (pytest.approx(10.9), pytest.approx(2.1))  # rescore: no tracks

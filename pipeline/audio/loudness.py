@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from pipeline.audio.levels import BLOCK_SAMPLES
-from pipeline.config import VadConfig
 from pipeline.records import SAMPLE_RATE_HZ, Call, SpeechSegment
 
 _FLOOR_DBFS = -120.0
@@ -96,8 +96,16 @@ def speech_level_dbfs(track: LoudnessTrack, smoothing_s: float) -> np.ndarray:
     return level
 
 
+class OnsetRepair(Protocol):
+    """The onset repair settings: ``[vad]`` (the speech Whisper decodes) or ``[timing]`` (who spoke when)."""
+
+    onset_above_floor_db: float
+    onset_below_speech_db: float
+    onset_max_shift_s: float
+
+
 def refine_segments(segments: Iterable[SpeechSegment], tracks: Mapping[str, LoudnessTrack],
-                    config: VadConfig) -> list[SpeechSegment]:
+                    config: OnsetRepair) -> list[SpeechSegment]:
     """Move each segment's start back over loud frames the VAD missed.
 
     Under telephone coding and noise the Silero VAD can start a turn up to a
@@ -135,4 +143,4 @@ def refine_segments(segments: Iterable[SpeechSegment], tracks: Mapping[str, Loud
     return out
 
 
-__all__ = ["LoudnessTrack", "loudness_tracks", "refine_segments", "speech_level_dbfs", "with_segments"]
+__all__ = ["LoudnessTrack", "OnsetRepair", "loudness_tracks", "refine_segments", "speech_level_dbfs", "with_segments"]

@@ -14,17 +14,17 @@ features on mono calls).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
-from pipeline.audio.loudness import LoudnessTrack
+from pipeline.audio.loudness import LoudnessTrack, refine_segments
 from pipeline.config import TimingConfig
 from pipeline.records import CallEvidence, Hit
 from pipeline.timing import hangup, interruptions, latency, raised_voice, silence, speech_rate
 from pipeline.timing.columns import Feature
 
 #: Version of these detectors' logic, stored with every hit (bump on any behaviour change).
-TIMING_VERSION = "timing-2"
+TIMING_VERSION = "timing-3"
 
 #: Every feature :func:`detect_timing` emits, declared once by the detector that emits it.
 TIMING_FEATURES: tuple[Feature, ...] = (
@@ -33,7 +33,7 @@ TIMING_FEATURES: tuple[Feature, ...] = (
 )
 _NAMES = frozenset(f.name for f in TIMING_FEATURES)
 
-__all__ = ["TIMING_VERSION", "TIMING_FEATURES", "TimingResult", "detect_timing"]
+__all__ = ["TIMING_VERSION", "TIMING_FEATURES", "TimingResult", "detect_timing", "timing_evidence"]
 
 FeatureValue = float | int | str | None
 
@@ -68,6 +68,7 @@ def detect_timing(
     Returns:
         The hits (time-ordered) and the feature mapping.
     """
+    evidence = timing_evidence(evidence, config, loudness)
     silences = silence.find_silences(evidence, config, hold_phrases)
     found_interruptions = interruptions.find_interruptions(evidence, config, backchannels)
     replies = latency.response_latencies(evidence)
@@ -94,3 +95,16 @@ def detect_timing(
                          f"declared but missing: {sorted(_NAMES - set(features))}")
     hits.sort(key=lambda h: (h.start_s, h.rule_id))
     return TimingResult(tuple(hits), features)
+
+
+def timing_evidence(evidence: CallEvidence, config: TimingConfig,
+                    loudness: Mapping[str, LoudnessTrack] | None) -> CallEvidence:
+    """``evidence`` with each speech segment starting where its loudness rises (``[timing] onset_*``).
+
+    The stored segments start where Whisper's pieces were cut (``[vad] onset_*``); a soft first
+    syllable before that is still the speaker starting, and an interruption or a reply is timed
+    from it. Without loudness tracks (``rescore`` keeps the stored timing) nothing moves.
+    """
+    if loudness is None or not config.onset_repair:
+        return evidence
+    return replace(evidence, segments=tuple(refine_segments(evidence.segments, loudness, config)))

@@ -1,6 +1,7 @@
 """Interruptions (打断): one side starts speaking while the other is speaking.
 
-Everything here is measured on the speech (the VAD segments), not on the text:
+Everything here is measured on the speech (the VAD segments, each starting where its
+loudness rises: :func:`pipeline.timing.detect.timing_evidence`), not on the text:
 
 - a *turn* is a role's speech with pauses shorter than
   ``interruption_turn_gap_s`` joined (a breath inside a sentence is not the end

@@ -64,6 +64,7 @@ from pipeline.chinese import matching_form  # noqa: E402
 from pipeline.config import Config, load_config  # noqa: E402
 from pipeline.records import AGENT, CUSTOMER, Utterance, Word  # noqa: E402
 from pipeline.spans import overlap_s, subtract, total_s, union  # noqa: E402
+from pipeline.timing.detect import timing_evidence  # noqa: E402
 from pipeline.timing.interruptions import find_interruptions  # noqa: E402
 from scripts.make_calls import TEXT_CLIPS, ClipBank, build_call, stress_layout, write_call  # noqa: E402
 
@@ -166,8 +167,8 @@ def true_interruptions(truth: dict[str, Any], config: Config) -> list[tuple[str,
 def score_interruptions(score: Score, truth: dict[str, Any], analysed: CallAnalysis, resources: Resources) -> None:
     """Per overlap bucket: [true found, true missed, found right, found wrong]."""
     expected = true_interruptions(truth, resources.config)
-    found = find_interruptions(analysed.evidence, resources.config.timing,
-                               resources.rules.lists.get("backchannel", ()))
+    timed = timing_evidence(analysed.evidence, resources.config.timing, analysed.transcript.tracks)
+    found = find_interruptions(timed, resources.config.timing, resources.rules.lists.get("backchannel", ()))
     used: set[int] = set()
     for by, start, overlap in expected:
         j = next((j for j, f in enumerate(found) if j not in used and f.by == by

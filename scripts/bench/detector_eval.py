@@ -17,7 +17,7 @@ Goal (issue 6): precision and recall >= 0.95 for silence and interruptions,
 >= 0.9 for raised voice, rate error <= 5 %.
 
 Each run prints the table for the raw VAD segments (the baseline) and after
-onset repair (``[vad] onset_repair``), on the same calls.
+onset repair (``[vad]`` and ``[timing] onset_repair``), on the same calls.
 
     python scripts/bench/detector_eval.py --calls 300
     python scripts/bench/detector_eval.py --calls 20 --clean --segments raw   # quick
@@ -42,7 +42,7 @@ from pipeline.analysis import Resources, timing_of, transcribe_audio  # noqa: E4
 from pipeline.chinese import matching_form  # noqa: E402
 from pipeline.config import Config, TimingConfig, default_config  # noqa: E402
 from pipeline.records import AGENT, CUSTOMER, Call, CallEvidence, Channel  # noqa: E402
-from pipeline.timing.detect import TimingResult  # noqa: E402
+from pipeline.timing.detect import TimingResult, timing_evidence  # noqa: E402
 from pipeline.timing.interruptions import find_interruptions  # noqa: E402
 from pipeline.timing.raised_voice import find_raised_voice  # noqa: E402
 from pipeline.timing.silence import find_silences  # noqa: E402
@@ -76,15 +76,17 @@ def analyse(audio: np.ndarray, truth: dict[str, Any], config: Config, *, transcr
     duration_s = len(audio) / 16_000
     metadata = {"hangup_party": truth["hangup_party"]} if truth.get("hangup_party") else {}
     call = Call(call_id, "synthetic.wav", "0", channels, 16_000, 2, "pcm", "wav", duration_s, metadata)
-    config = config.model_copy(update={"vad": config.vad.model_copy(update={"onset_repair": refine})})
+    config = config.model_copy(update={"vad": config.vad.model_copy(update={"onset_repair": refine}),
+                                       "timing": config.timing.model_copy(update={"onset_repair": refine})})
     resources = _resources(config, tuple(hold_phrases), tuple(backchannels))
     audio_result = transcribe_audio(call, resources)
     utterances = tuple(reference_utterances(truth)) if transcript else ()
     evidence = CallEvidence(call_id, duration_s, (AGENT, CUSTOMER), audio_result.segments, utterances, metadata)
     result = timing_of(evidence, resources, audio_result.tracks)
-    silences = [(s.start_s, s.end_s) for s in find_silences(evidence, config.timing, hold_phrases)]
-    found = find_interruptions(evidence, config.timing, backchannels)
-    raised, _ = find_raised_voice(evidence, config.timing, audio_result.tracks)
+    timed = timing_evidence(evidence, config.timing, audio_result.tracks)  # what detect_timing sees
+    silences = [(s.start_s, s.end_s) for s in find_silences(timed, config.timing, hold_phrases)]
+    found = find_interruptions(timed, config.timing, backchannels)
+    raised, _ = find_raised_voice(timed, config.timing, audio_result.tracks)
     return Analysis(evidence, result, silences, [(i.by, i.start_s, i.end_s) for i in found],
                     [(r.role, r.start_s, r.end_s) for r in raised])
 

@@ -42,7 +42,7 @@ from pipeline.text.pii import PiiTime, locate_pii, mask_utterance
 from pipeline.text.redline_model import RedlineTextModel, redline_model_path, redline_version, score_utterances
 from pipeline.text.rules import RuleSet, load_rules
 from pipeline.text.second_look import second_look
-from pipeline.timing.detect import TIMING_VERSION, TimingResult, detect_timing
+from pipeline.timing.detect import TIMING_VERSION, TimingResult, detect_timing, timing_evidence
 from pipeline.versions import ANALYSIS_VERSION, NONE, Versions
 
 #: Use the transcriber named by ``[asr]`` (the default of :meth:`Resources.load`).
@@ -260,7 +260,14 @@ def timing_of(evidence: CallEvidence, resources: Resources,
     """Speech rate, silence, interruptions, latency, talk, raised voice and hang-up."""
     lists = resources.rules.lists
     return detect_timing(evidence, resources.config.timing, tracks, lists.get("hold_announcement", ()),
-                         lists.get("backchannel", ()))
+                         lists.get("backchannel", ()), crosstalk_of(evidence.segments, resources.config.asr))
+
+
+def timed_evidence(evidence: CallEvidence, resources: Resources,
+                   tracks: Mapping[str, LoudnessTrack] | None) -> CallEvidence:
+    """The speech :func:`timing_of` measures (no crosstalk, onsets repaired), for benchmarks."""
+    return timing_evidence(evidence, resources.config.timing, tracks,
+                           crosstalk_of(evidence.segments, resources.config.asr))
 
 
 def analyse_evidence(evidence: CallEvidence, resources: Resources, call_facts: Mapping[str, Any], *,

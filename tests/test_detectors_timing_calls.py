@@ -382,3 +382,26 @@ def test_timing_starts_a_turn_where_its_soft_first_syllable_starts() -> None:
     off = config.timing.model_copy(update={"onset_repair": False})
     assert interruption(off, tracks) == (pytest.approx(10.9), pytest.approx(2.1))
     assert interruption(config.timing, None) == (pytest.approx(10.9), pytest.approx(2.1))  # rescore: no tracks
+
+
+def test_the_other_side_leaking_in_is_nobodys_speech() -> None:
+    """An echo of the agent 20 dB down on the customer channel is crosstalk: no interruption, no turn."""
+    from pipeline.analysis import timing_of
+    from pipeline.records import CallEvidence, SpeechSegment
+
+    config = load_config()
+    agent = SpeechSegment(AGENT, 5.0, 13.0, -25.0)
+    echo = SpeechSegment(CUSTOMER, 6.0, 10.0, -45.0)  # inside the agent's speech, 20 dB quieter
+    reply = SpeechSegment(CUSTOMER, 14.0, 16.0, -28.0)
+    evidence = CallEvidence("echo", 20.0, (AGENT, CUSTOMER), segments=(agent, echo, reply))
+
+    def customer_interruptions(result) -> int:  # noqa: ANN001
+        return result.features["interruptions_customer_count"]
+
+    resources = Resources.load(config, transcriber=None, text=False)
+    assert customer_interruptions(detect_timing(evidence, config.timing, None, (), ())) == 1  # the echo, as speech
+    assert customer_interruptions(detect_timing(evidence, config.timing, None, (), (), crosstalk=(echo,))) == 0
+    assert customer_interruptions(timing_of(evidence, resources, None)) == 0  # the run finds the echo itself
+    loud = SpeechSegment(CUSTOMER, 6.0, 10.0, -27.0)  # real double-talk at a similar level stays
+    double_talk = CallEvidence("dt", 20.0, (AGENT, CUSTOMER), segments=(agent, loud, reply))
+    assert customer_interruptions(timing_of(double_talk, resources, None)) == 1

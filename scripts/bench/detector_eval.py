@@ -38,11 +38,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from pipeline.analysis import Resources, timing_of, transcribe_audio  # noqa: E402
+from pipeline.analysis import Resources, timed_evidence, timing_of, transcribe_audio  # noqa: E402
 from pipeline.chinese import matching_form  # noqa: E402
 from pipeline.config import Config, TimingConfig, default_config  # noqa: E402
 from pipeline.records import AGENT, CUSTOMER, Call, CallEvidence, Channel  # noqa: E402
-from pipeline.timing.detect import TimingResult, timing_evidence  # noqa: E402
+from pipeline.timing.detect import TimingResult  # noqa: E402
 from pipeline.timing.interruptions import find_interruptions  # noqa: E402
 from pipeline.timing.raised_voice import find_raised_voice  # noqa: E402
 from pipeline.timing.silence import find_silences  # noqa: E402
@@ -83,7 +83,7 @@ def analyse(audio: np.ndarray, truth: dict[str, Any], config: Config, *, transcr
     utterances = tuple(reference_utterances(truth)) if transcript else ()
     evidence = CallEvidence(call_id, duration_s, (AGENT, CUSTOMER), audio_result.segments, utterances, metadata)
     result = timing_of(evidence, resources, audio_result.tracks)
-    timed = timing_evidence(evidence, config.timing, audio_result.tracks)  # what detect_timing sees
+    timed = timed_evidence(evidence, resources, audio_result.tracks)  # what detect_timing sees
     silences = [(s.start_s, s.end_s) for s in find_silences(timed, config.timing, hold_phrases)]
     found = find_interruptions(timed, config.timing, backchannels)
     raised, _ = find_raised_voice(timed, config.timing, audio_result.tracks)

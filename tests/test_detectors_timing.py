@@ -140,7 +140,7 @@ def test_simultaneous_start_interrupts_nobody_and_without_transcript_confidence_
     assert run(together).features["interruptions_agent_count"] == 0
     untranscribed = run(evidence([seg(CUSTOMER, 0.0, 5.0), seg(AGENT, 2.0, 4.0)]))
     hit = next(h for h in untranscribed.hits if h.category == "interruption")
-    assert hit.confidence == pytest.approx(0.6) and "no transcript" in hit.detail
+    assert hit.confidence == pytest.approx(0.6) and "no transcribed words" in hit.detail
 
 
 def words(role: str, start_s: float, end_s: float, text: str) -> Utterance:
@@ -181,12 +181,23 @@ def test_speech_without_words_is_judged_by_its_length_and_words_that_exist_are_c
     # the transcript has a gap over the agent's 3 s of speech: still an interruption, marked unchecked
     gap = run(evidence([*customer, seg(AGENT, 3.0, 6.0)], said))
     (hit,) = [h for h in gap.hits if h.category == "interruption"]
-    assert hit.confidence == TIMING.interruption_unchecked_confidence and "no transcript there" in hit.detail
+    assert hit.confidence == TIMING.interruption_unchecked_confidence
+    assert "few or no transcribed words there" in hit.detail
     # half a second of untranscribed speech is as short as a backchannel
     assert run(evidence([*customer, seg(AGENT, 3.0, 3.5)], said)).features["interruptions_agent_count"] == 0
     # where the words are known, a backchannel stays a backchannel however long the VAD made it
     known = [*said, words(AGENT, 3.0, 5.0, "嗯")]
     assert run(evidence([*customer, seg(AGENT, 3.0, 5.0)], known)).features["interruptions_agent_count"] == 0
+    # one word heard in 3.8 s of speech is a transcript that missed the rest, not a backchannel
+    for garbled in ([*said, words(AGENT, 4.8, 5.0, "伯")],
+                    [*said, words(AGENT, 4.0, 6.8, "伯")]):  # one word stretched over 2.8 s covers no more
+        (hit,) = [h for h in run(evidence([*customer, seg(AGENT, 3.0, 6.8)], garbled)).hits
+                  if h.category == "interruption"]
+        assert (hit.start_s, hit.confidence) == (3.0, TIMING.interruption_unchecked_confidence)
+        assert "few or no transcribed words" in hit.detail
+    # ... while a backchannel whose word covers half the speech is still one
+    half = [*said, words(AGENT, 3.4, 3.6, "嗯")]  # 0.2 s word + 0.25 s either side: 0.7 of 1.4 s
+    assert run(evidence([*customer, seg(AGENT, 3.0, 4.4)], half)).features["interruptions_agent_count"] == 0
     # distrusted words are not known words
     hallucinated = [*said, Utterance(AGENT, 3.0, 6.0, "谢谢观看", suspect=True, suspect_reason="known_hallucination")]
     (hit,) = [h for h in run(evidence([*customer, seg(AGENT, 3.0, 6.0)], hallucinated)).hits

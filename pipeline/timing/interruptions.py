@@ -17,13 +17,16 @@ for 3 s after Y's pause, was missed; and when the transcript had no words for
 X there (a gap), the character check failed and the interruption was dropped.
 
 The words help where they are known: the interrupter's trusted words in the
-overlapping stretch must say at least ``interruption_min_chars`` characters
-and must not be a backchannel ("嗯", "对", "好的"…, from the lexicon):
-listening noises are not interruptions. Where they are not known (no
-transcript, or speech the transcript has no trusted words for) the interrupter
-must speak at least ``interruption_unchecked_min_speech_s`` in that stretch
-(longer than a backchannel); the hit carries confidence
-``interruption_unchecked_confidence`` and says so.
+overlapping stretch must not be a backchannel ("嗯", "对", "好的"…, from the
+lexicon): listening noises are not interruptions, however long the VAD made
+them. Otherwise they must say at least ``interruption_min_chars`` characters.
+Where they are not known the interrupter must speak at least
+``interruption_unchecked_min_speech_s`` in that stretch (longer than a
+backchannel); the hit carries confidence ``interruption_unchecked_confidence``
+and says so. Not known means no transcript, or trusted words for less than
+half of the interrupter's speech there, each character taken to last at most
+``CHAR_MAX_S``: 3.5 s of speech transcribed as the one character "伯" is a gap
+in the transcript, not a short remark.
 
 The agent cutting the customer off breaks the baseline rule 不得打断客户发言
 (DOMAIN.md §4c, 服务耐心): ``non_fatal``, error class ``customer``. The
@@ -39,7 +42,7 @@ from dataclasses import dataclass
 from pipeline.chinese import matching_form
 from pipeline.config import TimingConfig
 from pipeline.records import AGENT, CUSTOMER, CallEvidence, Hit, Utterance
-from pipeline.spans import Span, intersection_s
+from pipeline.spans import Span, intersection_s, overlap_s, union
 from pipeline.timing.columns import Feature
 from pipeline.timing.intervals import activity, count_chars
 
@@ -47,6 +50,9 @@ AGENT_RULE = "timing.interruption_agent"
 CUSTOMER_RULE = "timing.interruption_customer"
 #: Words this close to the overlapping stretch still count as said in it (word times are ~0.1 s off).
 WORD_MARGIN_S = 0.25
+#: Longest time one character is taken to cover: Whisper sometimes stretches the one word it
+#: heard over seconds of speech it did not ("伯" from 71.0 to 73.9 s); a syllable lasts 0.2-0.3 s.
+CHAR_MAX_S = 0.5
 
 FEATURES: tuple[Feature, ...] = (
     Feature("interruptions_agent_count", "int", "Times the agent started speaking over the customer (QA fault)."),
@@ -87,18 +93,23 @@ def turns(speech: Sequence[Span], max_pause_s: float) -> list[Span]:
     return [(a, b) for a, b in joined]
 
 
-def _words_in(utterances: Sequence[Utterance], role: str, start_s: float, end_s: float) -> str | None:
-    """The trusted words ``role`` said in ``start_s``..``end_s`` (None: nothing trusted there)."""
+def _words_in(utterances: Sequence[Utterance], role: str, start_s: float, end_s: float
+              ) -> tuple[str | None, list[Span]]:
+    """The trusted words ``role`` said in ``start_s``..``end_s`` (None: nothing trusted there) and their times."""
     parts: list[str] = []
+    times: list[Span] = []
     for u in utterances:
         if u.role != role or u.suspect or u.end_s < start_s - WORD_MARGIN_S or u.start_s > end_s + WORD_MARGIN_S:
             continue
         if not u.words:
             parts.append(u.text)
+            times.append((u.start_s, u.end_s))
             continue
-        parts += [w.text for w in u.words
-                  if start_s - WORD_MARGIN_S <= (w.start_s + w.end_s) / 2 <= end_s + WORD_MARGIN_S]
-    return "".join(parts) if parts else None
+        words = [w for w in u.words if start_s - WORD_MARGIN_S <= (w.start_s + w.end_s) / 2 <= end_s + WORD_MARGIN_S]
+        parts += [w.text for w in words]
+        times += [(w.start_s - WORD_MARGIN_S,
+                   min(w.end_s, w.start_s + CHAR_MAX_S * max(1, count_chars(w.text))) + WORD_MARGIN_S) for w in words]
+    return ("".join(parts) if parts else None), union(times)
 
 
 def find_interruptions(evidence: CallEvidence, config: TimingConfig,
@@ -121,13 +132,17 @@ def find_interruptions(evidence: CallEvidence, config: TimingConfig,
             both_s = sum(intersection_s(theirs, a, b) for a, b in spoken)
             if both_s < config.interruption_min_overlap_s:
                 continue
-            text = _words_in(evidence.utterances, by, start_s, stop_s)
-            if text is None:
-                if sum(b - a for a, b in spoken) < config.interruption_unchecked_min_speech_s:
+            text, said = _words_in(evidence.utterances, by, start_s, stop_s)
+            if text is not None and matching_form(text) in quiet:
+                continue  # a listening noise, however long the VAD made it
+            spoken_s = sum(b - a for a, b in spoken)
+            checked = text is not None and overlap_s(said, spoken) >= 0.5 * spoken_s
+            if not checked:
+                if spoken_s < config.interruption_unchecked_min_speech_s:
                     continue  # as short as a backchannel, and nothing says otherwise
-            elif matching_form(text) in quiet or count_chars(text) < config.interruption_min_chars:
+            elif count_chars(text) < config.interruption_min_chars:
                 continue
-            found.append(Interruption(by, of, start_s, stop_s, text or "", text is not None, both_s))
+            found.append(Interruption(by, of, start_s, stop_s, text or "", checked, both_s))
     return sorted(found, key=lambda i: i.start_s)
 
 
@@ -157,6 +172,7 @@ def detect_interruptions(evidence: CallEvidence, config: TimingConfig, found: Se
             role=i.by, start_s=i.start_s, end_s=i.end_s, match_type="timing",
             confidence=1.0 if i.checked else config.interruption_unchecked_confidence, matched_text=i.text[:200],
             detail=f"{i.by} started over {i.of}, {i.both_s:.1f} s spoken at once"
-                   + ("" if i.checked else " (no transcript there: characters and backchannels not checked)"),
+                   + ("" if i.checked else " (few or no transcribed words there: characters and backchannels"
+                                           " not checked)"),
         ))
     return hits

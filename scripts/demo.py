@@ -32,7 +32,7 @@ CALLS = [
                   "customer": [("BAC009S0764W0121.wav", 6.5), ("BAC009S0764W0122.wav", 17.5)]},
      22.0, "wav16k", {"agent_id": "A1001", "team": "售后一组", "started_at": "2026-11-21T09:12:00+08:00",
                       "direction": "inbound", "hangup_party": "customer"}),
-    ("demo-002", {"agent": [("asr_example.wav", 7.0)],  # starts while the customer is still talking
+    ("demo-002", {"agent": [("asr_example.wav", 5.5)],  # starts 1.5 s before the customer stops talking
                   "customer": [("news_8s.wav", 0.5), ("BAC009S0764W0121.wav", 25.0)]},
      30.0, "ulaw8k", {"agent_id": "A1002", "team": "售后二组", "started_at": "2026-11-21T10:40:00+08:00",
                       "direction": "inbound", "hangup_party": "agent"}),

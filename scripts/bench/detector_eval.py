@@ -21,6 +21,7 @@ onset repair (``[vad]`` and ``[timing] onset_repair``), on the same calls.
 
     python scripts/bench/detector_eval.py --calls 300
     python scripts/bench/detector_eval.py --calls 20 --clean --segments raw   # quick
+    python scripts/bench/detector_eval.py --calls 100 --crosstalk-db 25        # with an echo
 """
 
 from __future__ import annotations
@@ -161,7 +162,7 @@ class Tally:
 
 def evaluate(calls: int, *, seed: int = 0, telephone: bool = True, snr_db: float | None = 20.0,
              tolerance_s: float = 0.3, turns: int = 10, refine: bool = False,
-             timing_overrides: dict[str, float] | None = None) -> dict[str, Any]:
+             timing_overrides: dict[str, float] | None = None, crosstalk_db: float | None = None) -> dict[str, Any]:
     """Build and score ``calls`` random calls; returns the tallies and rate errors."""
     config = default_config()
     if timing_overrides:
@@ -174,7 +175,8 @@ def evaluate(calls: int, *, seed: int = 0, telephone: bool = True, snr_db: float
     audio_s = 0.0
     for i in range(calls):
         layout = random_layout(bank, rng, turns=turns)
-        audio, truth = build_call(layout, bank, telephone=telephone, snr_db=snr_db, seed=seed * 100_000 + i)
+        audio, truth = build_call(layout, bank, telephone=telephone, snr_db=snr_db, seed=seed * 100_000 + i,
+                                  crosstalk_db=crosstalk_db)
         audio_s += layout.duration_s
         got = analyse(audio, truth, config, refine=refine)
         tallies["silence"].add(true_silences(truth, timing), got.silences,
@@ -202,6 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a [timing] threshold, e.g. --set raised_voice_db=8")
     parser.add_argument("--clean", action="store_true", help="16 kHz, no telephone coding, no noise")
+    parser.add_argument("--crosstalk-db", type=float, default=None, metavar="DB",
+                        help="each side also leaks into the other channel this many dB down (echo)")
     args = parser.parse_args(argv)
     modes = {"raw": [False], "refined": [True], "both": [False, True]}[args.segments]
     overrides = {k: float(v) for k, v in (item.split("=", 1) for item in args.set)}
@@ -209,8 +213,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         started = time.perf_counter()
         out = evaluate(args.calls, seed=args.seed, telephone=not args.clean,
                        snr_db=None if args.clean else args.snr_db, tolerance_s=args.tolerance_s,
-                       refine=refine, timing_overrides=overrides)
+                       refine=refine, timing_overrides=overrides, crosstalk_db=args.crosstalk_db)
         condition = "clean 16 kHz" if args.clean else f"8 kHz mu-law, band-pass, noise SNR {args.snr_db:g} dB"
+        if args.crosstalk_db is not None:
+            condition += f", echo {args.crosstalk_db:g} dB down"
         print(f"\n{args.calls} calls, {out['audio_s'] / 60:.1f} min of audio, {condition}, "
               f"boundary tolerance {args.tolerance_s:g} s, "
               f"{'refined' if refine else 'raw (baseline)'} VAD segments, {time.perf_counter() - started:.0f} s")

@@ -255,12 +255,18 @@ def text_hits(evidence: CallEvidence, resources: Resources, call: Call | None = 
     return hits
 
 
-def timing_of(evidence: CallEvidence, resources: Resources,
-              tracks: Mapping[str, LoudnessTrack] | None) -> TimingResult:
-    """Speech rate, silence, interruptions, latency, talk, raised voice and hang-up."""
+def timing_of(evidence: CallEvidence, resources: Resources, tracks: Mapping[str, LoudnessTrack] | None,
+              crosstalk: Sequence[SpeechSegment] | None = None) -> TimingResult:
+    """Speech rate, silence, interruptions, latency, talk, raised voice and hang-up.
+
+    ``crosstalk`` is what :func:`pipeline.asr.coverage.crosstalk_of` gives for ``evidence``
+    (worked out here when None).
+    """
     lists = resources.rules.lists
+    if crosstalk is None:
+        crosstalk = crosstalk_of(evidence.segments, resources.config.asr)
     return detect_timing(evidence, resources.config.timing, tracks, lists.get("hold_announcement", ()),
-                         lists.get("backchannel", ()), crosstalk_of(evidence.segments, resources.config.asr))
+                         lists.get("backchannel", ()), crosstalk)
 
 
 def timed_evidence(evidence: CallEvidence, resources: Resources,
@@ -286,13 +292,14 @@ def analyse_evidence(evidence: CallEvidence, resources: Resources, call_facts: M
             ``rescore`` keeps the stored call's speech model and configuration).
         call: the decoded call, for the second look at near misses (None from the store).
     """
-    timing = timing if timing is not None else timing_of(evidence, resources, tracks)
+    asr = resources.config.asr
+    crosstalk = crosstalk_of(evidence.segments, asr)  # left out of the timing and of coverage alike
+    timing = timing if timing is not None else timing_of(evidence, resources, tracks, crosstalk)
     hits = tuple(sorted([*text_hits(evidence, resources, call), *timing.hits], key=lambda h: (h.start_s, h.rule_id)))
     versions = versions or resources.versions
-    asr = resources.config.asr
     # coverage of the speech by text, when the call was transcribed (from the audio or the store alike)
-    coverage = (coverage_columns(evidence, crosstalk_of(evidence.segments, asr), asr.coverage_word_margin_s,
-                                 asr.gap_min_s) if versions.asr_model != NONE else None)
+    coverage = (coverage_columns(evidence, crosstalk, asr.coverage_word_margin_s, asr.gap_min_s)
+                if versions.asr_model != NONE else None)
     row = build_features(evidence, hits, timing.features, call_facts, versions,
                          resources.config.features.low_confidence_word_probability, coverage=coverage)
     return score_features(row, hits, timing, resources)

@@ -48,4 +48,13 @@ def matching_form(text: str) -> str:
     return "".join(ch for ch in fold(text) if is_kept(ch))
 
 
-__all__ = ["fold", "is_kept", "matching_form", "to_simplified"]
+def count_chars(text: str) -> int:
+    """Characters that are spoken content: CJK ideographs, letters and digits.
+
+    Punctuation and spaces are not counted, so Whisper's punctuation never
+    changes a rate.
+    """
+    return sum(1 for ch in text if ch.isalnum())
+
+
+__all__ = ["count_chars", "fold", "is_kept", "matching_form", "to_simplified"]

@@ -110,6 +110,7 @@ class AsrConfig(_Section):
     redecode_window_s: Annotated[Num, Field(gt=1, le=30)]
     redecode_temperatures: tuple[Annotated[Num, Field(ge=0, le=1)], ...] = Field(min_length=1)
     redecode_prompt: Str
+    snap_words: Bool
     coverage_word_margin_s: Annotated[Num, Field(ge=0)]
     gap_min_s: Annotated[Num, Field(ge=0)]
     guard: GuardConfig

@@ -25,8 +25,8 @@ Where they are not known the interrupter must speak at least
 backchannel); the hit carries confidence ``interruption_unchecked_confidence``
 and says so. Not known means no transcript, or trusted words for less than
 half of the interrupter's speech there, each character taken to last at most
-``CHAR_MAX_S``: 3.5 s of speech transcribed as the one character "伯" is a gap
-in the transcript, not a short remark.
+``pipeline.asr.snap.CHAR_MAX_S``: 3.5 s of speech transcribed as the one
+character "伯" is a gap in the transcript, not a short remark.
 
 The agent cutting the customer off breaks the baseline rule 不得打断客户发言
 (DOMAIN.md §4c, 服务耐心): ``non_fatal``, error class ``customer``. The
@@ -39,20 +39,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pipeline.chinese import matching_form
+from pipeline.asr.snap import longest_s
+from pipeline.chinese import count_chars, matching_form
 from pipeline.config import TimingConfig
 from pipeline.records import AGENT, CUSTOMER, CallEvidence, Hit, Utterance
 from pipeline.spans import Span, intersection_s, overlap_s, union
 from pipeline.timing.columns import Feature
-from pipeline.timing.intervals import activity, count_chars
+from pipeline.timing.intervals import activity
 
 AGENT_RULE = "timing.interruption_agent"
 CUSTOMER_RULE = "timing.interruption_customer"
 #: Words this close to the overlapping stretch still count as said in it (word times are ~0.1 s off).
 WORD_MARGIN_S = 0.25
-#: Longest time one character is taken to cover: Whisper sometimes stretches the one word it
-#: heard over seconds of speech it did not ("伯" from 71.0 to 73.9 s); a syllable lasts 0.2-0.3 s.
-CHAR_MAX_S = 0.5
 
 FEATURES: tuple[Feature, ...] = (
     Feature("interruptions_agent_count", "int", "Times the agent started speaking over the customer (QA fault)."),
@@ -108,7 +106,7 @@ def _words_in(utterances: Sequence[Utterance], role: str, start_s: float, end_s:
         words = [w for w in u.words if start_s - WORD_MARGIN_S <= (w.start_s + w.end_s) / 2 <= end_s + WORD_MARGIN_S]
         parts += [w.text for w in words]
         times += [(w.start_s - WORD_MARGIN_S,
-                   min(w.end_s, w.start_s + CHAR_MAX_S * max(1, count_chars(w.text))) + WORD_MARGIN_S) for w in words]
+                   min(w.end_s, w.start_s + longest_s(w.text)) + WORD_MARGIN_S) for w in words]
     return ("".join(parts) if parts else None), union(times)
 
 

@@ -14,15 +14,6 @@ def activity(segments: Iterable[SpeechSegment], role: str | None = None) -> list
     return union((s.start_s, s.end_s) for s in segments if role is None or s.role == role)
 
 
-def count_chars(text: str) -> int:
-    """Characters that are spoken content: CJK ideographs, letters and digits.
-
-    Punctuation and spaces are not counted, so Whisper's punctuation never
-    changes a rate.
-    """
-    return sum(1 for ch in text if ch.isalnum())
-
-
 def text_between(utterances: Iterable[Utterance], role: str, start_s: float, end_s: float) -> str:
     """Text of ``role``'s utterances that overlap ``start_s..end_s``, joined."""
     return "".join(u.text for u in utterances

@@ -18,11 +18,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from pipeline.chinese import count_chars
 from pipeline.config import TimingConfig
 from pipeline.records import AGENT, CUSTOMER, MIXED, CallEvidence, Hit, Utterance
 from pipeline.spans import intersection_s
 from pipeline.timing.columns import Feature, per_role
-from pipeline.timing.intervals import activity, count_chars, mean, percentile
+from pipeline.timing.intervals import activity, mean, percentile
 
 FAST_RULE = "timing.speech_rate_fast"
 SLOW_RULE = "timing.speech_rate_slow"

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from pipeline.asr.snap import longest_s
 from pipeline.asr.transcribe import ChannelSpeech
 from pipeline.config import Config, load_config
 from pipeline.records import Utterance, Word
@@ -91,9 +92,16 @@ class ScriptedTranscriber:
 
     def transcribe(self, channels: Sequence[ChannelSpeech]) -> list[Utterance]:
         return [Utterance(channel.role, s.start_s, s.end_s, self.texts[channel.role],
-                          (Word(self.texts[channel.role], s.start_s, s.end_s, self.probability),),
+                          self._words(self.texts[channel.role], s.start_s, s.end_s),
                           avg_logprob=-0.2, no_speech_prob=0.01, compression_ratio=1.0)
                 for channel in channels for s in channel.speech]
+
+    def _words(self, text: str, start_s: float, end_s: float) -> tuple[Word, ...]:
+        """One word for the text over the segment where it can be said that long (0.5 s a character);
+        none over a longer segment, so the utterance covers its whole span as Whisper's segments do."""
+        if end_s - start_s > longest_s(text):
+            return ()
+        return (Word(text, start_s, end_s, self.probability),)
 
 
 @pytest.fixture

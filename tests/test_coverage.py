@@ -8,6 +8,7 @@ the slow tests of ``tests/test_transcribe.py`` and ``tests/test_coverage_real.py
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -252,7 +253,7 @@ def test_a_plain_transcriber_gets_gaps_and_crosstalk_is_a_gap_of_its_own() -> No
 
 class HalfHeard:
     """A transcriber that hears the agent fully but only "喂" over the first quarter of each customer segment
-    (one character: the word cannot reach further, pipeline/asr/snap.py)."""
+    (one character: it covers no more than 0.5 s of that quarter, pipeline/asr/snap.py)."""
 
     model_id = "half-heard@1"
 
@@ -260,10 +261,16 @@ class HalfHeard:
         out = []
         for channel in channels:
             for s in channel.speech:
-                end = s.end_s if channel.role == "agent" else s.start_s + 0.25 * s.duration_s
-                text = "您好请问" if channel.role == "agent" else "喂"
-                out.append(Utterance(channel.role, s.start_s, end, text, (Word(text, s.start_s, end, 0.9),),
-                                     -0.2, 0.01, 1.0))
+                if channel.role == "agent":  # a character every 0.4 s or less, as speech goes
+                    count = math.ceil(s.duration_s / 0.4)
+                    text, end = ("您好请问有什么可以帮您" * count)[:count], s.end_s
+                    step = s.duration_s / count
+                    words = tuple(Word(ch, s.start_s + i * step, s.start_s + (i + 1) * step, 0.9)
+                                  for i, ch in enumerate(text))
+                else:
+                    text, end = "喂", s.start_s + 0.25 * s.duration_s
+                    words = (Word(text, s.start_s, end, 0.9),)
+                out.append(Utterance(channel.role, s.start_s, end, text, words, -0.2, 0.01, 1.0))
         return out
 
 

@@ -1,7 +1,9 @@
 """How much of each role's speech has text, and where it has none (and why).
 
 *Coverage* of a role is the share of its VAD speech that trusted words cover:
-each recognised word covers its own time widened by ``[asr]
+each recognised word covers its own time, at most as long as it can be said
+(:func:`pipeline.asr.snap.longest_s`: Whisper sometimes stretches the one
+word it heard over seconds it did not), widened by ``[asr]
 coverage_word_margin_s`` on each side (VAD padding, the pause between two
 characters); an utterance without word timings covers its whole span;
 utterances the hallucination guard distrusts cover nothing. What is left of
@@ -32,6 +34,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.asr.snap import longest_s
 from pipeline.records import AGENT, CUSTOMER, MIXED, CallEvidence, SpeechSegment, Utterance
 from pipeline.spans import Span, subtract, union
 
@@ -74,13 +77,15 @@ class DecodeNote:
 
 
 def text_spans(utterances: Iterable[Utterance], role: str, margin_s: float) -> list[Span]:
-    """Where ``role`` has trusted text: its words (or word-less utterances) widened by ``margin_s``."""
+    """Where ``role`` has trusted text: its words, each at most :func:`longest_s` from its start (or
+    word-less utterances), widened by ``margin_s``."""
     spans: list[Span] = []
     for u in utterances:
         if u.role != role or u.suspect:
             continue
         if u.words:
-            spans.extend((max(0.0, w.start_s - margin_s), w.end_s + margin_s) for w in u.words)
+            spans.extend((max(0.0, w.start_s - margin_s), min(w.end_s, w.start_s + longest_s(w.text)) + margin_s)
+                         for w in u.words)
         else:
             spans.append((max(0.0, u.start_s - margin_s), u.end_s + margin_s))
     return union(spans)

@@ -24,10 +24,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from pipeline.asr.coverage import DecodeNote
 from pipeline.chinese import count_chars
 from pipeline.records import SpeechSegment, Utterance, Word
+
+if TYPE_CHECKING:
+    from pipeline.asr.coverage import DecodeNote
 
 #: Longest time one spoken character is taken to last: a syllable lasts 0.2-0.3 s, a drawn-out
 #: filler ("这个…") up to about 0.5 s. Whisper sometimes stretches the one word it heard over
@@ -59,7 +62,8 @@ def snap_to_speech(utterances: Sequence[Utterance], segments: Iterable[SpeechSeg
         the role's previous or next word. An utterance's start and end follow
         its words. Suspect utterances and word-less ones are left as they are.
     """
-    untold = [*untold, *(DecodeNote(u.role, u.start_s, u.end_s, "distrusted") for u in utterances if u.suspect)]
+    blocked = [*((n.role, n.start_s, n.end_s) for n in untold),
+               *((u.role, u.start_s, u.end_s) for u in utterances if u.suspect)]
     words: dict[str, list[tuple[int, int, Word]]] = {}
     for ui, u in enumerate(utterances):
         if not u.suspect:
@@ -82,12 +86,12 @@ def snap_to_speech(utterances: Sequence[Utterance], segments: Iterable[SpeechSeg
             word = now(first)
             floor = max(segment.start_s, word.end_s - longest_s(word.text),
                         max((now(i).end_s for i in range(first)), default=0.0))
-            if floor < word.start_s and not _reported(untold, role, segment.start_s, word.start_s):
+            if floor < word.start_s and not _reported(blocked, role, segment.start_s, word.start_s):
                 moved[found[first][:2]] = replace(word, start_s=floor)
             word = now(last)
             later = [now(i).start_s for i in range(len(found)) if i != last and now(i).start_s >= word.end_s]
             ceiling = min(segment.end_s, word.start_s + longest_s(word.text), min(later, default=segment.end_s))
-            if ceiling > word.end_s and not _reported(untold, role, word.end_s, segment.end_s):
+            if ceiling > word.end_s and not _reported(blocked, role, word.end_s, segment.end_s):
                 moved[found[last][:2]] = replace(word, end_s=ceiling)
     if not moved:
         return list(utterances)
@@ -102,9 +106,9 @@ def snap_to_speech(utterances: Sequence[Utterance], segments: Iterable[SpeechSeg
     return result
 
 
-def _reported(untold: Sequence[DecodeNote], role: str, start_s: float, end_s: float) -> bool:
-    """Whether a note of ``role`` overlaps ``start_s``-``end_s``."""
-    return any(n.role == role and n.start_s < end_s and n.end_s > start_s for n in untold)
+def _reported(blocked: Sequence[tuple[str, float, float]], role: str, start_s: float, end_s: float) -> bool:
+    """Whether a blocked stretch (role, start, end) of ``role`` overlaps ``start_s``-``end_s``."""
+    return any(r == role and a < end_s and b > start_s for r, a, b in blocked)
 
 
 __all__ = ["CHAR_MAX_S", "longest_s", "snap_to_speech"]

@@ -392,6 +392,31 @@ def test_real_model_on_noise_gives_nothing_trustworthy(real_transcriber) -> None
     assert [u.text for u in result if not u.suspect] == []
 
 
+@pytest.mark.slow
+def test_sampling_fallback_is_seeded_so_runs_in_the_same_order_agree(model_cache, monkeypatch) -> None:
+    import ctranslate2
+
+    from pipeline.asr.pieces import ChannelSpeech
+    from pipeline.asr.redecode import RedecodeRequest, redecode_with_whisper
+
+    samples = np.zeros(8 * SAMPLE_RATE_HZ, np.float32)
+    clip = _clip("asr_example.wav")
+    samples[SAMPLE_RATE_HZ:SAMPLE_RATE_HZ + len(clip)] = clip
+    end = 1.0 + len(clip) / SAMPLE_RATE_HZ
+    request = RedecodeRequest(ChannelSpeech("agent", samples, [seg("agent", 1.0, end)]), 1.0, end)
+    hot = ASR.model_copy(update={"redecode_temperatures": (1.0,)})  # always sampled, never greedy
+    monkeypatch.setenv("CALLQA_CACHE_DIR", str(model_cache))
+    runs = []
+    for other_seed in (1, 2):  # two runs (two fresh models), whatever else set a seed in between
+        transcriber = WhisperTranscriber.from_config(ASR)
+        ctranslate2.set_random_seed(other_seed)
+        runs.append(["".join(u.text for u in redecode_with_whisper(
+            transcriber.model, None, [request], hot, "alone_with_fallback", transcriber.options())[0])
+            for _ in range(3)])
+    assert all(runs[0]) and runs[0] == runs[1]
+    assert len(set(runs[0])) > 1  # it really samples: later decodings of one model differ
+
+
 # ------------------------------------------------------------------ callqa transcribe
 
 

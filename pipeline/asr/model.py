@@ -33,6 +33,13 @@ from pipeline.config import AsrConfig
 from pipeline.errors import ModelError
 from pipeline.paths import cache_root
 
+#: Seed of CTranslate2's sampling (Whisper's temperature fallback). CTranslate2 seeds one generator
+#: per worker thread, from this value, the first time that thread samples; later seeds do not reach
+#: it. So a model's decodings sample the same way on every run in the same order, but a stretch that
+#: reaches sampling can decode differently when its call is redone in another order (after a
+#: restart, in another worker). ``[asr] redecode_passes`` without ``alone_with_fallback`` never samples.
+SAMPLING_SEED = 20_261_124
+
 EMBEDDED = "embedded"
 EMBEDDED_NAME = "whisper-base-ct2"
 EMBEDDED_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
@@ -226,6 +233,14 @@ def resolve_model(requested: str) -> ResolvedModel:
     if requested.startswith((".", "/", "~")):
         raise ModelError(requested, "model directory not found")
     return _from_hub_cache(requested)
+
+
+def seed_sampling() -> None:
+    """Set CTranslate2's sampling seed to :data:`SAMPLING_SEED` (before loading a model and before a
+    decoding that may sample: a worker thread that has not sampled yet takes this seed)."""
+    import ctranslate2
+
+    ctranslate2.set_random_seed(SAMPLING_SEED)
 
 
 def resolve_device(asr: AsrConfig) -> tuple[str, str]:

@@ -37,6 +37,7 @@ import numpy as np
 
 from pipeline.asr.coverage import DecodeNote, text_spans, uncovered
 from pipeline.asr.loops import clean_and_map
+from pipeline.asr.model import seed_sampling
 from pipeline.asr.pieces import (
     ChannelSpeech,
     Cut,
@@ -139,6 +140,7 @@ def redecode_with_whisper(model: Any, batched: Any, requests: Sequence[RedecodeR
         fallback = how == "alone_with_fallback"
         for index, span in enumerate(spans):
             first, last = int(round(span["start"] * SAMPLE_RATE_HZ)), int(round(span["end"] * SAMPLE_RATE_HZ))
+            seed_sampling()  # a worker thread that has not sampled yet starts from the fixed seed
             raw, _info = model.transcribe(
                 joined[first:last], vad_filter=False, condition_on_previous_text=False,
                 temperature=list(asr.redecode_temperatures) if fallback else 0.0,

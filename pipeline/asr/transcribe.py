@@ -26,7 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 from pipeline.asr.coverage import DecodeNote, Gap, crosstalk_of, drop_crosstalk, find_gaps
 from pipeline.asr.guard import HallucinationLexicon, finalize_utterance, mark_repeats
 from pipeline.asr.loops import clean_and_map
-from pipeline.asr.model import resolve_device, resolve_model
+from pipeline.asr.model import resolve_device, resolve_model, seed_sampling
 from pipeline.asr.pieces import ChannelSpeech, DecodedSegment, join_channels, piece_level, window_of, windows
 from pipeline.asr.redecode import RedecodeRequest, merge_redecoded, plan_requests, redecode_with_whisper
 from pipeline.asr.snap import snap_to_speech
@@ -102,6 +102,7 @@ class WhisperTranscriber:
         resolved = resolve_model(asr.model)
         device, compute_type = resolve_device(asr)
         try:
+            seed_sampling()  # the model's worker threads take this seed when they first sample
             model = WhisperModel(str(resolved.path), device=device, compute_type=compute_type,
                                  cpu_threads=0 if asr.cpu_threads == "auto" else asr.cpu_threads,
                                  local_files_only=True)
@@ -139,7 +140,8 @@ class WhisperTranscriber:
         if not pieces:
             return Decoding(())
         spans = windows(pieces, asr.window_s)
-        if self._batched is None:
+        if self._batched is None:  # sequential decoding may fall back to sampling (pipeline.asr.model)
+            seed_sampling()
             raw, _info = self.model.transcribe(joined, vad_filter=False, condition_on_previous_text=False,
                                                **self.options())
         else:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from pipeline.asr.coverage import Gap, coverage_columns, crosstalk_of
+from pipeline.asr.coverage import Gap, coverage_columns, crosstalk_of, sound_gaps
 from pipeline.asr.guard import HallucinationLexicon, load_hallucination_lexicon
 from pipeline.asr.model import resolve_model
 from pipeline.asr.transcribe import Transcriber, WhisperTranscriber, transcribe_speech
@@ -204,7 +204,9 @@ def transcribe_audio(call: Call, resources: Resources) -> Transcript:
     facts = tuple(measure_channel(channel, config.vad.clip_level) for channel in call.channels)
     if transcription is None:
         return Transcript(tuple(segments), (), tracks, facts)
-    return Transcript(tuple(segments), transcription.utterances, tracks, facts, transcription.gaps)
+    unheard = sound_gaps(tracks, segments, transcription.utterances, config.asr)
+    gaps = tuple(sorted((*transcription.gaps, *unheard), key=lambda g: (g.start_s, g.role)))
+    return Transcript(tuple(segments), transcription.utterances, tracks, facts, gaps)
 
 
 def protect_pii(utterances: Sequence[Utterance], config: Config

@@ -111,6 +111,8 @@ class AsrConfig(_Section):
     redecode_temperatures: tuple[Annotated[Num, Field(ge=0, le=1)], ...] = Field(min_length=1)
     redecode_prompt: Str
     snap_words: Bool
+    sound_above_floor_db: Literal["off"] | Annotated[Num, Field(gt=0)]
+    sound_below_speech_db: Annotated[Num, Field(ge=0)]
     coverage_word_margin_s: Annotated[Num, Field(ge=0)]
     gap_min_s: Annotated[Num, Field(ge=0)]
     guard: GuardConfig

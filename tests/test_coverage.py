@@ -20,6 +20,8 @@ from pipeline.asr.coverage import (
     Gap,
     coverage_columns,
     find_gaps,
+    gap_label,
+    sound_gaps,
     text_spans,
     uncovered,
 )
@@ -28,6 +30,7 @@ from pipeline.asr.loops import cut_loops, find_loop
 from pipeline.asr.pieces import ChannelSpeech, DecodedSegment, DecodedWord, join_channels, level_gain, map_segment
 from pipeline.asr.redecode import RedecodeRequest, merge_redecoded
 from pipeline.asr.transcribe import Decoding, transcribe_speech
+from pipeline.audio.loudness import LoudnessTrack
 from pipeline.chinese import matching_form
 from pipeline.config import default_config
 from pipeline.records import SAMPLE_RATE_HZ, Call, CallEvidence, Channel, SpeechSegment, Utterance, Word
@@ -87,6 +90,43 @@ def test_a_gap_has_a_known_reason_and_times_in_order() -> None:
         Gap("agent", 1.0, 2.0, "lost")
     with pytest.raises(ValueError, match="start_s"):
         Gap("agent", 2.0, 1.0, "no_text")
+
+
+def track(role: str, level: dict[tuple[float, float], float], speech: Sequence[tuple[float, float]],
+          seconds: float = 12.0, noise: float = -60.0) -> LoudnessTrack:
+    """A loudness track of 0.1 s frames: line noise, with ``level`` dBFS over each (start, end)."""
+    frames = np.arange(int(seconds * 10)) / 10 + 1e-9
+    dbfs = np.full(frames.size, noise)
+    for (a, b), db in level.items():
+        dbfs[(frames >= a) & (frames < b)] = db
+    mask = np.zeros(frames.size, bool)
+    for a, b in speech:
+        mask[(frames >= a) & (frames < b)] = True
+    return LoudnessTrack(role, 0.1, dbfs, mask)
+
+
+def test_sound_the_vad_did_not_take_for_speech_is_a_gap_to_listen_to() -> None:
+    speech = [seg("agent", 1.0, 3.0)]
+    agent = track("agent", {(1.0, 3.0): -20.0,  # VAD speech
+                            (5.0, 6.0): -24.0,  # a voice Silero did not hear: a gap
+                            (7.0, 8.0): -40.0,  # a breath, 20 dB under the speech: none
+                            (9.0, 10.0): -22.0},  # sound under text: none
+                  speech=[(1.0, 3.0)])
+    customer = track("customer", {}, speech=[])
+    text = [said("agent", "您好", 9.2, 9.8)]
+    gaps = sound_gaps({"agent": agent, "customer": customer}, speech, text, ASR)
+    assert [(g.role, round(g.start_s, 2), round(g.end_s, 2), g.reason) for g in gaps] == [
+        ("agent", 5.1, 5.9, "vad_missed")]  # three-frame smoothing trims a frame at each edge
+    assert "listen" in gaps[0].detail
+    assert gap_label("vad_missed") == "sound here, VAD heard no speech"
+    assert gap_label("no_text") == "speech here, no text"
+    # the other side 15 dB louder there: an echo, not this side's voice
+    loud_customer = track("customer", {(5.0, 6.0): -5.0}, speech=[(5.0, 6.0)])
+    both = [*speech, seg("customer", 5.0, 6.0)]
+    assert sound_gaps({"agent": agent, "customer": loud_customer}, both, text, ASR) == []
+    assert sound_gaps({"agent": agent}, speech, text, ASR.model_copy(update={"sound_above_floor_db": "off"})) == []
+    # a quieter line: only the floor matters where the speech is far above it
+    assert len(sound_gaps({"agent": agent}, speech, [], ASR)) == 2  # 5-6 s and 9-10 s, text gone
 
 
 def test_coverage_columns_per_role_leave_out_crosstalk_and_are_none_without_speech() -> None:

@@ -19,7 +19,13 @@ the speech, in pieces at least ``[asr] gap_min_s`` long, are the *gaps*:
 - ``decode_failure``: Whisper returned text, but not for this speech (it
   stopped early, or its timestamps fell elsewhere), even when decoded again;
 - ``no_text``: Whisper, asked about this speech on its own, returned nothing
-  (laughter, a cough, a word too short or too noisy).
+  (laughter, a cough, a word too short or too noisy);
+- ``vad_missed``: not VAD speech at all, but sound well above the channel's
+  line noise that nothing transcribed covers (:func:`sound_gaps`): Silero
+  does not hear every voice (a far-field speaker on a noisy line), so this
+  is where to listen for speech the transcript cannot show. It is not
+  decoded and does not count against coverage, which is a share of VAD
+  speech.
 
 Pure functions over records: :func:`coverage_columns` gives the feature
 columns from a call's evidence (the same on ``run`` and ``rescore``);
@@ -30,16 +36,29 @@ reported (:class:`DecodeNote`).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from pipeline.asr.snap import longest_s
+from pipeline.audio.loudness import LoudnessTrack
 from pipeline.records import AGENT, CUSTOMER, MIXED, CallEvidence, SpeechSegment, Utterance
 from pipeline.spans import Span, subtract, union
 
 #: Why speech has no text (see the module docstring), most specific first.
-GAP_REASONS = ("crosstalk", "loop", "hallucination", "decode_failure", "no_text")
+GAP_REASONS = ("crosstalk", "loop", "hallucination", "decode_failure", "no_text", "vad_missed")
+#: How a gap is shown in a transcript (``callqa show``, ``callqa transcribe``).
+SPEECH_WITHOUT_TEXT, SOUND_WITHOUT_SPEECH = "speech here, no text", "sound here, VAD heard no speech"
+
+
+def gap_label(reason: str) -> str:
+    """What a gap of ``reason`` is, in a few words: speech without text, or (``vad_missed``) sound
+    the VAD did not take for speech."""
+    return SOUND_WITHOUT_SPEECH if reason == "vad_missed" else SPEECH_WITHOUT_TEXT
+
+
 #: Feature columns of :func:`coverage_columns`.
 COVERAGE_COLUMNS = ("agent_coverage", "customer_coverage", "mixed_coverage", "untranscribed_s", "gap_count")
 
@@ -129,6 +148,53 @@ def find_gaps(roles: Sequence[str], segments: Sequence[SpeechSegment], crosstalk
     return sorted(gaps, key=lambda g: (g.start_s, g.role))
 
 
+def sound_gaps(tracks: Mapping[str, LoudnessTrack], segments: Sequence[SpeechSegment],
+               utterances: Sequence[Utterance], asr: Any) -> list[Gap]:
+    """Sound outside VAD speech and text, loud enough to be a voice Silero did not hear (``vad_missed``).
+
+    A frame of a role's channel is such sound when its level, averaged over
+    three frames, is at least ``[asr] sound_above_floor_db`` over the channel's
+    noise floor (the 10th percentile of its frames outside VAD speech) and at
+    most ``[asr] sound_below_speech_db`` under its median speech frame (a
+    breath or the room after a word is quieter than that), and the other
+    channel is not ``[asr] crosstalk_margin_db`` louder there (an echo).
+    Stretches of them at least ``[asr] gap_min_s`` long, outside the role's VAD
+    segments and its text (:func:`text_spans`), are the gaps.
+
+    Args:
+        tracks: per-role loudness with the VAD speech frames marked
+            (:func:`pipeline.audio.loudness.loudness_tracks`).
+        segments: every VAD segment of the call.
+        utterances: the final utterances.
+        asr: the ``[asr]`` section (``sound_above_floor_db = "off"`` turns this off).
+    """
+    if asr.sound_above_floor_db == "off":
+        return []
+    gaps: list[Gap] = []
+    for role, track in tracks.items():
+        quiet = track.dbfs[~track.speech]
+        if quiet.size < 10:
+            continue
+        level = np.convolve(track.dbfs, np.ones(3) / 3, mode="same")
+        threshold = float(np.percentile(quiet, 10)) + asr.sound_above_floor_db
+        if track.speech.any():
+            threshold = max(threshold, float(np.median(track.dbfs[track.speech])) - asr.sound_below_speech_db)
+        loud = level >= threshold
+        for other, echo in tracks.items():
+            if other != role:
+                n = min(len(loud), len(echo.dbfs))
+                loud[:n] &= ~(echo.dbfs[:n] >= track.dbfs[:n] + asr.crosstalk_margin_db)
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], loud.astype(np.int8), [0]])))
+        sound = [(float(a * track.frame_s), float(b * track.frame_s))
+                 for a, b in zip(edges[::2], edges[1::2], strict=True)]
+        heard = union([*((x.start_s, x.end_s) for x in segments if x.role == role),
+                       *text_spans(utterances, role, asr.coverage_word_margin_s)])
+        gaps += [Gap(role, a, b, "vad_missed", "sound well above the line noise that VAD did not take for speech "
+                     "(not decoded): listen for a voice here")
+                 for a, b in uncovered(union(sound), heard, asr.gap_min_s)]
+    return sorted(gaps, key=lambda g: (g.start_s, g.role))
+
+
 def _reason(role: str, start_s: float, end_s: float, notes: Sequence[DecodeNote],
             distrusted: Sequence[Utterance]) -> tuple[str, str]:
     """The reason of one gap: the transcriber's note overlapping it most, else distrusted text, else no text."""
@@ -211,4 +277,4 @@ def coverage_columns(evidence: CallEvidence, crosstalk: Sequence[SpeechSegment],
 
 
 __all__ = ["COVERAGE_COLUMNS", "GAP_REASONS", "DecodeNote", "Gap", "coverage_columns", "crosstalk_of", "decoded_speech",
-           "drop_crosstalk", "find_gaps", "role_coverage", "text_spans", "uncovered"]
+           "drop_crosstalk", "find_gaps", "gap_label", "role_coverage", "sound_gaps", "text_spans", "uncovered"]

@@ -14,7 +14,7 @@ from typing import Annotated, NamedTuple
 
 import typer
 
-from pipeline.asr.coverage import Gap, coverage_columns, crosstalk_of
+from pipeline.asr.coverage import Gap, coverage_columns, crosstalk_of, gap_label
 from pipeline.asr.model import model_info
 from pipeline.cli.common import (
     EXIT_USAGE,
@@ -90,7 +90,7 @@ def format_transcript(utterances: Sequence[Utterance], gaps: Sequence[Gap] = ())
         if g.reason == "crosstalk":  # the other side's voice, not this role's speech
             continue
         detail = f": {g.detail}" if g.detail else ""
-        lines.append((g.start_s, f"[{clock(g.start_s)}-{clock(g.end_s)}] {g.role:8s} ░ speech here, no text "
+        lines.append((g.start_s, f"[{clock(g.start_s)}-{clock(g.end_s)}] {g.role:8s} ░ {gap_label(g.reason)} "
                                  f"({g.reason}){detail}"))
     return [line for _start, line in sorted(lines, key=lambda item: item[0])]
 

@@ -19,6 +19,7 @@ import typer
 from rich import box
 from rich.table import Table
 
+from pipeline.asr.coverage import gap_label
 from pipeline.cli.common import (
     ConfigOption,
     StoreArg,
@@ -153,7 +154,7 @@ def _gap_line(gap: dict[str, Any]) -> str:
     """A stretch of speech without text, where it happened in the transcript (listen there)."""
     length = gap["end_s"] - gap["start_s"]
     detail = f": {safe(gap['detail'])}" if gap.get("detail") else ""
-    return (f"[cyan]{clock(gap['start_s'])}[/] [bold]{safe(gap['role']):>8}[/] [yellow]░ speech here, no text "
+    return (f"[cyan]{clock(gap['start_s'])}[/] [bold]{safe(gap['role']):>8}[/] [yellow]░ {gap_label(gap['reason'])} "
             f"({length:.1f} s, {safe(gap['reason'])})[/][dim]{detail}[/]")
 
 

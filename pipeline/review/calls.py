@@ -191,8 +191,9 @@ def call_view(snapshot: Snapshot, position: int, scorecard: Any | None, pii: Pii
     values = {name: float(column[position]) for name, column in snapshot.extra_features.items()}
     items, other = failed_items(call, hits, scorecard, values)
     roles = call.get("roles") or sorted({s["role"] for s in segments} | {u["role"] for u in utterances})
+    gaps = snapshot.gaps.rows(position) if snapshot.gaps is not None else []
     timeline = build_timeline(call.get("duration_s") or max([0.0, *(u["end_s"] for u in utterances)]), roles,
-                              segments, utterances, hits)
+                              segments, utterances, hits, gaps=gaps)
     return CallView(call=call, position=position, tier=TIERS[call["tier"]], hits=tuple(hits),
                     failed_items=tuple(items), transcript=tuple(transcript(utterances, hits, pii)),
                     timeline=timeline, other_evidence=tuple(other))

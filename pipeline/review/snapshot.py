@@ -40,6 +40,7 @@ HIT_COLUMNS = ["rules_version", "detector_version", "hit_id", "rule_id", "catego
                "role", "start_s", "end_s", "match_type", "confidence", "matched_text", "context", "detail", "suspect"]
 UTTERANCE_COLUMNS = ["utterance_index", "role", "start_s", "end_s", "text", "suspect", "suspect_reason", "pii_spans"]
 SEGMENT_COLUMNS = ["role", "start_s", "end_s"]
+GAP_COLUMNS = ["role", "start_s", "end_s", "reason"]
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class Snapshot:
     signature: str = ""
     build_s: float = 0.0
     extra_features: dict[str, np.ndarray] = field(default_factory=dict)
+    gaps: Slices | None = None
 
     @property
     def size(self) -> int:
@@ -205,12 +207,13 @@ def _codes(values: Sequence[str | None]) -> tuple[np.ndarray, list[str]]:
 
 
 def build_snapshot(calls: pa.Table, features: pa.Table, hits: pa.Table, utterances: pa.Table,
-                   segments: pa.Table, extra_feature_columns: Sequence[str] = (), signature: str = "") -> Snapshot:
+                   segments: pa.Table, extra_feature_columns: Sequence[str] = (), signature: str = "",
+                   gaps: pa.Table | None = None) -> Snapshot:
     """Arrange current rows for the review app (pure: no I/O).
 
     Args:
-        calls, features, hits, utterances, segments: current rows as ``Store.read`` returns them
-            (hits: ``Store.current_hits``); any subset of the columns listed in this module.
+        calls, features, hits, utterances, segments, gaps: current rows as ``Store.read`` returns them
+            (hits: ``Store.current_hits``); any subset of the columns listed in this module (no gaps: None).
         extra_feature_columns: feature columns kept per call (scorecard feature items).
         signature: the store version the tables were read at (:func:`store_version`).
     """
@@ -271,6 +274,7 @@ def build_snapshot(calls: pa.Table, features: pa.Table, hits: pa.Table, utteranc
     hits = _slices(_plain(hits), positions, size)
     utterances = _slices(_plain(utterances), positions, size)
     segments = _slices(_plain(segments), positions, size)
+    gap_slices = _slices(_plain(gaps), positions, size) if gaps is not None else None
     hit_index: dict[tuple[str, str], np.ndarray] = {}
     if hits.table.num_rows:
         pos = hits.table["_pos"].to_numpy()
@@ -286,6 +290,7 @@ def build_snapshot(calls: pa.Table, features: pa.Table, hits: pa.Table, utteranc
         failed_calls=failed_calls, signature=signature, build_s=time.perf_counter() - began,
         extra_features={c: np.asarray(pc.fill_null(_col(table, c, pa.float64()), np.nan).to_numpy(
             zero_copy_only=False)) for c in extra_feature_columns if c in table.column_names},
+        gaps=gap_slices,
     )
 
 
@@ -340,7 +345,8 @@ def load_snapshot(store_root: str | Path, extra_feature_columns: Sequence[str] =
     hits = _read(store, "hits", HIT_COLUMNS)
     utterances = _read(store, "utterances", UTTERANCE_COLUMNS)
     segments = _read(store, "segments", SEGMENT_COLUMNS)
-    return build_snapshot(calls, features, hits, utterances, segments, extra_feature_columns, signature)
+    gaps = _read(store, "gaps", GAP_COLUMNS)
+    return build_snapshot(calls, features, hits, utterances, segments, extra_feature_columns, signature, gaps)
 
 
 __all__ = ["OUTCOMES", "TIERS", "Slices", "Snapshot", "build_snapshot", "derive_outcome", "last_per_call",

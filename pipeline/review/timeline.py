@@ -1,4 +1,5 @@
-"""The call page's timeline: speech per role, silences, overlaps, hits, and speech with no transcript.
+"""The call page's timeline: speech per role, silences, overlaps, hits, speech with no transcript and
+sound the VAD did not take for speech.
 
 Pure functions over stored rows (times on the call clock). Lanes are drawn
 as SVG by the template; spans here are plain ``(start_s, end_s)`` pairs.
@@ -28,10 +29,12 @@ class Lane:
     speech: tuple[Span, ...]
     transcribed: tuple[Span, ...]
     untranscribed: tuple[Span, ...]
+    #: sound the VAD did not take for speech, with no text (``vad_missed`` gaps): listen for a voice
+    unheard: tuple[Span, ...] = ()
 
     @property
     def untranscribed_s(self) -> float:
-        return sum(b - a for a, b in self.untranscribed)
+        return sum(b - a for a, b in (*self.untranscribed, *self.unheard))
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,7 @@ class Timeline:
 
 def build_timeline(duration_s: float, roles: Iterable[str], segments: Iterable[Mapping[str, Any]],
                    utterances: Iterable[Mapping[str, Any]], hits: Iterable[Mapping[str, Any]],
-                   min_silence_s: float = MIN_SILENCE_S) -> Timeline:
+                   min_silence_s: float = MIN_SILENCE_S, gaps: Iterable[Mapping[str, Any]] = ()) -> Timeline:
     """Lay out one call's timeline.
 
     Args:
@@ -96,18 +99,21 @@ def build_timeline(duration_s: float, roles: Iterable[str], segments: Iterable[M
         utterances: transcript rows (role, start_s, end_s).
         hits: hit rows (start_s, end_s, severity, ...), passed through.
         min_silence_s: shortest gap with nobody speaking that is drawn.
+        gaps: stored gap rows (role, start_s, end_s, reason); the ``vad_missed`` ones are drawn
+            as sound without speech (the others are the speech without text drawn anyway).
 
     Returns:
         The timeline: per-role lanes, silences and (stereo only) overlaps.
     """
-    segments, utterances = list(segments), list(utterances)
+    segments, utterances, gaps = list(segments), list(utterances), list(gaps)
     roles = list(dict.fromkeys([*roles, *(s["role"] for s in segments), *(u["role"] for u in utterances)]))
     lanes = []
     for role in roles:
         speech = union((s["start_s"], s["end_s"]) for s in segments if s["role"] == role)
         text = union((u["start_s"], u["end_s"]) for u in utterances if u["role"] == role)
         missing = [(a, b) for a, b in subtract(speech, text) if b - a >= MIN_UNTRANSCRIBED_S]
-        lanes.append(Lane(role, tuple(speech), tuple(text), tuple(missing)))
+        unheard = union((g["start_s"], g["end_s"]) for g in gaps if g["role"] == role and g["reason"] == "vad_missed")
+        lanes.append(Lane(role, tuple(speech), tuple(text), tuple(missing), tuple(unheard)))
     anyone = union(span for lane in lanes for span in (*lane.speech, *lane.transcribed))
     silences = [(a, b) for a, b in subtract([(0.0, max(duration_s, 0.0))], anyone) if b - a >= min_silence_s]
     by_role = {lane.role: union((*lane.speech, *lane.transcribed)) for lane in lanes}

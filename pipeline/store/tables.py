@@ -132,8 +132,8 @@ GAPS = Table("gaps", pa.schema([
     _field("role", _DICT, "agent, customer or mixed."),
     _field("start_s", pa.float64(), "Start of speech without trusted text, seconds on the call clock."),
     _field("end_s", pa.float64(), "Its end, seconds on the call clock."),
-    _field("reason", _DICT, "Why there is no text: loop, hallucination, decode_failure, crosstalk or no_text "
-           "(pipeline.asr.coverage)."),
+    _field("reason", _DICT, "Why there is no text: loop, hallucination, decode_failure, crosstalk, no_text or "
+           "vad_missed (pipeline.asr.coverage)."),
     _field("detail", pa.string(), "What the transcriber tried and saw (e.g. the looping phrase)."),
 ]), "transcript_id")
 

@@ -99,9 +99,12 @@ def synthetic_tables(audio_dir: Path) -> dict[str, pa.Table]:
         {"call_id": "c-pii", "role": "customer", "start_s": 2.0, "end_s": 6.0},
         {"call_id": "c-pii", "role": "agent", "start_s": 7.0, "end_s": 9.0},
     ]
+    gaps = [  # a voice the VAD did not hear: sound with no transcript
+        {"call_id": "c-red", "role": "customer", "start_s": 12.0, "end_s": 13.5, "reason": "vad_missed"},
+    ]
     return {name: pa.Table.from_pylist(rows) for name, rows in
             (("calls", calls), ("features", features), ("hits", hits), ("utterances", utterances),
-             ("segments", segments))}
+             ("segments", segments), ("gaps", gaps))}
 
 
 @pytest.fixture(scope="session")

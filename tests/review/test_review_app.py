@@ -221,6 +221,8 @@ def test_call_page_shows_scorecard_timeline_transcript_and_hits(client):
     assert 'id="hit-h-c-red-abuse-insult"' in html and 'data-start="3.0"' in html
     assert html.index('id="hit-h-c-red-abuse-insult"') < html.index('id="hit-h-c-red-opening-greeting"')
     assert "4.0 s untranscribed" in html  # agent speech at 20-24 s has no transcript
+    assert html.count('class="notext unheard"') == 1  # the customer's vad_missed gap at 12-13.5 s
+    assert "3.0 s untranscribed" in html  # customer: 4.5-6 s of speech without text and that 1.5 s
     assert 'class="overlap"' in html and 'class="silence"' in html
     assert "redline_abuse" in html and "red line" in html and "售后一组" in html
     assert client.get("/calls/nope").status_code == 404

@@ -35,6 +35,12 @@ def test_timeline_finds_untranscribed_speech_silences_and_overlaps():
     assert timeline.percent(5.0) == 25.0 and timeline.percent(99) == 100.0
     mono = build_timeline(10.0, ["mixed"], [{"role": "mixed", "start_s": 0.0, "end_s": 9.0}], [], [])
     assert mono.overlaps == () and mono.lanes[0].untranscribed == ((0.0, 9.0),)
+    # sound the VAD did not take for speech is drawn from the stored gaps; other gaps are drawn anyway
+    gaps = [{"role": "customer", "start_s": 14.0, "end_s": 15.5, "reason": "vad_missed"},
+            {"role": "agent", "start_s": 10.0, "end_s": 12.0, "reason": "no_text"}]
+    heard = build_timeline(20.0, ["agent", "customer"], segments, utterances, [], gaps=gaps)
+    assert [lane.unheard for lane in heard.lanes] == [(), ((14.0, 15.5),)]
+    assert heard.lanes[1].untranscribed_s == 1.5 and heard.lanes[0].untranscribed == ((10.0, 12.0),)
 
 
 def test_pack_hits_keeps_overlapping_hits_apart_and_thins_wide_ones():

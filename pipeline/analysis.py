@@ -300,7 +300,8 @@ def analyse_evidence(evidence: CallEvidence, resources: Resources, call_facts: M
     hits = tuple(sorted([*text_hits(evidence, resources, call), *timing.hits], key=lambda h: (h.start_s, h.rule_id)))
     versions = versions or resources.versions
     # coverage of the speech by text, when the call was transcribed (from the audio or the store alike)
-    coverage = (coverage_columns(evidence, crosstalk, asr.coverage_word_margin_s, asr.gap_min_s)
+    coverage = (coverage_columns(evidence, crosstalk, asr.coverage_word_margin_s, asr.gap_min_s,
+                                 asr.coverage_snap_words)
                 if versions.asr_model != NONE else None)
     row = build_features(evidence, hits, timing.features, call_facts, versions,
                          resources.config.features.low_confidence_word_probability, coverage=coverage)

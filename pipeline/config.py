@@ -110,7 +110,7 @@ class AsrConfig(_Section):
     redecode_window_s: Annotated[Num, Field(gt=1, le=30)]
     redecode_temperatures: tuple[Annotated[Num, Field(ge=0, le=1)], ...] = Field(min_length=1)
     redecode_prompt: Str
-    snap_words: Bool
+    coverage_snap_words: Bool
     sound_above_floor_db: Literal["off"] | Annotated[Num, Field(gt=0)]
     sound_below_speech_db: Annotated[Num, Field(ge=0)]
     coverage_word_margin_s: Annotated[Num, Field(ge=0)]

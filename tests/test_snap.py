@@ -1,8 +1,8 @@
-"""Word times out to the edges of the speech they were heard in (pipeline/asr/snap.py).
+"""How far a word reaches for coverage: out to the edges of the speech it was heard in (pipeline/asr/snap.py).
 
 faster-whisper cuts a word at a sentence end or after a pause to twice the
-window's median word; the snapping gives the edge words of each VAD segment
-their time back, as far as a word can last, and no further.
+window's median word; coverage lets the edge words of each VAD segment reach
+its edges, as far as a word can last, and no further. Stored times stay as heard.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from pipeline.asr.coverage import DecodeNote, text_spans
+from pipeline.asr.coverage import coverage_columns, text_spans
 from pipeline.asr.guard import load_hallucination_lexicon
 from pipeline.asr.pieces import ChannelSpeech
 from pipeline.asr.snap import CHAR_MAX_S, longest_s, snap_to_speech
 from pipeline.asr.transcribe import transcribe_speech
 from pipeline.config import default_config
-from pipeline.records import SAMPLE_RATE_HZ, Call, Channel, SpeechSegment, Utterance, Word
+from pipeline.records import SAMPLE_RATE_HZ, Call, CallEvidence, Channel, SpeechSegment, Utterance, Word
 
 ASR = default_config().asr
 LEXICON = load_hallucination_lexicon(ASR.guard.hallucination_lexicon)
@@ -74,16 +74,12 @@ def test_words_never_cross_a_neighbour_and_each_segment_snaps_its_own_edges() ->
     assert times(snap_to_speech([crowded], [seg("agent", 1.0, 1.6)])[0]) == [("好", 1.0, 1.1), ("的", 1.35, 1.6)]
 
 
-def test_no_edge_reaches_towards_speech_the_transcriber_could_not_decode_or_distrusts() -> None:
+def test_no_edge_reaches_over_distrusted_text() -> None:
     heard = utt("agent", ("第一句", 1.2, 1.8))
-    loop = DecodeNote("agent", 2.3, 4.0, "loop", "Whisper looped ('今天' x12)")
-    (snapped,) = snap_to_speech([heard], [seg("agent", 1.0, 4.0)], [loop])
-    assert times(snapped) == [("第一句", 1.0, 1.8)]  # the start still snaps; the end stays before the loop
     suspect = utt("agent", ("谢谢观看", 2.5, 3.5), suspect=True)
     first, second = snap_to_speech([heard, suspect], [seg("agent", 1.0, 4.0)])
-    assert times(first) == [("第一句", 1.0, 1.8)] and second == suspect
-    other_role = DecodeNote("customer", 2.3, 4.0, "loop")
-    assert times(snap_to_speech([heard], [seg("agent", 1.0, 4.0)], [other_role])[0]) == [("第一句", 1.0, 2.5)]
+    assert times(first) == [("第一句", 1.0, 1.8)] and second == suspect  # the start still reaches back
+    assert times(snap_to_speech([heard], [seg("agent", 1.0, 4.0)])[0]) == [("第一句", 1.0, 2.5)]
 
 
 def test_suspect_text_other_roles_and_words_outside_speech_are_left_alone() -> None:
@@ -116,11 +112,15 @@ class Truncating:
 
 
 @pytest.mark.parametrize("snap, gaps", [(True, []), (False, [("agent", 4.45, 5.0), ("agent", 9.45, 10.0)])])
-def test_truncated_edge_words_leave_no_false_gap_when_snapped(snap: bool, gaps: list) -> None:
+def test_truncated_edge_words_leave_no_false_gap_but_keep_their_stored_times(snap: bool, gaps: list) -> None:
     call = Call("c", "c.wav", "0" * 64, (Channel("agent", np.zeros(12 * SAMPLE_RATE_HZ, np.float32)),), 8000, 1,
                 "pcm_mulaw", "wav", 12.0)
     segments = [seg("agent", 1.0, 5.0), seg("agent", 7.0, 10.0)]
-    result = transcribe_speech(call, segments, Truncating(), ASR.model_copy(update={"snap_words": snap}), LEXICON)
+    asr = ASR.model_copy(update={"coverage_snap_words": snap})
+    result = transcribe_speech(call, segments, Truncating(), asr, LEXICON)
     assert [(g.role, round(g.start_s, 2), round(g.end_s, 2)) for g in result.gaps] == gaps
-    ends = [round(u.end_s, 2) for u in result.utterances]
-    assert ends == ([4.8, 9.83] if snap else [4.2, 9.2])
+    assert [round(u.end_s, 2) for u in result.utterances] == [4.2, 9.2]  # the transcript keeps Whisper's times
+    evidence = CallEvidence("c", 12.0, ("agent",), tuple(segments), result.utterances)
+    coverage = coverage_columns(evidence, (), asr.coverage_word_margin_s, asr.gap_min_s, snap)
+    assert coverage["agent_coverage"] == (1.0 if snap else pytest.approx(1 - 1.1 / 7.0))
+    assert coverage["gap_count"] == len(gaps)

@@ -172,8 +172,7 @@ def test_both_channels_share_whisper_windows_but_keep_exact_roles() -> None:
     call = make_call(("agent", np.zeros(10 * SAMPLE_RATE_HZ)), ("customer", np.zeros(10 * SAMPLE_RATE_HZ)))
     speech = [seg("agent", 1.0, 3.0), seg("customer", 4.0, 5.0), seg("agent", 8.0, 9.0)]
     transcriber = unbatched(model)
-    as_heard = transcriber.asr.model_copy(update={"snap_words": False})  # times as mapped (tests/test_snap.py)
-    result = transcribe_call(call, speech, transcriber, as_heard, LEXICON)
+    result = transcribe_call(call, speech, transcriber, transcriber.asr, LEXICON)
     assert model.seconds == [pytest.approx(4 + 6 * PAD + 2 * PAUSE, abs=1e-3)]  # one pass for both channels
     assert [(u.role, u.text, round(u.start_s, 2)) for u in result] == [
         ("agent", "您好", 1.1), ("customer", "喂", 4.1), ("agent", "再见", 8.1)]
@@ -223,7 +222,7 @@ def test_a_loop_is_cut_to_its_first_occurrence_and_the_rest_is_decoded_again_alo
     assert length == pytest.approx(22.0 + asr.redecode_context_s - (20.5 - asr.redecode_context_s), abs=1e-3)
     assert len(windows_again) == 1 and options["initial_prompt"] is None
     assert [(u.text, round(u.start_s, 2)) for u in result.utterances] == [
-        ("第一句", 10.1), ("今天", 20.0), ("第二句", 20.6)]  # the loop's first occurrence stays, its repeats go
+        ("第一句", 10.1), ("今天", 20.1), ("第二句", 20.6)]  # the loop's first occurrence stays, its repeats go
     assert result.gaps == () and result.stats["redecode_0_stretches"] == 1
 
 

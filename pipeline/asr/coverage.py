@@ -5,7 +5,9 @@ each recognised word covers its own time, at most as long as it can be said
 (:func:`pipeline.asr.snap.longest_s`: Whisper sometimes stretches the one
 word it heard over seconds it did not), widened by ``[asr]
 coverage_word_margin_s`` on each side (VAD padding, the pause between two
-characters); an utterance without word timings covers its whole span;
+characters), the first and last word of each VAD segment reaching out to its
+edges (:mod:`pipeline.asr.snap`); an utterance without word timings covers its
+whole span;
 utterances the hallucination guard distrusts cover nothing. What is left of
 the speech, in pieces at least ``[asr] gap_min_s`` long, are the *gaps*:
 "speech here, no text". Every gap carries a reason:
@@ -42,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.asr.snap import longest_s
+from pipeline.asr.snap import longest_s, snap_to_speech
 from pipeline.audio.loudness import LoudnessTrack
 from pipeline.records import AGENT, CUSTOMER, MIXED, CallEvidence, SpeechSegment, Utterance
 from pipeline.spans import Span, subtract, union
@@ -95,9 +97,16 @@ class DecodeNote:
     detail: str = ""
 
 
-def text_spans(utterances: Iterable[Utterance], role: str, margin_s: float) -> list[Span]:
+def text_spans(utterances: Iterable[Utterance], role: str, margin_s: float,
+               reach: Sequence[SpeechSegment] = ()) -> list[Span]:
     """Where ``role`` has trusted text: its words, each at most :func:`longest_s` from its start (or
-    word-less utterances), widened by ``margin_s``."""
+    word-less utterances), widened by ``margin_s``.
+
+    ``reach``: the VAD segments the words were decoded from; the edge words of each reach out to its
+    edges first (:func:`pipeline.asr.snap.snap_to_speech`, ``[asr] coverage_snap_words``).
+    """
+    if reach:
+        utterances = snap_to_speech(list(utterances), reach)
     spans: list[Span] = []
     for u in utterances:
         if u.role != role or u.suspect:
@@ -115,6 +124,12 @@ def uncovered(speech: Sequence[Span], covered: Sequence[Span], min_s: float) -> 
     return [(a, b) for a, b in subtract(speech, covered) if b - a >= min_s]
 
 
+def decoded_segments(segments: Sequence[SpeechSegment], crosstalk: Sequence[SpeechSegment]) -> list[SpeechSegment]:
+    """The segments handed to the transcriber (all but the crosstalk left out)."""
+    left_out = set(crosstalk)
+    return [s for s in segments if s not in left_out]
+
+
 def decoded_speech(segments: Sequence[SpeechSegment], crosstalk: Sequence[SpeechSegment], role: str) -> list[Span]:
     """``role``'s speech that was handed to the transcriber (its VAD speech without the crosstalk left out)."""
     own = union((s.start_s, s.end_s) for s in segments if s.role == role)
@@ -123,7 +138,7 @@ def decoded_speech(segments: Sequence[SpeechSegment], crosstalk: Sequence[Speech
 
 def find_gaps(roles: Sequence[str], segments: Sequence[SpeechSegment], crosstalk: Sequence[SpeechSegment],
               utterances: Sequence[Utterance], notes: Sequence[DecodeNote], margin_s: float,
-              min_s: float) -> list[Gap]:
+              min_s: float, snap: bool = True) -> list[Gap]:
     """Every stretch of speech without trusted text, with its reason, in time order.
 
     Args:
@@ -134,13 +149,15 @@ def find_gaps(roles: Sequence[str], segments: Sequence[SpeechSegment], crosstalk
         notes: what the transcriber reported about speech it could not decode.
         margin_s: ``[asr] coverage_word_margin_s``.
         min_s: ``[asr] gap_min_s``.
+        snap: ``[asr] coverage_snap_words`` (the edge words reach the edges of their segments).
     """
     gaps: list[Gap] = []
+    reach = decoded_segments(segments, crosstalk) if snap else ()
     for role in roles:
         leaked = union((s.start_s, s.end_s) for s in crosstalk if s.role == role)
         gaps += [Gap(role, a, b, "crosstalk", "the other side's voice leaking into this channel (not decoded)")
                  for a, b in leaked if b - a >= min_s]
-        covered = text_spans(utterances, role, margin_s)
+        covered = text_spans(utterances, role, margin_s, reach)
         distrusted = [u for u in utterances if u.role == role and u.suspect]
         for start_s, end_s in uncovered(decoded_speech(segments, crosstalk, role), covered, min_s):
             reason, detail = _reason(role, start_s, end_s, notes, distrusted)
@@ -171,6 +188,7 @@ def sound_gaps(tracks: Mapping[str, LoudnessTrack], segments: Sequence[SpeechSeg
     if asr.sound_above_floor_db == "off":
         return []
     gaps: list[Gap] = []
+    reach = segments if asr.coverage_snap_words else ()
     for role, track in tracks.items():
         quiet = track.dbfs[~track.speech]
         if quiet.size < 10:
@@ -188,7 +206,7 @@ def sound_gaps(tracks: Mapping[str, LoudnessTrack], segments: Sequence[SpeechSeg
         sound = [(float(a * track.frame_s), float(b * track.frame_s))
                  for a, b in zip(edges[::2], edges[1::2], strict=True)]
         heard = union([*((x.start_s, x.end_s) for x in segments if x.role == role),
-                       *text_spans(utterances, role, asr.coverage_word_margin_s)])
+                       *text_spans(utterances, role, asr.coverage_word_margin_s, reach)])
         gaps += [Gap(role, a, b, "vad_missed", "sound well above the line noise that VAD did not take for speech "
                      "(not decoded): listen for a voice here")
                  for a, b in uncovered(union(sound), heard, asr.gap_min_s)]
@@ -249,7 +267,7 @@ def role_coverage(speech: Sequence[Span], gaps: Sequence[Span]) -> float | None:
 
 
 def coverage_columns(evidence: CallEvidence, crosstalk: Sequence[SpeechSegment], margin_s: float,
-                     min_s: float) -> dict[str, float | int | None]:
+                     min_s: float, snap: bool = True) -> dict[str, float | int | None]:
     """The coverage feature columns of one call, from its evidence alone (``run`` and ``rescore`` agree).
 
     ``<role>_coverage`` is the share of the role's decoded speech covered by
@@ -262,12 +280,14 @@ def coverage_columns(evidence: CallEvidence, crosstalk: Sequence[SpeechSegment],
         crosstalk: the segments left out as crosstalk (:func:`pipeline.asr.transcribe.drop_crosstalk`).
         margin_s: ``[asr] coverage_word_margin_s``.
         min_s: ``[asr] gap_min_s``.
+        snap: ``[asr] coverage_snap_words``.
     """
+    reach = decoded_segments(evidence.segments, crosstalk) if snap else ()
     row: dict[str, float | int | None] = {f"{role}_coverage": None for role in (AGENT, CUSTOMER, MIXED)}
     untranscribed_s, count = 0.0, 0
     for role in evidence.roles:
         speech = decoded_speech(evidence.segments, crosstalk, role)
-        gaps = uncovered(speech, text_spans(evidence.utterances, role, margin_s), min_s)
+        gaps = uncovered(speech, text_spans(evidence.utterances, role, margin_s, reach), min_s)
         row[f"{role}_coverage"] = role_coverage(speech, gaps)
         untranscribed_s += sum(b - a for a, b in gaps)
         count += len(gaps)
@@ -276,5 +296,6 @@ def coverage_columns(evidence: CallEvidence, crosstalk: Sequence[SpeechSegment],
     return row
 
 
-__all__ = ["COVERAGE_COLUMNS", "GAP_REASONS", "DecodeNote", "Gap", "coverage_columns", "crosstalk_of", "decoded_speech",
-           "drop_crosstalk", "find_gaps", "gap_label", "role_coverage", "sound_gaps", "text_spans", "uncovered"]
+__all__ = ["COVERAGE_COLUMNS", "GAP_REASONS", "DecodeNote", "Gap", "coverage_columns", "crosstalk_of",
+           "decoded_segments", "decoded_speech", "drop_crosstalk", "find_gaps", "gap_label", "role_coverage",
+           "sound_gaps", "text_spans", "uncovered"]

@@ -1,4 +1,4 @@
-"""Word times out to the edges of the speech they were heard in.
+"""How far a word reaches: out to the edges of the speech it was heard in.
 
 faster-whisper times words from the decoder's attention and then trims them:
 a word after a pause or at a sentence end that lasts longer than twice the
@@ -6,31 +6,28 @@ window's median word is cut to that length ("hack: truncate long words at
 sentence boundaries ... a better segmentation algorithm based on VAD should be
 able to replace this", ``faster_whisper/transcribe.py``). A drawn-out "这个…"
 at the end of a turn then ends half a second before the voice does, and the
-first word after a pause starts late. The transcript looks as if speech at the
-edges of each VAD segment had no text: on 6 built stress calls 11.8 s of the
-customers' reference speech had no word within 0.25 s, most of it such edges.
+first word after a pause starts late. Counted as given, speech at the edges of
+each VAD segment looks as if it had no text: on 6 built stress calls 11.8 s of
+the customers' reference speech had no word within 0.25 s, most of it such
+edges.
 
-:func:`snap_to_speech` does what that comment asks, with the VAD segments the
-words were decoded from: in each segment the first trusted word starts at the
-segment's start and the last one ends at its end, as far as the word can
-plausibly last (``CHAR_MAX_S`` a character), never over a neighbouring word,
-and not at all towards speech the transcriber reported it could not decode (a
-cut loop, a dropped hallucination, a failed window) or distrusted text. Speech
-beyond that reach stays uncovered, so a word Whisper never wrote still shows
-as a gap.
+:func:`snap_to_speech` gives coverage (:mod:`pipeline.asr.coverage`) what that
+comment asks, with the VAD segments the words were decoded from: in each
+segment the first trusted word reaches back to the segment's start and the
+last one on to its end, as far as the word can plausibly last (``CHAR_MAX_S``
+a character), never over a neighbouring word, and not towards distrusted
+text. Speech beyond that reach stays uncovered, so a word Whisper never wrote
+still shows as a gap. The stored transcript keeps Whisper's times: the text
+detectors (turns, hit times, the second look) were measured on those.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from pipeline.chinese import count_chars
 from pipeline.records import SpeechSegment, Utterance, Word
-
-if TYPE_CHECKING:
-    from pipeline.asr.coverage import DecodeNote
 
 #: Longest time one spoken character is taken to last: a syllable lasts 0.2-0.3 s, a drawn-out
 #: filler ("这个…") up to about 0.5 s. Whisper sometimes stretches the one word it heard over
@@ -43,16 +40,12 @@ def longest_s(text: str) -> float:
     return CHAR_MAX_S * max(1, count_chars(text))
 
 
-def snap_to_speech(utterances: Sequence[Utterance], segments: Iterable[SpeechSegment],
-                   untold: Sequence[DecodeNote] = ()) -> list[Utterance]:
+def snap_to_speech(utterances: Sequence[Utterance], segments: Iterable[SpeechSegment]) -> list[Utterance]:
     """The utterances with the edge words of each speech segment moved out to its edges.
 
     Args:
         utterances: one call's utterances, any roles, on the call clock.
         segments: the VAD segments they were decoded from.
-        untold: the transcriber's notes about speech it could not decode; an edge word
-            with such a stretch (or a suspect utterance) between it and the segment's
-            edge stays where it is.
 
     Returns:
         The utterances in the same order. In each segment, the trusted word that
@@ -60,10 +53,10 @@ def snap_to_speech(utterances: Sequence[Utterance], segments: Iterable[SpeechSeg
         start, and the one that ends last ends at its end, each no further than
         :func:`longest_s` of its text from its other edge and no further than
         the role's previous or next word. An utterance's start and end follow
-        its words. Suspect utterances and word-less ones are left as they are.
+        its words. Suspect utterances and word-less ones are left as they are,
+        and no edge reaches over a suspect utterance.
     """
-    blocked = [*((n.role, n.start_s, n.end_s) for n in untold),
-               *((u.role, u.start_s, u.end_s) for u in utterances if u.suspect)]
+    blocked = [(u.role, u.start_s, u.end_s) for u in utterances if u.suspect]
     words: dict[str, list[tuple[int, int, Word]]] = {}
     for ui, u in enumerate(utterances):
         if not u.suspect:

@@ -10,8 +10,7 @@ its role and its time on the call clock.
 Whisper sits behind the small :class:`Transcriber` protocol; the real one is
 :class:`WhisperTranscriber`. :func:`transcribe_speech` adds what every
 transcriber needs: conversion to Simplified Chinese, the hallucination guard
-(:mod:`pipeline.asr.guard`), word times out to the edges of the speech
-(:mod:`pipeline.asr.snap`), re-decoding of the speech that got no trusted
+(:mod:`pipeline.asr.guard`), re-decoding of the speech that got no trusted
 text (:mod:`pipeline.asr.redecode`, for transcribers that can) and the gaps
 that remain, each with its reason (:mod:`pipeline.asr.coverage`).
 """
@@ -29,7 +28,6 @@ from pipeline.asr.loops import clean_and_map
 from pipeline.asr.model import resolve_device, resolve_model, seed_sampling
 from pipeline.asr.pieces import ChannelSpeech, DecodedSegment, join_channels, piece_level, window_of, windows
 from pipeline.asr.redecode import RedecodeRequest, merge_redecoded, plan_requests, redecode_with_whisper
-from pipeline.asr.snap import snap_to_speech
 from pipeline.config import AsrConfig
 from pipeline.errors import ModelError
 from pipeline.records import Call, SpeechSegment, Utterance
@@ -229,11 +227,9 @@ def transcribe_speech(call: Call, segments: Sequence[SpeechSegment], transcriber
             stats[f"redecode_{attempt}_asked_s"] = asked_s
             stats[f"redecode_{attempt}_recovered_s"] = asked_s - sum(r.end_s - r.start_s for r in left)
             requests = left
-    # words out to the speech's edges only now: a stretch the words stop short of is decoded again
-    # first, in case it holds a word (snapping before re-decoding cost CER 0.39 -> 0.40 on stress calls)
-    utterances = _with_repeats(_snapped(utterances, work, notes, asr_config), asr_config)
+    utterances = _with_repeats(utterances, asr_config)
     gaps = find_gaps(tuple(c.role for c in call.channels), segments, crosstalk, utterances, notes,
-                     asr_config.coverage_word_margin_s, asr_config.gap_min_s)
+                     asr_config.coverage_word_margin_s, asr_config.gap_min_s, asr_config.coverage_snap_words)
     return Transcription(tuple(utterances), tuple(gaps), crosstalk, stats)
 
 
@@ -251,14 +247,6 @@ def _guarded(raw: Sequence[Utterance], work: Sequence[ChannelSpeech], asr_config
     speech = {channel.role: channel.speech for channel in work}
     finals = [finalize_utterance(u, speech[u.role], asr_config, lexicon, redecoded) for u in raw if u.role in speech]
     return sorted((u for u in finals if u is not None), key=lambda u: (u.start_s, u.end_s, u.role))
-
-
-def _snapped(utterances: Sequence[Utterance], work: Sequence[ChannelSpeech], notes: Sequence[DecodeNote],
-             asr_config: AsrConfig) -> list[Utterance]:
-    """The edge words of each decoded VAD segment out to its edges (:mod:`pipeline.asr.snap`), if configured."""
-    if not asr_config.snap_words:
-        return list(utterances)
-    return snap_to_speech(utterances, [s for channel in work for s in channel.speech], notes)
 
 
 def _with_repeats(utterances: Sequence[Utterance], asr_config: AsrConfig) -> list[Utterance]:

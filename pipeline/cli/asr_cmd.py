@@ -74,7 +74,8 @@ def transcribe_file(path: str | Path, config: Config) -> FileTranscript:
     evidence = CallEvidence(call.call_id, call.duration_s, tuple(c.role for c in call.channels),
                             transcript.segments, tuple(utterances))
     coverage = coverage_columns(evidence, crosstalk_of(transcript.segments, config.asr),
-                                config.asr.coverage_word_margin_s, config.asr.gap_min_s)
+                                config.asr.coverage_word_margin_s, config.asr.gap_min_s,
+                                config.asr.coverage_snap_words)
     return FileTranscript(call, list(transcript.segments), list(utterances), list(transcript.gaps), coverage,
                           resources.versions.asr_model)
 

@@ -57,12 +57,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from pipeline.analysis import CallAnalysis, Resources, analyse_call, timed_evidence  # noqa: E402
-from pipeline.asr.coverage import text_spans  # noqa: E402
+from pipeline.asr.coverage import crosstalk_of, decoded_segments, text_spans  # noqa: E402
 from pipeline.asr.transcribe import describe_passes  # noqa: E402
 from pipeline.audio.decode import load_call  # noqa: E402
 from pipeline.chinese import matching_form  # noqa: E402
 from pipeline.config import Config, load_config  # noqa: E402
-from pipeline.records import AGENT, CUSTOMER, Utterance, Word  # noqa: E402
+from pipeline.records import AGENT, CUSTOMER, SpeechSegment, Utterance, Word  # noqa: E402
 from pipeline.spans import overlap_s, subtract, total_s, union  # noqa: E402
 from pipeline.timing.interruptions import find_interruptions  # noqa: E402
 from scripts.make_calls import TEXT_CLIPS, ClipBank, build_call, stress_layout, write_call  # noqa: E402
@@ -107,11 +107,12 @@ def truth_speech(truth: dict[str, Any], role: str) -> list[Span]:
 
 
 def score_transcript(score: Score, truth: dict[str, Any], utterances: Sequence[Utterance], margin_s: float,
-                     gap_min_s: float) -> None:
-    """Coverage of the reference speech, CER per clip and onsets of one call's transcript."""
+                     gap_min_s: float, reach: Sequence[SpeechSegment] = ()) -> None:
+    """Coverage of the reference speech (words reaching the edges of ``reach``, as the pipeline
+    counts them), CER per clip and onsets of one call's transcript."""
     for role in ROLES:
         speech = truth_speech(truth, role)
-        covered = text_spans(utterances, role, margin_s)
+        covered = text_spans(utterances, role, margin_s, reach)
         score.speech_s[role] += total_s(speech)
         score.covered_s[role] += overlap_s(speech, covered)
         words = [w for u in utterances if u.role == role for w in (u.words or (Word(u.text, u.start_s, u.end_s,
@@ -133,12 +134,12 @@ def score_transcript(score: Score, truth: dict[str, Any], utterances: Sequence[U
 
 
 def score_gaps(score: Score, truth: dict[str, Any], analysed: CallAnalysis, margin_s: float,
-               gap_min_s: float) -> None:
+               gap_min_s: float, reach: Sequence[SpeechSegment] = ()) -> None:
     """Reference speech without text vs the gaps the pipeline stored."""
     for role in ROLES:
         speech = truth_speech(truth, role)
-        missing = [(a, b) for a, b in subtract(speech, text_spans(analysed.transcript.utterances, role, margin_s))
-                   if b - a >= gap_min_s]
+        covered = text_spans(analysed.transcript.utterances, role, margin_s, reach)
+        missing = [(a, b) for a, b in subtract(speech, covered) if b - a >= gap_min_s]
         marked = union((g.start_s, g.end_s) for g in analysed.transcript.gaps if g.role == role)
         vad = union((x.start_s, x.end_s) for x in analysed.transcript.segments if x.role == role)
         score.missing_s += total_s(missing)
@@ -226,8 +227,11 @@ def run_calls(args: argparse.Namespace) -> None:
                 score.asr_stats.update(stats)
                 score.wall_s += time.perf_counter() - started
                 score.calls += 1
-                score_transcript(score, truth, analysed.transcript.utterances, margin, gap_min)
-                score_gaps(score, truth, analysed, margin, gap_min)
+                segments = analysed.transcript.segments
+                reach = (decoded_segments(segments, crosstalk_of(segments, res.config.asr))
+                         if res.config.asr.coverage_snap_words else ())
+                score_transcript(score, truth, analysed.transcript.utterances, margin, gap_min, reach)
+                score_gaps(score, truth, analysed, margin, gap_min, reach)
                 score_interruptions(score, truth, analysed, res)
                 features = analysed.analysis.features
                 for role in ROLES:

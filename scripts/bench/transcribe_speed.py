@@ -238,7 +238,7 @@ def _coverage(transcript, call, resources: Resources) -> dict[str, float]:
     evidence = CallEvidence(call.call_id, call.duration_s, tuple(c.role for c in call.channels),
                             transcript.segments, transcript.utterances)
     row = coverage_columns(evidence, crosstalk_of(transcript.segments, asr), asr.coverage_word_margin_s,
-                           asr.gap_min_s)
+                           asr.gap_min_s, asr.coverage_snap_words)
     return {c.role: float(row[f"{c.role}_coverage"] or 0.0) for c in call.channels}
 
 

@@ -207,8 +207,8 @@ def sound_gaps(tracks: Mapping[str, LoudnessTrack], segments: Sequence[SpeechSeg
                  for a, b in zip(edges[::2], edges[1::2], strict=True)]
         heard = union([*((x.start_s, x.end_s) for x in segments if x.role == role),
                        *text_spans(utterances, role, asr.coverage_word_margin_s, reach)])
-        gaps += [Gap(role, a, b, "vad_missed", "sound well above the line noise that VAD did not take for speech "
-                     "(not decoded): listen for a voice here")
+        gaps += [Gap(role, a, b, "vad_missed", f"{asr.sound_above_floor_db:g} dB or more over the line noise; "
+                     "not decoded: listen for a voice here")
                  for a, b in uncovered(union(sound), heard, asr.gap_min_s)]
     return sorted(gaps, key=lambda g: (g.start_s, g.role))
 

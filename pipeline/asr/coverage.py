@@ -105,8 +105,8 @@ def text_spans(utterances: Iterable[Utterance], role: str, margin_s: float,
     ``reach``: the VAD segments the words were decoded from; the edge words of each reach out to its
     edges first (:func:`pipeline.asr.snap.snap_to_speech`, ``[asr] coverage_snap_words``).
     """
-    if reach:
-        utterances = snap_to_speech(list(utterances), reach)
+    if reach:  # this role's words and segments only: callers ask role by role
+        utterances = snap_to_speech([u for u in utterances if u.role == role], [s for s in reach if s.role == role])
     spans: list[Span] = []
     for u in utterances:
         if u.role != role or u.suspect:

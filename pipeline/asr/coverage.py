@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.asr.snap import longest_s, snap_to_speech
-from pipeline.audio.loudness import LoudnessTrack
+from pipeline.audio.loudness import LoudnessTrack, sound_threshold_db
 from pipeline.records import AGENT, CUSTOMER, MIXED, CallEvidence, SpeechSegment, Utterance
 from pipeline.spans import Span, subtract, union
 
@@ -190,14 +190,10 @@ def sound_gaps(tracks: Mapping[str, LoudnessTrack], segments: Sequence[SpeechSeg
     gaps: list[Gap] = []
     reach = segments if asr.coverage_snap_words else ()
     for role, track in tracks.items():
-        quiet = track.dbfs[~track.speech]
-        if quiet.size < 10:
+        threshold = sound_threshold_db(track, asr.sound_above_floor_db, asr.sound_below_speech_db)
+        if threshold is None:
             continue
-        level = np.convolve(track.dbfs, np.ones(3) / 3, mode="same")
-        threshold = float(np.percentile(quiet, 10)) + asr.sound_above_floor_db
-        if track.speech.any():
-            threshold = max(threshold, float(np.median(track.dbfs[track.speech])) - asr.sound_below_speech_db)
-        loud = level >= threshold
+        loud = np.convolve(track.dbfs, np.ones(3) / 3, mode="same") >= threshold
         for other, echo in tracks.items():
             if other != role:
                 n = min(len(loud), len(echo.dbfs))

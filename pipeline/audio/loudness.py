@@ -96,6 +96,19 @@ def speech_level_dbfs(track: LoudnessTrack, smoothing_s: float) -> np.ndarray:
     return level
 
 
+def sound_threshold_db(track: LoudnessTrack, above_floor_db: float, below_speech_db: float) -> float | None:
+    """The level a frame of ``track`` must reach to be the speaker's sound: ``above_floor_db`` over the
+    channel's noise floor (10th percentile of its non-speech frames) and no more than ``below_speech_db``
+    under its median speech frame. None with fewer than 10 non-speech frames (no floor to measure)."""
+    quiet = track.dbfs[~track.speech]
+    if quiet.size < 10:
+        return None
+    threshold = float(np.percentile(quiet, 10)) + above_floor_db
+    if track.speech.any():
+        threshold = max(threshold, float(np.median(track.dbfs[track.speech])) - below_speech_db)
+    return threshold
+
+
 class OnsetRepair(Protocol):
     """The onset repair settings: ``[vad]`` (the speech Whisper decodes) or ``[timing]`` (who spoke when)."""
 
@@ -122,14 +135,11 @@ def refine_segments(segments: Iterable[SpeechSegment], tracks: Mapping[str, Loud
     out = []
     for s in segments:
         track = tracks.get(s.role)
-        quiet = track.dbfs[~track.speech] if track is not None else np.empty(0)
-        if track is None or quiet.size < 10:
+        threshold = (sound_threshold_db(track, config.onset_above_floor_db, config.onset_below_speech_db)
+                     if track is not None else None)
+        if track is None or threshold is None:
             out.append(s)
             continue
-        speech = track.dbfs[track.speech]
-        threshold = float(np.percentile(quiet, 10)) + config.onset_above_floor_db
-        if speech.size:
-            threshold = max(threshold, float(np.median(speech)) - config.onset_below_speech_db)
         i = min(int(s.start_s / track.frame_s + 1e-6), len(track.dbfs))  # 5.8 / 0.1 is 57.999...
         lowest = max(0, i - int(round(config.onset_max_shift_s / track.frame_s)))
         j = i
@@ -143,4 +153,5 @@ def refine_segments(segments: Iterable[SpeechSegment], tracks: Mapping[str, Loud
     return out
 
 
-__all__ = ["LoudnessTrack", "OnsetRepair", "loudness_tracks", "refine_segments", "speech_level_dbfs", "with_segments"]
+__all__ = ["LoudnessTrack", "OnsetRepair", "loudness_tracks", "refine_segments", "sound_threshold_db",
+           "speech_level_dbfs", "with_segments"]

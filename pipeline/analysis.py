@@ -28,7 +28,7 @@ from typing import Any
 from pipeline.asr.coverage import Gap, coverage_columns, crosstalk_of, sound_gaps
 from pipeline.asr.guard import HallucinationLexicon, load_hallucination_lexicon
 from pipeline.asr.model import resolve_model
-from pipeline.asr.transcribe import Transcriber, WhisperTranscriber, transcribe_speech
+from pipeline.asr.transcribe import Transcriber, WhisperTranscriber, decode_unheard, transcribe_speech
 from pipeline.audio.levels import ChannelFacts, measure_channel
 from pipeline.audio.loudness import LoudnessTrack, loudness_tracks, refine_segments, with_segments
 from pipeline.audio.vad import detect_speech
@@ -205,6 +205,10 @@ def transcribe_audio(call: Call, resources: Resources) -> Transcript:
     if transcription is None:
         return Transcript(tuple(segments), (), tracks, facts)
     unheard = sound_gaps(tracks, segments, transcription.utterances, config.asr)
+    if unheard and config.asr.decode_vad_missed:  # a voice Silero did not hear: try it, keep only trusted text
+        transcription = decode_unheard(call, segments, transcription, [(g.role, g.start_s, g.end_s) for g in unheard],
+                                       resources.transcriber, config.asr, resources.hallucinations)
+        unheard = sound_gaps(tracks, segments, transcription.utterances, config.asr)
     gaps = tuple(sorted((*transcription.gaps, *unheard), key=lambda g: (g.start_s, g.role)))
     return Transcript(tuple(segments), transcription.utterances, tracks, facts, gaps)
 

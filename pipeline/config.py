@@ -113,6 +113,7 @@ class AsrConfig(_Section):
     coverage_snap_words: Bool
     sound_above_floor_db: Literal["off"] | Annotated[Num, Field(gt=0)]
     sound_below_speech_db: Annotated[Num, Field(ge=0)]
+    decode_vad_missed: Bool
     coverage_word_margin_s: Annotated[Num, Field(ge=0)]
     gap_min_s: Annotated[Num, Field(ge=0)]
     guard: GuardConfig

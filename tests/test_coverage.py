@@ -29,7 +29,7 @@ from pipeline.asr.guard import load_hallucination_lexicon
 from pipeline.asr.loops import cut_loops, find_loop
 from pipeline.asr.pieces import ChannelSpeech, DecodedSegment, DecodedWord, join_channels, level_gain, map_segment
 from pipeline.asr.redecode import RedecodeRequest, merge_redecoded
-from pipeline.asr.transcribe import Decoding, transcribe_speech
+from pipeline.asr.transcribe import Decoding, decode_unheard, transcribe_speech
 from pipeline.audio.loudness import LoudnessTrack
 from pipeline.chinese import matching_form
 from pipeline.config import default_config
@@ -277,6 +277,29 @@ def test_speech_without_text_is_decoded_again_until_it_has_text_or_attempts_run_
     assert never.asked == [] and (gap.reason, gap.detail) == ("no_text", "no text was recognised for this speech")
 
 
+def test_sound_vad_missed_is_decoded_at_temperature_0_and_only_trusted_text_is_kept() -> None:
+    call = make_call("agent", "customer")
+    segments = [seg("agent", 1.0, 5.0)]
+    first = transcribe_speech(call, segments, ScriptedRedecoder([said("agent", "您好请问有什么可以帮您", 1.0, 5.0)],
+                                                                []), ASR, LEXICON)
+    unheard = [("agent", 8.0, 11.0), ("customer", 14.0, 16.0), ("customer", 20.0, 20.6)]
+    # the agent's far-field voice gets text; the customer's sound only a made-up sign-off the guard distrusts
+    transcriber = ScriptedRedecoder([], again=[
+        ([said("agent", "我帮您查一下", 8.2, 10.8), said("customer", "谢谢观看", 14.0, 16.0)], []),
+        ([said("customer", "谢谢观看", 14.0, 16.0)], [])])
+    result = decode_unheard(call, segments, first, unheard, transcriber, ASR, LEXICON)
+    # stretches shorter than redecode_min_s are not asked about; alone_with_fallback (sampling) is never run
+    assert ASR.redecode_passes == ("fresh_windows", "alone", "alone_with_fallback")
+    assert transcriber.asked == [[("agent", 8.0, 11.0), ("customer", 14.0, 16.0)], [("customer", 14.0, 16.0)]]
+    assert [(u.role, u.text, u.suspect) for u in result.utterances] == [
+        ("agent", "您好请问有什么可以帮您", False), ("agent", "我帮您查一下", False)]
+    assert result.gaps == first.gaps and result.stats["unheard_0_recovered_s"] == 3.0
+    assert "unheard_0_s" not in first.stats
+    # the text the guard trusts needs no VAD segment under it, only the sound it was decoded from
+    assert not result.utterances[1].suspect
+    assert decode_unheard(call, segments, first, [], transcriber, ASR, LEXICON) is first
+
+
 def test_a_plain_transcriber_gets_gaps_and_crosstalk_is_a_gap_of_its_own() -> None:
     class Plain:
         model_id = "plain@1"
@@ -428,7 +451,9 @@ def test_the_decoding_profile_names_each_pass_that_ran_and_what_it_recovered() -
     from pipeline.asr.transcribe import describe_passes
 
     stats = {"first_pass_s": 53.2, "windows": 26.0, "decoded_audio_s": 600.0, "redecode_1_s": 8.0,
-             "redecode_1_stretches": 10.0, "redecode_1_recovered_s": 26.0, "redecode_1_asked_s": 30.0}
+             "redecode_1_stretches": 10.0, "redecode_1_recovered_s": 26.0, "redecode_1_asked_s": 30.0,
+             "unheard_0_s": 1.5, "unheard_0_stretches": 2.0, "unheard_0_recovered_s": 3.0, "unheard_0_asked_s": 4.5}
     assert describe_passes(stats, ("fresh_windows", "alone")) == [
         "first pass 53.2 s (26 windows, 600 s of audio)",
-        "re-decode alone 8.0 s (10 stretches, 26.0 of 30.0 s of speech given text)"]
+        "re-decode alone 8.0 s (10 stretches, 26.0 of 30.0 s of speech given text)",
+        "decode sound VAD missed fresh_windows 1.5 s (2 stretches, 3.0 of 4.5 s of sound given text)"]

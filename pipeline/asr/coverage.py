@@ -204,7 +204,7 @@ def sound_gaps(tracks: Mapping[str, LoudnessTrack], segments: Sequence[SpeechSeg
         heard = union([*((x.start_s, x.end_s) for x in segments if x.role == role),
                        *text_spans(utterances, role, asr.coverage_word_margin_s, reach)])
         gaps += [Gap(role, a, b, "vad_missed", f"{asr.sound_above_floor_db:g} dB or more over the line noise; "
-                     "not decoded: listen for a voice here")
+                     f"{'no trusted text' if asr.decode_vad_missed else 'not decoded'}: listen for a voice here")
                  for a, b in uncovered(union(sound), heard, asr.gap_min_s)]
     return sorted(gaps, key=lambda g: (g.start_s, g.role))
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 from pipeline.asr.coverage import DecodeNote, Gap, crosstalk_of, drop_crosstalk, find_gaps
@@ -213,24 +213,75 @@ def transcribe_speech(call: Call, segments: Sequence[SpeechSegment], transcriber
     stats = dict(first.stats)
     utterances = _guarded(first.utterances, work, asr_config, lexicon)
     if rich and asr_config.redecode:
-        requests = plan_requests(work, _with_repeats(utterances, asr_config), asr_config)
-        for attempt in range(len(asr_config.redecode_passes)):
-            if not requests:
-                break
-            again = transcriber.redecode(requests, attempt)
-            stats.update(again.stats)
-            fresh = _guarded(again.utterances, work, asr_config, lexicon, redecoded=True)
-            utterances, rejected = merge_redecoded(utterances, fresh, requests, asr_config.coverage_word_margin_s)
-            notes = [*_outside(notes, requests), *again.notes, *rejected]
-            left = plan_requests(work, _with_repeats(utterances, asr_config), asr_config)  # the next pass's stretches
-            asked_s = sum(r.end_s - r.start_s for r in requests)
-            stats[f"redecode_{attempt}_asked_s"] = asked_s
-            stats[f"redecode_{attempt}_recovered_s"] = asked_s - sum(r.end_s - r.start_s for r in left)
-            requests = left
+        passes = range(len(asr_config.redecode_passes))
+        utterances, notes = _redecoded(transcriber, work, work, passes, utterances, notes, stats, asr_config, lexicon)
     utterances = _with_repeats(utterances, asr_config)
     gaps = find_gaps(tuple(c.role for c in call.channels), segments, crosstalk, utterances, notes,
                      asr_config.coverage_word_margin_s, asr_config.gap_min_s, asr_config.coverage_snap_words)
     return Transcription(tuple(utterances), tuple(gaps), crosstalk, stats)
+
+
+def _redecoded(transcriber: RedecodingTranscriber, plan: Sequence[ChannelSpeech], work: Sequence[ChannelSpeech],
+               passes: Sequence[int], utterances: list[Utterance], notes: list[DecodeNote], stats: dict[str, float],
+               asr_config: AsrConfig, lexicon: HallucinationLexicon, key: str = "redecode"
+               ) -> tuple[list[Utterance], list[DecodeNote]]:
+    """Decode the stretches of ``plan``'s speech without trusted text again, by each of ``passes`` (indices of
+    ``[asr] redecode_passes``) until they have text; ``work`` holds the speech the guard checks text against.
+
+    Adds ``{key}_{attempt}_asked_s`` and ``_recovered_s`` (seconds of speech asked about, given text) to ``stats``.
+    """
+    requests = plan_requests(plan, _with_repeats(utterances, asr_config), asr_config)
+    for attempt in passes:
+        if not requests:
+            break
+        again = transcriber.redecode(requests, attempt)
+        stats.update({k.replace("redecode", key, 1): v for k, v in again.stats.items()})
+        fresh = _guarded(again.utterances, work, asr_config, lexicon, redecoded=True)
+        utterances, rejected = merge_redecoded(utterances, fresh, requests, asr_config.coverage_word_margin_s)
+        notes = [*_outside(notes, requests), *again.notes, *rejected]
+        left = plan_requests(plan, _with_repeats(utterances, asr_config), asr_config)  # the next pass's stretches
+        asked_s = sum(r.end_s - r.start_s for r in requests)
+        stats[f"{key}_{attempt}_asked_s"] = asked_s
+        stats[f"{key}_{attempt}_recovered_s"] = asked_s - sum(r.end_s - r.start_s for r in left)
+        requests = left
+    return utterances, notes
+
+
+def decode_unheard(call: Call, segments: Sequence[SpeechSegment], transcription: Transcription,
+                   unheard: Sequence[tuple[str, float, float]], transcriber: Transcriber, asr_config: AsrConfig,
+                   lexicon: HallucinationLexicon) -> Transcription:
+    """Decode sound that VAD did not hear as speech (``vad_missed`` stretches), keeping only trusted text.
+
+    Silero does not hear every voice: a far-field speaker on a noisy line can
+    be as loud as the speaker's other speech and still not be VAD speech. Each
+    stretch in ``unheard`` (role, start, end; :func:`pipeline.asr.coverage.sound_gaps`)
+    is decoded like speech the first pass left without text, by the
+    temperature-0 passes of ``[asr] redecode_passes`` only (sampling on sound
+    that may be music or a television invites made-up text), and its text goes
+    through the same guard with the stricter no-speech limit of re-decoded
+    text. The VAD segments, and so every timing detector, are unchanged; what
+    gets no trusted text stays a ``vad_missed`` gap.
+
+    Returns:
+        ``transcription`` with the recovered utterances added (and ``unheard_*`` stats);
+        itself when the transcriber cannot re-decode or nothing is unheard.
+    """
+    if not unheard or not isinstance(transcriber, RedecodingTranscriber):
+        return transcription
+    plan, work = [], []
+    for channel in call.channels:
+        stretches = [SpeechSegment(channel.role, a, b, 0.0) for role, a, b in unheard if role == channel.role]
+        if stretches:
+            speech = [s for s in segments if s.role == channel.role]
+            plan.append(ChannelSpeech(channel.role, channel.samples, stretches))
+            work.append(ChannelSpeech(channel.role, channel.samples, sorted([*speech, *stretches],
+                                                                             key=lambda s: s.start_s)))
+    passes = [i for i, how in enumerate(asr_config.redecode_passes) if how != "alone_with_fallback"]
+    stats = dict(transcription.stats)
+    notes: list[DecodeNote] = []
+    utterances, _notes = _redecoded(transcriber, plan, work, passes, list(transcription.utterances), notes, stats,
+                                    asr_config, lexicon, key="unheard")
+    return replace(transcription, utterances=tuple(_with_repeats(utterances, asr_config)), stats=stats)
 
 
 def _outside(notes: Sequence[DecodeNote], requests: Sequence[RedecodeRequest]) -> list[DecodeNote]:
@@ -265,18 +316,20 @@ def transcribe_call(call: Call, segments: Sequence[SpeechSegment], transcriber: 
 
 def describe_passes(stats: Mapping[str, float], redecode_passes: Sequence[str]) -> list[str]:
     """Where the decoding time went, from a transcription's ``stats``: the first pass, then each
-    re-decoding pass with the seconds of speech it was asked about and gave text to."""
+    re-decoding pass, of speech without text and of sound VAD missed (:func:`decode_unheard`), with the
+    seconds it was asked about and gave text to."""
     parts = [f"first pass {stats.get('first_pass_s', 0.0):.1f} s ({stats.get('windows', 0):.0f} windows, "
              f"{stats.get('decoded_audio_s', 0.0):.0f} s of audio)"]
-    for attempt, how in enumerate(redecode_passes):
-        if f"redecode_{attempt}_s" in stats:
-            parts.append(f"re-decode {how} {stats[f'redecode_{attempt}_s']:.1f} s "
-                         f"({stats[f'redecode_{attempt}_stretches']:.0f} stretches, "
-                         f"{stats.get(f'redecode_{attempt}_recovered_s', 0.0):.1f} of "
-                         f"{stats.get(f'redecode_{attempt}_asked_s', 0.0):.1f} s of speech given text)")
+    for key, what, of in (("redecode", "re-decode", "speech"), ("unheard", "decode sound VAD missed", "sound")):
+        for attempt, how in enumerate(redecode_passes):
+            if f"{key}_{attempt}_s" in stats:
+                parts.append(f"{what} {how} {stats[f'{key}_{attempt}_s']:.1f} s "
+                             f"({stats[f'{key}_{attempt}_stretches']:.0f} stretches, "
+                             f"{stats.get(f'{key}_{attempt}_recovered_s', 0.0):.1f} of "
+                             f"{stats.get(f'{key}_{attempt}_asked_s', 0.0):.1f} s of {of} given text)")
     return parts
 
 
 __all__ = ["ChannelSpeech", "Decoding", "RedecodingTranscriber", "Transcriber", "Transcription",
-           "WhisperTranscriber", "clean_and_map", "describe_passes", "drop_crosstalk", "join_channels",
-           "transcribe_call", "transcribe_speech", "windows"]
+           "WhisperTranscriber", "clean_and_map", "decode_unheard", "describe_passes", "drop_crosstalk",
+           "join_channels", "transcribe_call", "transcribe_speech", "windows"]

@@ -203,7 +203,8 @@ def per_channel_baseline(model: Any, call: Any) -> list[Utterance]:
 
 def run_calls(args: argparse.Namespace) -> None:
     config = load_config(args.config)
-    variants = {"first-pass": config.with_overrides({"asr": {"redecode": False}}), "callqa": config}
+    variants = {"first-pass": config.with_overrides({"asr": {"redecode": False, "decode_vad_missed": False}}),
+                "callqa": config}
     base = Resources.load(config)
     resources = {name: Resources.load(c, transcriber=base.transcriber) for name, c in variants.items()}
     scores = {name: Score() for name in [*variants, *(["per-channel"] if args.baseline else [])]}
@@ -260,18 +261,23 @@ def _asr_stats() -> Iterator[Counter]:
     import pipeline.analysis
 
     stats: Counter = Counter()
-    original = pipeline.analysis.transcribe_speech
+    originals = {name: getattr(pipeline.analysis, name) for name in ("transcribe_speech", "decode_unheard")}
 
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        result = original(*args, **kwargs)
-        stats.update(result.stats)
-        return result
+    def counting(name: str) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            result = originals[name](*args, **kwargs)
+            before = args[2].stats if name == "decode_unheard" else {}
+            stats.update({k: v for k, v in result.stats.items() if k not in before})
+            return result
+        return run
 
-    pipeline.analysis.transcribe_speech = counting  # type: ignore[assignment]
+    for name in originals:
+        setattr(pipeline.analysis, name, counting(name))
     try:
         yield stats
     finally:
-        pipeline.analysis.transcribe_speech = original  # type: ignore[assignment]
+        for name, original in originals.items():
+            setattr(pipeline.analysis, name, original)
 
 
 def _median(values: Sequence[float]) -> str:
@@ -332,7 +338,8 @@ def run_clips(args: argparse.Namespace) -> None:
 
     config = load_config(args.config)
     bank = ClipBank.load()
-    variants = {"first-pass": config.with_overrides({"asr": {"redecode": False}}), "callqa": config}
+    variants = {"first-pass": config.with_overrides({"asr": {"redecode": False, "decode_vad_missed": False}}),
+                "callqa": config}
     base = Resources.load(config, text=False)
     resources = {name: Resources.load(c, transcriber=base.transcriber, text=False) for name, c in variants.items()}
     names = [n for n in TEXT_CLIPS if n in bank.texts]

@@ -115,6 +115,19 @@ def test_fuzzy_homophone_with_lower_confidence(matcher: LexiconMatcher) -> None:
     assert rule_hits(off, "你是神京病吧", rule="redline.abuse") == []
 
 
+def test_a_fuzzy_rules_regex_matches_sound_alikes_of_its_longer_literal_runs(matcher: LexiconMatcher) -> None:
+    rule = "contradicting.go_buy_elsewhere"  # regex 便宜(你)?(就)?去别家, fuzzy
+    [hit] = rule_hits(matcher, "别加便宜就去别加", rule=rule)  # Whisper's 加 for 家 (both jia)
+    assert (hit.match_type, hit.matched_text, hit.confidence) == ("fuzzy", "便宜就去别加", pytest.approx(0.6))
+    [hit] = rule_hits(matcher, "别家便宜就去别家", rule=rule)
+    assert hit.match_type == "regex"
+    # the regex's short runs stay exact: 嫌 in (嫌|觉得)… is not 现/先/线
+    for clean in ("现在就不用了", "先帮你不要着急", "线路就不用换了"):
+        assert rule_hits(matcher, clean, rule=rule) == [], clean
+    off = build_matcher(load_rules(), TEXT.model_copy(update={"fuzzy": False}))
+    assert rule_hits(off, "别加便宜就去别加", rule=rule) == []
+
+
 CITY_RULE = '''version = "t1"
 [[rules]]
 id = "t.lab"

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 
 from pipeline.config import load_config
 from pipeline.errors import LexiconError
+from pipeline.text.fuzzy import SoundAlike
 from pipeline.text.matcher import build_matcher, detect_phrases, example_evidence
-from pipeline.text.patterns import PatternError, compile_pattern
+from pipeline.text.patterns import PatternError, compile_pattern, compile_sound_alike
 from pipeline.text.rules import load_rules
 
 SHIPPED = Path(__file__).resolve().parents[1] / "lexicons" / "qa_rules.toml"
@@ -62,6 +63,38 @@ def test_same_matches_as_python_re(pattern, text):
         assume(not text.endswith("\n"))
     expected = [(m.start(), m.end()) for m in python.finditer(text)]
     assert [(m.start(), m.end()) for m in linear.finditer(text)] == expected, linear.re2_source
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(PATTERNS, TEXTS)
+def test_the_paired_form_without_sound_alikes_matches_as_python_re(pattern, text):
+    """compile_sound_alike with no run long enough to be heard as sound-alikes is the regex itself."""
+    assume("\n" not in text)  # rules match normalised text: no newline
+    try:
+        python, paired = re.compile(pattern), compile_sound_alike(pattern, SoundAlike().image, 10**6)
+    except PatternError:
+        return  # empty matches and word boundaries (asserted elsewhere)
+    alike = SoundAlike()
+    found = [(m.start() // 2, m.end() // 2) for m in paired.finditer(alike.paired(text))]
+    assert found == [(m.start(), m.end()) for m in python.finditer(text)], paired.re2_source
+
+
+def test_a_long_literal_run_matches_sound_alikes_and_the_rest_stays_exact():
+    alike = SoundAlike()
+    pattern = compile_sound_alike("便宜(你)?(就)?去别家", alike.image, 3)
+
+    def spans(text: str) -> list[str]:
+        return [text[m.start() // 2:m.end() // 2] for m in pattern.finditer(alike.paired(text))]
+
+    assert spans("别加便宜就去别加") == ["便宜就去别加"]  # 去别家 and 去别加: qu bie jia
+    assert spans("便宜就去别家吧") == ["便宜就去别家"]
+    assert spans("便意就去别加") == []  # 便宜 is a run of 2: exact
+    assert spans("便宜就去别的") == []
+    # a match starts on a character, never between a character and its image
+    excluded = compile_sound_alike("[^a好]", alike.image, 3)
+    assert [(m.start(), m.end()) for m in excluded.finditer(alike.paired("ab"))] == [(2, 4)]
+    with pytest.raises(PatternError, match="word boundary"):
+        compile_sound_alike(r"(?a)\bvip", alike.image, 3)
 
 
 @pytest.mark.parametrize(("pattern", "text", "expected"), [

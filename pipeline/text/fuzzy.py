@@ -35,6 +35,9 @@ FINAL_CLASSES = {"ing": "in", "eng": "en", "ong": "en"}
 SYLLABLE_CLASSES = {"nin": "ni"}
 _INITIALS = ("zh", "ch", "sh", "b", "p", "m", "f", "d", "t", "n", "l", "g", "k", "h", "j", "q", "x", "r", "z",
              "c", "s", "y", "w")
+#: A fuzzy rule's phrase (or a run of literals in its regex) needs this many characters before a
+#: sound-alike of it is a hit.
+FUZZY_MIN_CHARS = 3
 #: A phrase needs this many syllables before a near match (one syllable wrong or dropped) counts.
 NEAR_MIN_SYLLABLES = 3
 
@@ -121,5 +124,38 @@ class NearIndex:
                     yield Near(phrase, start, start + n, "first_dropped")
 
 
-__all__ = ["FINAL_CLASSES", "INITIAL_CLASSES", "NEAR_MIN_SYLLABLES", "SYLLABLE_CLASSES", "Near", "NearIndex",
-           "joined_key", "sound_class", "sound_keys", "split_syllable", "syllables"]
+#: The image of every character that is not Chinese (the last Private Use Area character).
+OTHER_IMAGE = "\uf8ff"
+
+
+@dataclass
+class SoundAlike:
+    """One private-use character per sound class: the *image* a fuzzy rule's regex is matched on.
+
+    A fuzzy rule's phrases are matched on sound classes directly. A regex cannot be, so it
+    is compiled in paired form (:func:`pipeline.text.patterns.compile_sound_alike`) and
+    matched on :meth:`paired` text, where each character is preceded by its image: a run of
+    3 or more literals of the regex ("去别家") then matches any characters that sound alike
+    ("去别加", both ``jia``), and everything else keeps its exact meaning.
+    """
+
+    codes: dict[str, str] = field(default_factory=dict)
+    cache: dict[str, str] = field(default_factory=dict)
+
+    def image(self, ch: str) -> str:
+        """The image of one character: its sound class's code if it is Chinese, else one code for all others."""
+        if not "\u3400" <= ch <= "\u9fff":
+            return OTHER_IMAGE
+        cls = sound_class(syllables(ch, self.cache)[0])
+        code = self.codes.get(cls)
+        if code is None:
+            code = self.codes[cls] = chr(0xE000 + len(self.codes))  # the Private Use Area: never in a text
+        return code
+
+    def paired(self, text: str) -> str:
+        """``image(c) + c`` for every character of ``text`` (a match's offsets halve to the text's)."""
+        return "".join(self.image(ch) + ch for ch in text)
+
+
+__all__ = ["FINAL_CLASSES", "FUZZY_MIN_CHARS", "INITIAL_CLASSES", "NEAR_MIN_SYLLABLES", "SYLLABLE_CLASSES", "Near",
+           "NearIndex", "SoundAlike", "joined_key", "sound_class", "sound_keys", "split_syllable", "syllables"]

@@ -27,8 +27,8 @@ import ahocorasick
 from pipeline.config import TextConfig
 from pipeline.errors import LexiconError
 from pipeline.records import AGENT, CUSTOMER, MIXED, CallEvidence, Hit, Utterance
-from pipeline.text.fuzzy import NearIndex, joined_key, sound_keys
-from pipeline.text.patterns import LinearPattern, PatternError, compile_pattern
+from pipeline.text.fuzzy import FUZZY_MIN_CHARS, NearIndex, SoundAlike, joined_key, sound_keys
+from pipeline.text.patterns import LinearPattern, PatternError, compile_pattern, compile_sound_alike
 from pipeline.text.rule_hits import Found, absence_hit, count_hit, dedupe, first_trigger_s, phrase_hit
 from pipeline.text.rules import Rule, RuleSet
 from pipeline.text.segment import Normaliser, NormText, Segmenter
@@ -56,6 +56,9 @@ class LexiconMatcher:
     near_owners: dict[str, tuple[int, ...]] = field(default_factory=dict)
     turn_max_gap_s: float = 1.5
     repeat_word_min_freq: int = 100
+    #: Fuzzy rules' regexes in sound-alike form, matched on text rewritten by ``alike``.
+    fuzzy_regexes: dict[int, tuple[LinearPattern | None, ...]] = field(default_factory=dict)
+    alike: SoundAlike = field(default_factory=SoundAlike)
 
     def is_word(self, text: str) -> bool:
         """Whether jieba counts ``text`` as a word often enough to keep a doubled character."""
@@ -71,6 +74,14 @@ def _compile(pattern: str, rule: Rule) -> LinearPattern:
         return compile_pattern(pattern)
     except PatternError as exc:  # load_rules refuses these; a RuleSet built in code may not have been checked
         raise LexiconError(rule.source or rule.id, f"rule {rule.id}: bad regex: {exc}") from None
+
+
+def _sound_alike(pattern: str, alike: SoundAlike) -> LinearPattern | None:
+    """A fuzzy rule's regex in sound-alike form; None for one with a word boundary (matched exactly only)."""
+    try:
+        return compile_sound_alike(pattern, alike.image, FUZZY_MIN_CHARS)
+    except PatternError:
+        return None
 
 
 def build_matcher(rules: RuleSet, text_config: TextConfig) -> LexiconMatcher:
@@ -90,18 +101,22 @@ def build_matcher(rules: RuleSet, text_config: TextConfig) -> LexiconMatcher:
     allowed_regexes: dict[int, tuple[LinearPattern, ...]] = {}
     norm_lists: dict[int, dict[str, tuple[str, ...]]] = {}
     pinyin_cache: dict[str, str] = {}
+    alike = SoundAlike(cache=pinyin_cache)
+    fuzzy_regexes: dict[int, tuple[LinearPattern | None, ...]] = {}
     for i, rule in enumerate(rules.rules):
         for phrase in rule.phrases:
             key = norm.text(phrase)
             if key:
                 table.setdefault(key, []).append((i, key))
-                if fuzzy is not None and rule.fuzzy and len(key) >= 3:
+                if fuzzy is not None and rule.fuzzy and len(key) >= FUZZY_MIN_CHARS:
                     classes = sound_keys(key, pinyin_cache)
                     ftable.setdefault(joined_key(classes), []).append((i, key))
                     if near is not None and key not in near_owners:
                         near.add(key, classes)
                     near_owners.setdefault(key, []).append(i)
         regexes[i] = tuple(_compile(p, rule) for p in rule.regexes)
+        if text_config.fuzzy and rule.fuzzy and rule.regexes:
+            fuzzy_regexes[i] = tuple(_sound_alike(p, alike) for p in rule.regexes)
         allowed_regexes[i] = tuple(_compile(p, rule) for p in rule.allowed_longer_regexes)
         norm_lists[i] = {name: tuple(norm.text(p) for p in getattr(rule, name))
                          for name in ("exceptions_preceded", "exceptions_followed",
@@ -120,7 +135,7 @@ def build_matcher(rules: RuleSet, text_config: TextConfig) -> LexiconMatcher:
     return LexiconMatcher(rules, norm, segmenter, exact if table else None,
                           fuzzy, regexes, norm_lists, pinyin_cache, text_config.fuzzy_common_word_freq,
                           allowed_regexes, near, {k: tuple(v) for k, v in near_owners.items()},
-                          text_config.turn_max_gap_s, text_config.repeat_word_min_freq)
+                          text_config.turn_max_gap_s, text_config.repeat_word_min_freq, fuzzy_regexes, alike)
 
 
 @dataclass(frozen=True)
@@ -166,6 +181,8 @@ def _scan(matcher: LexiconMatcher, norm: NormText, bounds: Container[int], ui: i
         for pattern in patterns:
             out.extend(_Match(ri, ui, m.start(), m.end(), m.group(0), "regex")
                        for m in pattern.finditer(text) if m.end() > m.start())
+    if matcher.fuzzy_regexes and text:
+        out += _sound_alike_regex(matcher, text, bounds, ui)
     if matcher.fuzzy is not None and text:
         classes = sound_keys(text, matcher.pinyin_cache)
         offsets = [0]
@@ -185,6 +202,22 @@ def _scan(matcher: LexiconMatcher, norm: NormText, bounds: Container[int], ui: i
             if matcher.segmenter.word_freq(found) >= matcher.common_word_freq:
                 continue  # common-word guard: a real word, not an ASR slip
             out.extend(_Match(ri, ui, start, end, found, "fuzzy") for ri, _ in owners)
+    return out
+
+
+def _sound_alike_regex(matcher: LexiconMatcher, text: str, bounds: Container[int], ui: int) -> list[_Match]:
+    """Matches of fuzzy rules' regexes with a run of 3+ literals heard as sound-alikes ("去别加" for
+    "去别家"; :func:`pipeline.text.patterns.compile_sound_alike`), on token boundaries, where the
+    regex itself does not match the same text."""
+    paired = matcher.alike.paired(text)
+    out = []
+    for ri, patterns in matcher.fuzzy_regexes.items():
+        exact = {(m.start(), m.end()) for p in matcher.regexes[ri] for m in p.finditer(text)}
+        for pattern in filter(None, patterns):
+            for m in pattern.finditer(paired):
+                start, end = m.start() // 2, m.end() // 2
+                if end > start and (start, end) not in exact and start in bounds and end in bounds:
+                    out.append(_Match(ri, ui, start, end, text[start:end], "fuzzy"))
     return out
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -186,7 +186,70 @@ class _Writer:
         return "(?:" + "|".join(([f"[{''.join(parts)}]"] if parts else []) + alternatives) + ")"
 
 
-def compile_pattern(source: str) -> LinearPattern:
+#: Images are characters of the Private Use Area, which normalised text never holds (so a match
+#: can only start on a pair).
+_ANY_IMAGE = "[\\x{e000}-\\x{f8ff}]"
+
+
+class _SoundAlikeWriter(_Writer):
+    """Writes a pattern that matches text in the *paired* form of :func:`compile_sound_alike`.
+
+    Every character of the text is a pair (its sound image, itself). A literal in a run
+    of at least ``min_run`` literals matches on its image alone (a sound-alike), any
+    other literal on both; ``.``, classes and ``[^x]`` look at the character itself.
+    """
+
+    def __init__(self, source: str, image: Callable[[str], str], min_run: int) -> None:
+        super().__init__(source)
+        self.image, self.min_run = image, min_run
+
+    def sequence(self, items: Any, ascii_only: bool) -> str:
+        items = list(items)
+        out, i = [], 0
+        while i < len(items):
+            j = i
+            while j < len(items) and items[j][0] == _sre.LITERAL:
+                j += 1
+            if j == i:
+                out.append(self.item(*items[i], ascii_only))
+                i += 1
+                continue
+            alike = j - i >= self.min_run
+            for _op, code in items[i:j]:
+                out.append(_hex(ord(self.image(chr(code)))) + ("." if alike else _literal(code)))
+            i = j
+        return "".join(out)
+
+    def item(self, op: Any, av: Any, ascii_only: bool) -> str:
+        if op == _sre.LITERAL:
+            return _hex(ord(self.image(chr(av)))) + _literal(av)
+        if op in (_sre.NOT_LITERAL, _sre.ANY, _sre.IN):
+            return _ANY_IMAGE + super().item(op, av, ascii_only)
+        return super().item(op, av, ascii_only)
+
+    def anchor(self, at: Any, ascii_only: bool) -> str:
+        if at in (_sre.AT_BOUNDARY, _sre.AT_NON_BOUNDARY):  # an image beside every character: no word edges
+            raise PatternError(f"{self.source!r}: a word boundary cannot be matched on sound-alikes")
+        return super().anchor(at, ascii_only)
+
+
+def compile_sound_alike(source: str, image: Callable[[str], str], min_run: int) -> LinearPattern:
+    """``source`` compiled to match sound-alikes of its longer literal runs, on paired text.
+
+    The text to match is written as pairs, ``image(c) + c`` for each character ``c``
+    (:meth:`pipeline.text.fuzzy.SoundAlike.paired`; images are Private Use Area characters,
+    which the text itself never holds), so a match spans ``start // 2`` to ``end // 2`` of
+    the original. A run of at least ``min_run`` literal characters
+    ("去别家") matches any characters with the same images ("去别加"); shorter runs,
+    ``.``, classes and anchors keep their exact meaning.
+
+    Raises:
+        PatternError: as :func:`compile_pattern`, or the pattern has a word boundary (``\\b``).
+    """
+    return compile_pattern(source, _SoundAlikeWriter(source, image, min_run))
+
+
+def compile_pattern(source: str, writer: _Writer | None = None) -> LinearPattern:
     """Parse ``source`` as a Python regex and compile it with RE2 (see the module docstring).
 
     Raises:
@@ -206,7 +269,7 @@ def compile_pattern(source: str) -> LinearPattern:
     if global_flags & re.LOCALE:
         raise PatternError(f"{source!r}: the LOCALE flag is not supported")
     try:
-        body = _Writer(source).sequence(parsed, ascii_only)
+        body = (writer or _Writer(source)).sequence(parsed, ascii_only)
     except RecursionError:
         raise PatternError(f"{source!r} is nested too deeply") from None
     prefix = "".join(c for f, c in _FLAGS if global_flags & f)
@@ -224,4 +287,4 @@ def compile_pattern(source: str) -> LinearPattern:
     return LinearPattern(source, translated, compiled)
 
 
-__all__ = ["MAX_REPEAT", "LinearPattern", "PatternError", "compile_pattern"]
+__all__ = ["MAX_REPEAT", "LinearPattern", "PatternError", "compile_pattern", "compile_sound_alike"]

@@ -109,14 +109,32 @@ def test_a_turn_just_under_the_threshold_is_decoded_again_and_scored_again(tiny_
                                                    "redline_review_margin": 0.1}})
     [candidate] = candidates(_evidence(turn), [], resources.matcher, tiny_model, config)
     assert candidate.source == "model" and candidate.probability == pytest.approx(probability)
-    confirmed, _ = second_look(_call(), _evidence(turn), [], ScriptedWhisper("你个白痴滚远点"), resources.matcher,
-                               tiny_model, config)
+    confirmed, _ = second_look(_call(), _evidence(turn), [], ScriptedWhisper("滚远点你个"), resources.matcher,
+                               tiny_model, config)  # hostile to the model, and no rule's phrase
     [hit] = confirmed
     assert hit.rule_id == RULE_ID and hit.severity == "info" and (hit.start_s, hit.end_s) == (2.0, 4.0)
     assert json.loads(hit.detail)["first_probability"] == pytest.approx(probability, abs=1e-4)
     rejected, _ = second_look(_call(), _evidence(turn), [], ScriptedWhisper("您好请讲"), resources.matcher,
                               tiny_model, config)
     assert rejected == []
+
+
+def test_a_red_line_phrase_heard_again_in_a_doubted_turn_is_a_lexicon_hit(tiny_model: RedlineTextModel,
+                                                                          resources: Resources) -> None:
+    """Whisper base heard "脑残才会这么问" as "那残彩会这么温柔?"; decoded again, "脑残彩会准备": the rule's
+    phrase, whatever the model makes of the rest."""
+    turn = Utterance(AGENT, 2.0, 4.0, "你这白痴啊")
+    probability = float(tiny_model.predict_proba(["你这白痴啊"])[0])
+    config = CONFIG.with_overrides({"classifier": {"redline_threshold": round(probability + 0.05, 4),
+                                                   "redline_review_margin": 0.1}})
+    [hit], [look] = second_look(_call(), _evidence(turn), [], ScriptedWhisper("你是不是神经病啊"), resources.matcher,
+                                tiny_model, config)
+    assert (hit.rule_id, hit.severity, hit.match_type) == ("redline.abuse", "fatal", "exact")
+    assert (hit.start_s, hit.end_s, look.candidate.source) == (2.0, 4.0, "model")
+    assert json.loads(hit.detail)["heard_again"] == "你是不是神经病啊"
+    # a phrase of a rule that is not a red line (forbidden.dont_know) confirms nothing
+    assert second_look(_call(), _evidence(turn), [], ScriptedWhisper("这个我不知道"), resources.matcher,
+                       tiny_model, config)[0] == []
 
 
 def test_text_hits_look_again_only_with_the_audio_and_whisper(resources: Resources) -> None:

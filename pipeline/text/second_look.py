@@ -12,10 +12,11 @@ of candidate (:func:`candidates`):
 Each candidate's audio (its channel, ``[text] second_look_pad_s`` either side) is decoded
 again by the same Whisper model with a larger beam (``second_look_beam_size``); a near
 match gets its phrase and what was first heard as hotwords, so the decoder weighs both.
-The candidate becomes a hit only when the second decoding confirms it: the rule fires on
-the new text (exactly, or as a sound-alike), or the model scores the new text at or above
-its threshold. Confirmed hits keep the candidate's time, say so in ``detail`` and carry
-the re-decoded text (PII-masked like every transcript).
+The candidate becomes a hit only when the second decoding confirms it: for a near match,
+its rule fires on the new text (exactly, or as a sound-alike); for a turn, a red-line rule
+fires on the new text or the model scores it at or above its threshold. Confirmed hits
+keep the candidate's time, say so in ``detail`` and carry the re-decoded text (PII-masked
+like every transcript).
 
 It needs the call's audio, so it runs in ``callqa run`` (:func:`pipeline.analysis.text_hits`
 with the call) and never in ``rescore``. At most ``second_look_max_per_call`` stretches a
@@ -33,7 +34,7 @@ import numpy as np
 
 from pipeline.chinese import to_simplified
 from pipeline.config import Config
-from pipeline.records import AGENT, MIXED, SAMPLE_RATE_HZ, Call, CallEvidence, Hit, Utterance
+from pipeline.records import AGENT, MIXED, REDLINE_CATEGORIES, SAMPLE_RATE_HZ, Call, CallEvidence, Hit, Utterance
 from pipeline.text.matcher import LexiconMatcher, detect_phrases, find_near
 from pipeline.text.pii import mask_utterance
 from pipeline.text.redline_model import RedlineTextModel, model_threshold, score_turns, turn_hit
@@ -120,6 +121,11 @@ def _confirm(candidate: Candidate, text: str, evidence: CallEvidence, matcher: L
         hits = [h for h in detect_phrases(again, matcher, config.text)
                 if h.rule_id in candidate.rule_ids and h.match_type in ("exact", "fuzzy", "regex")]
         return [_with_note(h, candidate, note) for h in hits[:1]]
+    # a red-line phrase in the new text confirms a turn the model doubted, as it would have in the first pass
+    lexical = [h for h in detect_phrases(again, matcher, config.text)
+               if h.category in REDLINE_CATEGORIES and h.match_type in ("exact", "fuzzy", "regex")]
+    if lexical:
+        return [_with_note(lexical[0], candidate, {**note, "first_probability": round(candidate.probability, 4)})]
     if model is None:
         return []
     cls = config.classifier
@@ -130,7 +136,7 @@ def _confirm(candidate: Candidate, text: str, evidence: CallEvidence, matcher: L
                      {**note, "first_probability": round(candidate.probability, 4)}) for s in scores[:1]]
 
 
-def _with_note(hit: Hit, candidate: Candidate, note: dict[str, str]) -> Hit:
+def _with_note(hit: Hit, candidate: Candidate, note: dict[str, Any]) -> Hit:
     detail = json.dumps(note, ensure_ascii=False)
     return replace(hit, start_s=round(candidate.start_s, 3), end_s=round(max(candidate.start_s, candidate.end_s), 3),
                    detail=f"{hit.detail}; {detail}" if hit.detail else detail)

@@ -206,8 +206,8 @@ def transcribe_audio(call: Call, resources: Resources) -> Transcript:
         return Transcript(tuple(segments), (), tracks, facts)
     unheard = sound_gaps(tracks, segments, transcription.utterances, config.asr)
     if unheard and config.asr.decode_vad_missed:  # a voice Silero did not hear: try it, keep only trusted text
-        transcription = decode_unheard(call, segments, transcription, [(g.role, g.start_s, g.end_s) for g in unheard],
-                                       resources.transcriber, config.asr, resources.hallucinations)
+        transcription = decode_unheard(call, segments, transcription, unheard, resources.transcriber, config.asr,
+                                       resources.hallucinations)
         unheard = sound_gaps(tracks, segments, transcription.utterances, config.asr)
     gaps = tuple(sorted((*transcription.gaps, *unheard), key=lambda g: (g.start_s, g.role)))
     return Transcript(tuple(segments), transcription.utterances, tracks, facts, gaps)

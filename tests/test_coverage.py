@@ -282,7 +282,8 @@ def test_sound_vad_missed_is_decoded_at_temperature_0_and_only_trusted_text_is_k
     segments = [seg("agent", 1.0, 5.0)]
     first = transcribe_speech(call, segments, ScriptedRedecoder([said("agent", "您好请问有什么可以帮您", 1.0, 5.0)],
                                                                 []), ASR, LEXICON)
-    unheard = [("agent", 8.0, 11.0), ("customer", 14.0, 16.0), ("customer", 20.0, 20.6)]
+    unheard = [Gap(role, a, b, "vad_missed") for role, a, b in
+               [("agent", 8.0, 11.0), ("customer", 14.0, 16.0), ("customer", 20.0, 20.6)]]
     # the agent's far-field voice gets text; the customer's sound only a made-up sign-off the guard distrusts
     transcriber = ScriptedRedecoder([], again=[
         ([said("agent", "我帮您查一下", 8.2, 10.8), said("customer", "谢谢观看", 14.0, 16.0)], []),

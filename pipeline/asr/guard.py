@@ -63,6 +63,10 @@ def load_hallucination_lexicon(name: str) -> HallucinationLexicon:
     return parse_hallucination_lexicon(text.splitlines(), name)
 
 
+#: What a decoder writes for bytes that are not a whole UTF-8 character.
+REPLACEMENT_CHARACTER = "\ufffd"
+
+
 def _compression_ratio(text: str) -> float:
     data = text.encode("utf-8")
     return len(data) / len(zlib.compress(data)) if data else 0.0
@@ -111,8 +115,14 @@ def suspect_reasons(utterance: Utterance, speech: Sequence[SpeechSegment], guard
 
 def finalize_utterance(utterance: Utterance, speech: Sequence[SpeechSegment], asr: AsrConfig,
                        lexicon: HallucinationLexicon, redecoded: bool = False) -> Utterance | None:
-    """Simplify the text and apply the guard (``redecoded``: text of a second decoding); None when no text is left."""
-    text, words = utterance.text.strip(), utterance.words
+    """Simplify the text and apply the guard (``redecoded``: text of a second decoding); None when no text is left.
+
+    U+FFFD, what is left of a character whose bytes a decoding cut in two (a
+    segment that ended mid-token), is removed: nobody said it.
+    """
+    text = utterance.text.replace(REPLACEMENT_CHARACTER, "").strip()
+    words = tuple(replace(w, text=w.text.replace(REPLACEMENT_CHARACTER, "")) for w in utterance.words)
+    words = tuple(w for w in words if w.text.strip())
     if asr.to_simplified:
         text = to_simplified(text)
         words = tuple(replace(w, text=to_simplified(w.text)) for w in words)

@@ -28,7 +28,7 @@ from typing import Any
 from pipeline.asr.coverage import Gap, coverage_columns, crosstalk_of, sound_gaps
 from pipeline.asr.guard import HallucinationLexicon, load_hallucination_lexicon
 from pipeline.asr.model import resolve_model
-from pipeline.asr.transcribe import Transcriber, WhisperTranscriber, decode_unheard, transcribe_speech
+from pipeline.asr.transcribe import Transcriber, Transcription, WhisperTranscriber, decode_unheard, transcribe_speech
 from pipeline.audio.levels import ChannelFacts, measure_channel
 from pipeline.audio.loudness import LoudnessTrack, loudness_tracks, refine_segments, with_segments
 from pipeline.audio.vad import detect_speech
@@ -204,13 +204,22 @@ def transcribe_audio(call: Call, resources: Resources) -> Transcript:
     facts = tuple(measure_channel(channel, config.vad.clip_level) for channel in call.channels)
     if transcription is None:
         return Transcript(tuple(segments), (), tracks, facts)
-    unheard = sound_gaps(tracks, segments, transcription.utterances, config.asr)
-    if unheard and config.asr.decode_vad_missed:  # a voice Silero did not hear: try it, keep only trusted text
-        transcription = decode_unheard(call, segments, transcription, unheard, resources.transcriber, config.asr,
-                                       resources.hallucinations)
-        unheard = sound_gaps(tracks, segments, transcription.utterances, config.asr)
+    transcription, unheard = hear_missed_sound(call, segments, tracks, transcription, resources)
     gaps = tuple(sorted((*transcription.gaps, *unheard), key=lambda g: (g.start_s, g.role)))
     return Transcript(tuple(segments), transcription.utterances, tracks, facts, gaps)
+
+
+def hear_missed_sound(call: Call, segments: Sequence[SpeechSegment], tracks: Mapping[str, LoudnessTrack],
+                      transcription: Transcription, resources: Resources) -> tuple[Transcription, list[Gap]]:
+    """The sound VAD did not take for speech: decoded (``[asr] decode_vad_missed``, keeping only trusted
+    text), and what still has no text as ``vad_missed`` gaps (:func:`pipeline.asr.coverage.sound_gaps`)."""
+    asr = resources.config.asr
+    unheard = sound_gaps(tracks, segments, transcription.utterances, asr)
+    if unheard and asr.decode_vad_missed:  # a voice Silero did not hear: try it
+        transcription = decode_unheard(call, segments, transcription, unheard, resources.transcriber, asr,
+                                       resources.hallucinations)
+        unheard = sound_gaps(tracks, segments, transcription.utterances, asr)
+    return transcription, unheard
 
 
 def protect_pii(utterances: Sequence[Utterance], config: Config

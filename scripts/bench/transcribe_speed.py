@@ -125,8 +125,8 @@ def per_channel(model, call) -> dict[str, str]:
 
 def profile(call, resources: Resources) -> str:
     """Where callqa's transcription time goes: the stages of ``transcribe_audio`` timed one by one."""
-    from pipeline.asr.coverage import sound_gaps
-    from pipeline.asr.transcribe import decode_unheard, describe_passes, transcribe_speech
+    from pipeline.analysis import hear_missed_sound
+    from pipeline.asr.transcribe import describe_passes, transcribe_speech
     from pipeline.audio.loudness import loudness_tracks, refine_segments, with_segments
     from pipeline.audio.vad import detect_speech
 
@@ -138,22 +138,14 @@ def profile(call, resources: Resources) -> str:
     asr_s, result = _time(lambda: transcribe_speech(call, segments, resources.transcriber, config.asr,
                                                     resources.hallucinations))
     tracks = with_segments(loudness_tracks(call, segments, config.vad.loudness_frame_s), segments)
-
-    def sound_vad_missed(transcription):  # as pipeline.analysis.transcribe_audio does
-        unheard = sound_gaps(tracks, segments, transcription.utterances, config.asr)
-        if unheard and config.asr.decode_vad_missed:
-            transcription = decode_unheard(call, segments, transcription, unheard, resources.transcriber,
-                                           config.asr, resources.hallucinations)
-        return transcription
-
-    unheard_s, result = _time(lambda: sound_vad_missed(result))
+    unheard_s, (result, unheard) = _time(lambda: hear_missed_sound(call, segments, tracks, result, resources))
     asr_s += unheard_s
     stats = result.stats
     passes = describe_passes(stats, config.asr.redecode_passes)
     decoding_s = sum(stats.get(f"{key}_{a}_s", 0.0) for key in ("redecode", "unheard")
                      for a in range(len(config.asr.redecode_passes)))
     other = asr_s - stats.get("first_pass_s", 0.0) - decoding_s
-    left = [*result.gaps, *sound_gaps(tracks, segments, result.utterances, config.asr)]
+    left = [*result.gaps, *unheard]
     gaps = ", ".join(f"{g.role} {g.start_s:.1f}-{g.end_s:.1f} {g.reason}" for g in left) or "none"
     return (f"profile: VAD {vad_s:.1f} s, onset repair + loudness {repair_s:.1f} s, ASR {asr_s:.1f} s = "
             + ", ".join(passes) + f", guard/mapping/coverage {other:.1f} s; gaps left: {gaps}")

@@ -182,7 +182,8 @@ def _scan(matcher: LexiconMatcher, norm: NormText, bounds: Container[int], ui: i
             out.extend(_Match(ri, ui, m.start(), m.end(), m.group(0), "regex")
                        for m in pattern.finditer(text) if m.end() > m.start())
     if matcher.fuzzy_regexes and text:
-        out += _sound_alike_regex(matcher, text, bounds, ui)
+        exact = {(m.rule_index, m.start, m.end) for m in out if m.match_type == "regex"}
+        out += _sound_alike_regex(matcher, text, bounds, ui, exact)
     if matcher.fuzzy is not None and text:
         classes = sound_keys(text, matcher.pinyin_cache)
         offsets = [0]
@@ -205,18 +206,18 @@ def _scan(matcher: LexiconMatcher, norm: NormText, bounds: Container[int], ui: i
     return out
 
 
-def _sound_alike_regex(matcher: LexiconMatcher, text: str, bounds: Container[int], ui: int) -> list[_Match]:
+def _sound_alike_regex(matcher: LexiconMatcher, text: str, bounds: Container[int], ui: int,
+                       exact: Container[tuple[int, int, int]]) -> list[_Match]:
     """Matches of fuzzy rules' regexes with a run of 3+ literals heard as sound-alikes ("去别加" for
     "去别家"; :func:`pipeline.text.patterns.compile_sound_alike`), on token boundaries, where the
-    regex itself does not match the same text."""
+    regex itself did not match the same text (``exact``: (rule index, start, end) of its matches)."""
     paired = matcher.alike.paired(text)
     out = []
     for ri, patterns in matcher.fuzzy_regexes.items():
-        exact = {(m.start(), m.end()) for p in matcher.regexes[ri] for m in p.finditer(text)}
         for pattern in filter(None, patterns):
             for m in pattern.finditer(paired):
                 start, end = m.start() // 2, m.end() // 2
-                if end > start and (start, end) not in exact and start in bounds and end in bounds:
+                if end > start and (ri, start, end) not in exact and start in bounds and end in bounds:
                     out.append(_Match(ri, ui, start, end, text[start:end], "fuzzy"))
     return out
 

@@ -25,9 +25,10 @@ the speech, in pieces at least ``[asr] gap_min_s`` long, are the *gaps*:
 - ``vad_missed``: not VAD speech at all, but sound well above the channel's
   line noise that nothing transcribed covers (:func:`sound_gaps`): Silero
   does not hear every voice (a far-field speaker on a noisy line), so this
-  is where to listen for speech the transcript cannot show. It is not
-  decoded and does not count against coverage, which is a share of VAD
-  speech.
+  is where to listen for speech the transcript cannot show. Such sound is
+  decoded once (``[asr] decode_vad_missed``, :func:`pipeline.asr.transcribe.decode_unheard`);
+  what is left without trusted text is the gap. It does not count against
+  coverage, which is a share of VAD speech.
 
 Pure functions over records: :func:`coverage_columns` gives the feature
 columns from a call's evidence (the same on ``run`` and ``rescore``);

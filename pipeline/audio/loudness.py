@@ -132,11 +132,11 @@ def refine_segments(segments: Iterable[SpeechSegment], tracks: Mapping[str, Loud
     Returns:
         The segments in the input order, with ``loudness_dbfs`` unchanged.
     """
+    thresholds = {role: sound_threshold_db(track, config.onset_above_floor_db, config.onset_below_speech_db)
+                  for role, track in tracks.items()}  # one per channel, not per segment
     out = []
     for s in segments:
-        track = tracks.get(s.role)
-        threshold = (sound_threshold_db(track, config.onset_above_floor_db, config.onset_below_speech_db)
-                     if track is not None else None)
+        track, threshold = tracks.get(s.role), thresholds.get(s.role)
         if track is None or threshold is None:
             out.append(s)
             continue

@@ -302,6 +302,8 @@ def test_excuse_heard_with_you_instead_of_polite_you(matcher: LexiconMatcher) ->
 def test_sound_alike_of_measured_confusions(matcher: LexiconMatcher) -> None:
     [hit] = rule_hits(matcher, "你是神金病吧", rule="redline.abuse")  # jing heard as jin
     assert hit.match_type == "fuzzy" and hit.matched_text == "神金病"
+    [hit] = rule_hits(matcher, "你才能了吧", rule="redline.abuse")  # long heard as neng: n/l and ong/eng
+    assert hit.match_type == "fuzzy" and hit.matched_text == "你才能了"
     # sh/s is not a measured confusion: "你去十七孔桥" is not "你去死"
     assert rule_hits(matcher, "推荐你去十七孔桥", rule="redline.abuse") == []
 

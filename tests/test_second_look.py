@@ -72,9 +72,21 @@ def test_a_near_match_confirmed_by_the_second_decoding_is_a_hit(resources: Resou
 
 
 def test_a_near_match_the_second_decoding_does_not_confirm_is_dropped(resources: Resources) -> None:
-    whisper = ScriptedWhisper("你是不是前景病啊")
+    whisper = ScriptedWhisper("你是不是前景病啊", "你是不是前景病啊")
     hits, looks = second_look(_call(), _evidence(MISHEARD), [], whisper, resources.matcher, None, CONFIG)
     assert hits == [] and [look.confirmed for look in looks] == [False]
+    # with hotwords, then once more without them; both failed
+    assert [c["hotwords"] for c in whisper.calls] == ["神经病 前经病", None]
+
+
+def test_a_near_match_heard_only_without_hotwords_is_confirmed(resources: Resources) -> None:
+    # with hotwords Whisper skipped the start of the stretch; the plain decoding hears the phrase
+    whisper = ScriptedWhisper("病啊", "你是不是神经病啊")
+    hits, looks = second_look(_call(), _evidence(MISHEARD), [], whisper, resources.matcher, None, CONFIG)
+    [hit] = hits
+    assert hit.rule_id == "redline.abuse" and json.loads(hit.detail)["heard_again"] == "你是不是神经病啊"
+    assert [c["hotwords"] for c in whisper.calls] == ["神经病 前经病", None]
+    assert [(look.text, look.confirmed) for look in looks] == [("你是不是神经病啊", True)]
 
 
 def test_nothing_to_look_at_costs_nothing(resources: Resources) -> None:
@@ -89,8 +101,8 @@ def test_at_most_max_per_call_stretches(resources: Resources) -> None:
     many = _evidence(*(Utterance(AGENT, 2.0 * i, 2.0 * i + 1.0, "前经病") for i in range(6)))
     config = CONFIG.with_overrides({"text": {"second_look_max_per_call": 2, "turn_max_gap_s": 0.5}})
     whisper = ScriptedWhisper()
-    second_look(_call(), many, [], whisper, resources.matcher, None, config)
-    assert len(whisper.calls) == 2
+    _hits, looks = second_look(_call(), many, [], whisper, resources.matcher, None, config)
+    assert len(looks) == 2 and len(whisper.calls) == 4  # each near look: with hotwords, then without
 
 
 @pytest.fixture(scope="module")

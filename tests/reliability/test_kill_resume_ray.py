@@ -1,7 +1,9 @@
 """SIGKILL a real `callqa run --engine ray` (its own local Ray cluster) at random moments: every
 restart resumes, the final store equals an uninterrupted *local* run's, and none of the Ray
-processes the run started outlives it (Ray's dashboard and runtime-env agents take up to about a
-minute to notice that their raylet died with the run).
+processes the run started outlives it. Ray's dashboard and runtime-env agents see their raylet die
+at once but then spend 60 s failing to report it to the dead GCS (a fixed timeout in Ray's
+``publish_error_to_driver``), so each restart follows its kill at once, as an operator's would,
+while those agents are still exiting, and they are checked once at the end.
 
 Ray takes about ten seconds to start on 2 cores, so this suite kills fewer times than the local
 one (``tests/reliability/test_kill_resume.py``); the store's commit path is the same.
@@ -58,7 +60,7 @@ def test_sigkill_of_a_ray_run_and_resume_gives_the_uninterrupted_store(tmp_path,
     expected = store_rows(tmp_path / "local")
     rng = random.Random(2900)
     store = tmp_path / "ray"
-    kills, restarts, left_behind = 0, 0, []
+    kills, restarts, orphans = 0, 0, []
     for attempt in range(2 * ATTEMPTS):
         # On a loaded machine a run can finish every call before the later attempts find a commit
         # to kill after; kills during Ray's start-up (odd attempts) never run out, so go on to MIN_KILLS.
@@ -83,8 +85,7 @@ def test_sigkill_of_a_ray_run_and_resume_gives_the_uninterrupted_store(tmp_path,
                     os.kill(process.pid, signal.SIGKILL)
                     process.wait()
                     killed = True
-                    # Ray's own agents and workers notice the lost raylet and exit within about a minute
-                    left_behind += survivors(children, timeout_s=90.0)
+                    orphans += children
                     break
                 time.sleep(0.005)
         finally:
@@ -93,8 +94,10 @@ def test_sigkill_of_a_ray_run_and_resume_gives_the_uninterrupted_store(tmp_path,
         kills += killed
         if not killed:
             assert process.returncode == 1, f"a restart did not complete (attempt {attempt})"
-    assert left_behind == [], f"Ray processes outlived the killed run: {left_behind}"
     final = run_to_end(corpus, store, config, workers=2, engine="ray", timeout_s=300)
+    # every process of the killed runs is gone within Ray's 60 s (the last kill was before the final run)
+    left_behind = survivors(orphans, timeout_s=90.0)
+    assert left_behind == [], f"Ray processes outlived the killed runs: {left_behind}"
     assert final.returncode == 1, final.stderr
     assert re.search(rf"^{N_CALLS + 2} calls: \d+ done, \d+ failed, \d+ already done", final.stdout, re.M)
     rows = store_rows(store)

@@ -356,6 +356,13 @@ def report(split: str, calls: Sequence[SpokenCall], runs: Sequence[RunResult], s
                 print(f"  {kind:<10} [{r.line.category}] {r.line.text} -> heard {r.heard!r} {sorted(r.categories)}")
         for hit in spoken.stray:
             print(f"  off-line hit {hit.rule_id} {hit.start_s:.1f}-{hit.end_s:.1f} {hit.matched_text!r}")
+        for call in calls:
+            outcome, redline = spoken.outcomes[call.call_id]
+            if call.has_redline and (outcome == "pass" or not redline):
+                said = [f"[{r.line.category}] {r.line.text} -> {r.heard!r}" for r in spoken.lines
+                        if r.call_id == call.call_id and r.line.category in REDLINE]
+                print(f"  red-line call {call.call_id} {outcome}{'' if redline else ', no red-line flag'}: "
+                      + "; ".join(said))
     return {
         "lines": len(lines), "calls": len(calls),
         "runs": {run.name: dict(zip(("precision", "recall", "tp", "false_flags", "negatives"),
@@ -378,7 +385,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "speed, level and noise) and pool them; one rendering moves recall by +-0.03")
     parser.add_argument("--calls", type=int, default=0, help="only the first N calls of each split (0 = all)")
     parser.add_argument("--tts-python", default=None, help="the TTS environment's python (see ../shared/TTS.md)")
-    parser.add_argument("--show-misses", action="store_true", help="print every missed line and false flag")
+    parser.add_argument("--show-misses", action="store_true",
+                        help="print every missed line, false flag and red-line call left without a red-line flag")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     tts_python = find_tts_python(args.tts_python)

@@ -308,6 +308,15 @@ def test_sound_alike_of_measured_confusions(matcher: LexiconMatcher) -> None:
     assert rule_hits(matcher, "推荐你去十七孔桥", rule="redline.abuse") == []
 
 
+def test_a_sound_alike_asking_another_a_not_a_question_is_not_a_hit(matcher: LexiconMatcher) -> None:
+    # 等不等 ("will you wait?") is 懂不懂 ("don't you get it?") in the merged classes (-eng/-ong),
+    # but it is an ordinary question with another verb, not a mishearing
+    assert rule_hits(matcher, "您等不等一下", rule="redline.counter_question") == []
+    # a homophone of the verb is still the phrase misheard
+    [hit] = rule_hits(matcher, "你反不反啊", rule="coldness.impatient")
+    assert hit.match_type == "fuzzy" and hit.matched_text == "你反不反"
+
+
 def test_near_matches_are_candidates_not_hits(matcher: LexiconMatcher) -> None:
     from pipeline.text.matcher import find_near
 

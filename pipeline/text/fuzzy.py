@@ -75,6 +75,22 @@ def sound_keys(text: str, cache: dict[str, str]) -> list[str]:
     return [sound_class(s) for s in syllables(text, cache)]
 
 
+def other_a_not_a(phrase: str, heard: str, cache: dict[str, str]) -> bool:
+    """Whether ``heard`` asks another A-not-A question than ``phrase`` ("您等不等" for "你懂不懂").
+
+    Where the phrase holds an A-not-A question (X不X), its sound-alike must say the same
+    syllable X (a toneless homophone: "你反不反" for "你烦不烦"): the same confusion class
+    is not enough, because the merged finals make 等不等 ("will you wait?") sound like
+    懂不懂 ("don't you get it?"), a different and ordinary question.
+    """
+    said, got = syllables(phrase, cache), syllables(heard, cache)
+    for i in range(len(phrase) - 2):
+        if phrase[i + 1] == "不" and phrase[i] == phrase[i + 2] and i + 2 < len(got):
+            if got[i] != said[i] or got[i + 2] != said[i]:
+                return True
+    return False
+
+
 def joined_key(classes: list[str]) -> str:
     """Classes joined for the Aho-Corasick automaton ("|" after each, so keys align to syllables)."""
     return "".join(c + "|" for c in classes)

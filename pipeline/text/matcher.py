@@ -27,7 +27,7 @@ import ahocorasick
 from pipeline.config import TextConfig
 from pipeline.errors import LexiconError
 from pipeline.records import AGENT, CUSTOMER, MIXED, CallEvidence, Hit, Utterance
-from pipeline.text.fuzzy import FUZZY_MIN_CHARS, NearIndex, SoundAlike, joined_key, sound_keys
+from pipeline.text.fuzzy import FUZZY_MIN_CHARS, NearIndex, SoundAlike, joined_key, other_a_not_a, sound_keys
 from pipeline.text.patterns import LinearPattern, PatternError, compile_pattern, compile_sound_alike
 from pipeline.text.rule_hits import Found, absence_hit, count_hit, dedupe, first_trigger_s, phrase_hit
 from pipeline.text.rules import Rule, RuleSet
@@ -202,6 +202,8 @@ def _scan(matcher: LexiconMatcher, norm: NormText, bounds: Container[int], ui: i
                 continue
             if matcher.segmenter.word_freq(found) >= matcher.common_word_freq:
                 continue  # common-word guard: a real word, not an ASR slip
+            if other_a_not_a(owners[0][1], found, matcher.pinyin_cache):
+                continue  # "您等不等" asks something else than "你懂不懂"
             out.extend(_Match(ri, ui, start, end, found, "fuzzy") for ri, _ in owners)
     return out
 

@@ -308,6 +308,14 @@ def test_sound_alike_of_measured_confusions(matcher: LexiconMatcher) -> None:
     assert rule_hits(matcher, "推荐你去十七孔桥", rule="redline.abuse") == []
 
 
+def test_times_of_day_are_not_the_insult_shisandian(matcher: LexiconMatcher) -> None:
+    # 十三点 is 13:00 before it is Shanghainese for "crazy", and 是三点 sounds the same
+    for text in ("快递明天十三点左右到", "我们十三点半开门", "您好现在是三点整", "营业时间是三点到五点"):
+        assert [h.rule_id for h in rule_hits(matcher, text) if h.category == "redline_abuse"] == [], text
+    for text in ("你这个人真十三点", "你个十三点"):
+        assert [h.rule_id for h in rule_hits(matcher, text)] == ["redline.insult.shisandian"], text
+
+
 def test_a_sound_alike_asking_another_a_not_a_question_is_not_a_hit(matcher: LexiconMatcher) -> None:
     # 等不等 ("will you wait?") is 懂不懂 ("don't you get it?") in the merged classes (-eng/-ong),
     # but it is an ordinary question with another verb, not a mishearing

@@ -316,6 +316,14 @@ def test_times_of_day_are_not_the_insult_shisandian(matcher: LexiconMatcher) -> 
         assert [h.rule_id for h in rule_hits(matcher, text)] == ["redline.insult.shisandian"], text
 
 
+def test_ordinary_service_words_that_hold_a_rude_phrase(matcher: LexiconMatcher) -> None:
+    # 废物 is also waste; "随便您选" is "choose whatever you like", not the cold "随便你"
+    for text in ("我们有废物回收服务", "这个属于有害废物", "随便您选哪个套餐都可以", "随便你们定"):
+        assert [h.rule_id for h in rule_hits(matcher, text) if h.category.startswith("redline")] == [], text
+    assert [h.rule_id for h in rule_hits(matcher, "你这个废物")] == ["redline.insult.agent"]
+    assert [h.rule_id for h in rule_hits(matcher, "随便你吧我不管了")] == ["coldness.impatient"]
+
+
 def test_a_sound_alike_asking_another_a_not_a_question_is_not_a_hit(matcher: LexiconMatcher) -> None:
     # 等不等 ("will you wait?") is 懂不懂 ("don't you get it?") in the merged classes (-eng/-ong),
     # but it is an ordinary question with another verb, not a mishearing

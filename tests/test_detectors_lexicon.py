@@ -324,6 +324,18 @@ def test_ordinary_service_words_that_hold_a_rude_phrase(matcher: LexiconMatcher)
     assert [h.rule_id for h in rule_hits(matcher, "随便你吧我不管了")] == ["coldness.impatient"]
 
 
+def test_no_negative_rule_fires_on_the_clean_probes(matcher: LexiconMatcher) -> None:
+    from pathlib import Path
+
+    from scripts.bench.service_text import is_negative
+
+    probes = Path(__file__).parent / "data" / "clean_probes.txt"
+    texts = [t.strip() for t in probes.read_text(encoding="utf-8").splitlines() if t.strip() and t[0] != "#"]
+    assert len(texts) >= 40
+    found = {text: [h.rule_id for h in rule_hits(matcher, text) if is_negative(h)] for text in texts}
+    assert {text: ids for text, ids in found.items() if ids} == {}
+
+
 def test_a_sound_alike_asking_another_a_not_a_question_is_not_a_hit(matcher: LexiconMatcher) -> None:
     # 等不等 ("will you wait?") is 懂不懂 ("don't you get it?") in the merged classes (-eng/-ong),
     # but it is an ordinary question with another verb, not a mishearing

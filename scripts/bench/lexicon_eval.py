@@ -11,6 +11,9 @@
    red-line text model as configured) per 1,000 CrossWOZ agent turns, on the held-out
    ``test`` half of the dialogues (the ``train`` half may be used to tune rules and train the
    model; :mod:`scripts.bench.service_text`). Goal (issue 15): <= 1 per 1,000.
+4. On clean probes (``tests/data/clean_probes.txt``): ordinary agent sentences that hold a
+   word or a sound of a rude phrase (十三点 the time, 有害废物, 您等不等一下), the kind
+   CrossWOZ lacks; every negative hit on them is printed. Goal: none.
 
     python scripts/bench/lexicon_eval.py [--rules DIR] [--limit N] [--crosswoz-only] [--show]
 """
@@ -32,6 +35,8 @@ from pipeline.records import AGENT, CUSTOMER, REDLINE_CATEGORIES  # noqa: E402
 from pipeline.text.matcher import LexiconMatcher, build_matcher, detect_phrases, example_evidence  # noqa: E402
 from pipeline.text.rules import load_rules  # noqa: E402
 from scripts.bench.service_text import DATA, crosswoz_turns, false_hits  # noqa: E402
+
+PROBES = Path(__file__).resolve().parents[2] / "tests" / "data" / "clean_probes.txt"
 
 
 def prf(pred: list[bool], gold: list[bool]) -> tuple[float, float, float, int, int, int]:
@@ -55,10 +60,12 @@ def main() -> None:
     parser.add_argument("--rules", default="callqa:lexicons", help="Rules directory (default: the shipped ones).")
     parser.add_argument("--limit", type=int, default=0, help="only the first N COLD rows (0 = all)")
     parser.add_argument("--no-fuzzy", action="store_true")
-    parser.add_argument("--crosswoz-only", action="store_true", help="only the clean service text (3.)")
+    parser.add_argument("--crosswoz-only", action="store_true", help="only the clean service text (3. and 4.)")
     parser.add_argument("--show", action="store_true", help="print every false hit on CrossWOZ")
     args = parser.parse_args()
-    crosswoz(args.rules, args.show)
+    both, lexicon = _resources(args.rules)
+    crosswoz(both, lexicon, args.show)
+    probes(both, lexicon)
     if args.crosswoz_only:
         return
     rules = load_rules(args.rules)
@@ -103,16 +110,35 @@ def main() -> None:
     print(f"rule examples: {len(gold)}  precision {precision:.3f}  recall {recall:.3f}  (tp {tp} fp {fp} fn {fn})")
 
 
-def crosswoz(rules_dir: str, show: bool) -> dict[str, dict[str, float]]:
+def _resources(rules_dir: str) -> tuple[Resources, Resources]:
+    """The text detectors with the red-line model as configured, and the lexicon rules alone."""
+    config = default_config().with_overrides({"text": {"rules_dir": rules_dir}})
+    both = Resources.load(config, transcriber=None, text=True)
+    lexicon = Resources.load(config.with_overrides({"classifier": {"redline_model": "off"}}), transcriber=None,
+                             text=True)
+    return both, lexicon
+
+
+def probes(both: Resources, lexicon: Resources) -> dict[str, int]:
+    """Clean probe sentences with a negative hit, lexicon alone and with the red-line model; prints each hit."""
+    texts = [line.strip() for line in PROBES.read_text(encoding="utf-8").splitlines()
+             if line.strip() and not line.startswith("#")]
+    figures = {}
+    for name, resources in (("lexicon rules", lexicon), ("lexicon + red-line model", both)):
+        found = false_hits(texts, lambda evidence, r=resources: text_hits(evidence, r))
+        figures[name] = len({text for text, _ in found})
+        print(f"clean probes ({len(texts)} sentences), {name:<25}: {figures[name]} with a negative hit (goal 0)")
+        for text, hit in found:
+            print(f"    {hit.rule_id} {hit.matched_text!r} in {text}")
+    return figures
+
+
+def crosswoz(both: Resources, lexicon: Resources, show: bool) -> dict[str, dict[str, float]]:
     """Negative hits per 1,000 CrossWOZ agent turns, lexicon alone and with the red-line model, per split."""
     turns = crosswoz_turns()
     if not turns:
         print("CrossWOZ not found; skipped")
         return {}
-    config = default_config().with_overrides({"text": {"rules_dir": rules_dir}})
-    both = Resources.load(config, transcriber=None, text=True)
-    lexicon = Resources.load(config.with_overrides({"classifier": {"redline_model": "off"}}), transcriber=None,
-                             text=True)
     figures: dict[str, dict[str, float]] = {}
     for split in ("train", "test"):
         texts = [t.text for t in turns if t.split == split]

@@ -8,7 +8,7 @@ Two levels, both on toneless pinyin (tones are the first thing narrow-band ASR g
   ``docs/redlines.md``): toneless homophones are the largest group (87 of 303 substituted
   characters), then the palatals j/q/x (x->j 6, q->x 2), front/back nasal finals
   (in<->ing 4, ong->eng 2), 您 heard as 你 (nin->ni 5) and n/l (3: 聋 heard as 能 and 农;
-  merged since qa-2026.11.5, no new hit on COLD's clean texts or CrossWOZ). The retroflex
+  merged in analysis 2026.11.8, no new hit on COLD's clean texts or CrossWOZ). The retroflex
   merges (zh/z 1, ch/c 0, sh/s 0) were almost never seen and are left out: merging sh/s makes
   "你去十七孔桥" sound like "你去死". A sound-alike of a fuzzy phrase is a hit
   (``match_type`` ``fuzzy``) with reduced confidence.

@@ -325,13 +325,10 @@ def test_ordinary_service_words_that_hold_a_rude_phrase(matcher: LexiconMatcher)
 
 
 def test_no_negative_rule_fires_on_the_clean_probes(matcher: LexiconMatcher) -> None:
-    from pathlib import Path
+    from scripts.bench.service_text import clean_probes, is_negative
 
-    from scripts.bench.service_text import is_negative
-
-    probes = Path(__file__).parent / "data" / "clean_probes.txt"
-    texts = [t.strip() for t in probes.read_text(encoding="utf-8").splitlines() if t.strip() and t[0] != "#"]
-    assert len(texts) >= 40
+    texts = clean_probes()
+    assert len(texts) >= 60
     found = {text: [h.rule_id for h in rule_hits(matcher, text) if is_negative(h)] for text in texts}
     assert {text: ids for text, ids in found.items() if ids} == {}
 

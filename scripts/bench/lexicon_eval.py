@@ -34,9 +34,7 @@ from pipeline.config import TextConfig, default_config  # noqa: E402
 from pipeline.records import AGENT, CUSTOMER, REDLINE_CATEGORIES  # noqa: E402
 from pipeline.text.matcher import LexiconMatcher, build_matcher, detect_phrases, example_evidence  # noqa: E402
 from pipeline.text.rules import load_rules  # noqa: E402
-from scripts.bench.service_text import DATA, crosswoz_turns, false_hits  # noqa: E402
-
-PROBES = Path(__file__).resolve().parents[2] / "tests" / "data" / "clean_probes.txt"
+from scripts.bench.service_text import DATA, clean_probes, crosswoz_turns, false_hits  # noqa: E402
 
 
 def prf(pred: list[bool], gold: list[bool]) -> tuple[float, float, float, int, int, int]:
@@ -121,8 +119,7 @@ def _resources(rules_dir: str) -> tuple[Resources, Resources]:
 
 def probes(both: Resources, lexicon: Resources) -> dict[str, int]:
     """Clean probe sentences with a negative hit, lexicon alone and with the red-line model; prints each hit."""
-    texts = [line.strip() for line in PROBES.read_text(encoding="utf-8").splitlines()
-             if line.strip() and not line.startswith("#")]
+    texts = clean_probes()
     figures = {}
     for name, resources in (("lexicon rules", lexicon), ("lexicon + red-line model", both)):
         found = false_hits(texts, lambda evidence, r=resources: text_hits(evidence, r))

@@ -21,6 +21,14 @@ from pipeline.records import AGENT, CallEvidence, Hit, Utterance
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "text"
 CROSSWOZ = DATA / "crosswoz" / "val_turns.tsv"
+#: Ordinary agent sentences that hold a rude word or sound; no negative rule may fire on them.
+PROBES = Path(__file__).resolve().parents[2] / "tests" / "data" / "clean_probes.txt"
+
+
+def clean_probes() -> list[str]:
+    """The clean probe sentences (``tests/data/clean_probes.txt``, ``#`` lines are comments)."""
+    return [line.strip() for line in PROBES.read_text(encoding="utf-8").splitlines()
+            if line.strip() and not line.startswith("#")]
 #: Categories whose hits are negative findings about the agent (what a QA lead acts on).
 NEGATIVE_CATEGORIES = frozenset({
     "redline_abuse", "redline_counter_question", "redline_coldness", "arguing", "contradicting", "shirking",
@@ -68,5 +76,5 @@ def false_hits(texts: Iterable[str], detect) -> list[tuple[str, Hit]]:  # noqa: 
     return [(text, hit) for text in texts for hit in detect(turn_evidence(text)) if is_negative(hit)]
 
 
-__all__ = ["CROSSWOZ", "DATA", "NEGATIVE_CATEGORIES", "ServiceTurn", "crosswoz_split", "crosswoz_turns",
-           "false_hits", "is_negative", "turn_evidence"]
+__all__ = ["CROSSWOZ", "DATA", "NEGATIVE_CATEGORIES", "PROBES", "ServiceTurn", "clean_probes", "crosswoz_split",
+           "crosswoz_turns", "false_hits", "is_negative", "turn_evidence"]

@@ -42,6 +42,7 @@ from pipeline.text.pii import PiiTime, locate_pii, mask_utterance
 from pipeline.text.redline_model import RedlineTextModel, redline_model_path, redline_version, score_utterances
 from pipeline.text.rules import RuleSet, load_rules
 from pipeline.text.second_look import second_look
+from pipeline.text.sound_check import sound_check
 from pipeline.timing.detect import TIMING_VERSION, TimingResult, detect_timing, timing_evidence
 from pipeline.versions import ANALYSIS_VERSION, NONE, Versions
 
@@ -253,7 +254,9 @@ def text_hits(evidence: CallEvidence, resources: Resources, call: Call | None = 
     """Lexicon rules and the red-line text model on the (already masked) utterances.
 
     With the call's audio and a Whisper transcriber, near misses are decoded again
-    (``[text] second_look``, :mod:`pipeline.text.second_look`); without it (rescore) they are not.
+    (``[text] second_look``, :mod:`pipeline.text.second_look`) and near readings of rule phrases are
+    scored against the audio (``[text] sound_check``, :mod:`pipeline.text.sound_check`); without it
+    (rescore) they are not.
     """
     if resources.matcher is None:
         return []
@@ -264,9 +267,12 @@ def text_hits(evidence: CallEvidence, resources: Resources, call: Call | None = 
                                  severity=config.classifier.redline_severity,
                                  min_chars=config.classifier.redline_min_chars,
                                  max_gap_s=config.text.turn_max_gap_s)
-    if call is not None and config.text.second_look and isinstance(resources.transcriber, WhisperTranscriber):
-        hits += second_look(call, evidence, hits, resources.transcriber.model, resources.matcher,
-                            resources.redline, config)[0]
+    if call is not None and isinstance(resources.transcriber, WhisperTranscriber):
+        if config.text.second_look:
+            hits += second_look(call, evidence, hits, resources.transcriber.model, resources.matcher,
+                                resources.redline, config)[0]
+        if config.text.sound_check:
+            hits += sound_check(call, evidence, hits, resources.transcriber.model, resources.matcher, config)[0]
     return hits
 
 

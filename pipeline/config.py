@@ -132,6 +132,15 @@ class TextConfig(_Section):
     second_look_beam_size: Annotated[Int, Field(ge=1, le=20)]
     second_look_pad_s: Annotated[Num, Field(ge=0, le=5)]
     second_look_max_per_call: Annotated[Int, Field(ge=0)]
+    sound_check: Bool
+    sound_check_max_drop: Annotated[Num, Field(ge=0, le=50)]
+    sound_check_min_phrase_prob: Annotated[Num, Field(ge=0, le=1)]
+    sound_check_max_per_call: Annotated[Int, Field(ge=0)]
+
+    @property
+    def uses_audio(self) -> bool:
+        """Whether the text stage goes back to the audio (second look or sound check)."""
+        return self.second_look or self.sound_check
 
 
 class PiiConfig(_Section):

@@ -55,7 +55,7 @@ def hear_job(job: CallJob, audio_sha256: str, resources: Resources, keep_audio: 
 
     ``keep_audio`` keeps the decoded call in the result for :func:`conclude_job`'s
     second look; an engine that ships the result to another machine turns it off
-    when the second look is off (``[text] second_look``).
+    when the text stage does not go back to the audio (``[text] second_look`` and ``sound_check``).
     """
     started = time.perf_counter()
     stage = "ingest"

@@ -157,7 +157,7 @@ class Utterance:
 #: Severities and error classes a hit can carry (DOMAIN.md §3).
 SEVERITIES = ("fatal", "non_fatal", "info")
 ERROR_CLASSES = ("customer", "business", "compliance", "none")
-MATCH_TYPES = ("exact", "fuzzy", "regex", "absence", "count", "model", "timing", "acoustic")
+MATCH_TYPES = ("exact", "fuzzy", "regex", "absence", "count", "model", "timing", "acoustic", "forced")
 #: What a QA lead does with a call, worst first: only "pass" counts as passed.
 OUTCOMES = ("fail", "needs_review", "needs_listening", "pass")
 

@@ -9,7 +9,7 @@ halves of every call as a local run (:func:`pipeline.process.hear_job`,
   transcribe;
 - *analysers*: CPU actors that load the rule sets, the red-line model, the
   scorecard and the classifier once (and the speech model when ``[text]
-  second_look`` re-decodes near misses: the call's audio then travels with it),
+  second_look`` or ``sound_check`` goes back to the audio: the call's audio then travels with it),
   and run text rules, timing, features and scoring on what a transcriber heard
   (passed actor to actor by object reference, never through the driver).
 
@@ -48,8 +48,8 @@ class _Transcriber:
 
     def __init__(self, spec: ResourceSpec) -> None:
         self.resources = spec.load()
-        # The audio travels to the analyser only when its second look at near misses needs it.
-        self.keep_audio = self.resources.config.text.second_look
+        # The audio travels to the analyser only when its second look or sound check needs it.
+        self.keep_audio = self.resources.config.text.uses_audio
 
     def ready(self) -> bool:
         return True
@@ -62,8 +62,9 @@ class _Analyser:
     """Ray actor: loads the rules, models and scorecard once, then concludes one heard call per request."""
 
     def __init__(self, spec: ResourceSpec) -> None:
-        # The second look at near misses re-decodes short stretches: then the analyser needs the speech model too.
-        self.resources = spec.load() if spec.config.text.second_look else spec.load_for_analysis()
+        # The second look and the sound check decode or score short stretches: then the analyser needs the
+        # speech model too.
+        self.resources = spec.load() if spec.config.text.uses_audio else spec.load_for_analysis()
 
     def ready(self) -> bool:
         return True

@@ -276,6 +276,11 @@ def score_call(hits: Sequence[Hit], features_row: Mapping[str, Any], scorecard: 
     )
 
 
+def _unconfirmed(hit: Hit) -> bool:
+    """A red-line hit no rule confirmed on the text: the model's, or the sound check's at severity info."""
+    return hit.match_type == "model" or (hit.match_type == "forced" and hit.severity == "info")
+
+
 def call_outcome(hits: Sequence[Hit], features_row: Mapping[str, Any], scorecard: Scorecard,
                  scorecard_failed: bool) -> tuple[str, tuple[str, ...]]:
     """The call's outcome and its reasons, worst first (see :class:`ScoreResult`).
@@ -292,8 +297,10 @@ def call_outcome(hits: Sequence[Hit], features_row: Mapping[str, Any], scorecard
     if scorecard_failed:
         found.append(("fail", "scorecard_fail"))
     redline = [h for h in hits if h.category in REDLINE_CATEGORIES]
-    if redline and all(h.match_type == "model" for h in redline):
-        found.append((rules.model_only_redline, "redline_model_only"))
+    if redline and all(_unconfirmed(h) for h in redline):
+        # only the text model, or only the sound check short of its own confirmation, heard a red line
+        model_only = all(h.match_type == "model" for h in redline)
+        found.append((rules.model_only_redline, "redline_model_only" if model_only else "redline_unconfirmed"))
     speech_s = features_row.get("speech_total_s")
     if speech_s is not None and not speech_s > 0:
         found.append((rules.no_speech, "no_speech"))

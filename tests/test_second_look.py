@@ -9,11 +9,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import evidence_of, silent_call
 
 from pipeline.analysis import Resources, analyse_evidence, text_hits
 from pipeline.asr.transcribe import WhisperTranscriber
 from pipeline.config import load_config
-from pipeline.records import AGENT, CUSTOMER, SAMPLE_RATE_HZ, Call, CallEvidence, Channel, SpeechSegment, Utterance
+from pipeline.records import AGENT, SAMPLE_RATE_HZ, Utterance
 from pipeline.text.redline_model import RULE_ID, RedlineTextModel, build_pipeline
 from pipeline.text.second_look import candidates, second_look
 
@@ -33,17 +34,6 @@ class ScriptedWhisper:
         return iter([SimpleNamespace(text=self.texts.pop(0) if self.texts else "")]), None
 
 
-def _call(duration_s: float = 20.0) -> Call:
-    samples = np.zeros(int(duration_s * SAMPLE_RATE_HZ), np.float32)
-    return Call("c1", "c1.wav", "x", (Channel(AGENT, samples), Channel(CUSTOMER, samples.copy())), 8000, 2,
-                "pcm_mulaw", "wav", duration_s)
-
-
-def _evidence(*utterances: Utterance) -> CallEvidence:
-    speech = tuple(SpeechSegment(u.role, u.start_s, u.end_s, -20.0) for u in utterances)
-    return CallEvidence("c1", 20.0, (AGENT, CUSTOMER), segments=speech, utterances=utterances)
-
-
 @pytest.fixture(scope="module")
 def resources() -> Resources:
     return Resources.load(CONFIG, transcriber=None, text=True)
@@ -60,7 +50,7 @@ MISHEARD = Utterance(AGENT, 4.0, 6.0, "你是不是前经病啊")  # "神经病"
 
 def test_a_near_match_confirmed_by_the_second_decoding_is_a_hit(resources: Resources) -> None:
     whisper = ScriptedWhisper("你是不是神经病啊")
-    hits, looks = second_look(_call(), _evidence(MISHEARD), [], whisper, resources.matcher, None, CONFIG)
+    hits, looks = second_look(silent_call(), evidence_of(MISHEARD), [], whisper, resources.matcher, None, CONFIG)
     [hit] = hits
     assert hit.rule_id == "redline.abuse" and hit.severity == "fatal" and hit.match_type == "exact"
     assert (hit.start_s, hit.end_s) == (4.0, 6.0)  # the utterance it was heard in
@@ -74,7 +64,7 @@ def test_a_near_match_confirmed_by_the_second_decoding_is_a_hit(resources: Resou
 
 def test_a_near_match_the_second_decoding_does_not_confirm_is_dropped(resources: Resources) -> None:
     whisper = ScriptedWhisper("你是不是前景病啊", "你是不是前景病啊")
-    hits, looks = second_look(_call(), _evidence(MISHEARD), [], whisper, resources.matcher, None, CONFIG)
+    hits, looks = second_look(silent_call(), evidence_of(MISHEARD), [], whisper, resources.matcher, None, CONFIG)
     assert hits == [] and [look.confirmed for look in looks] == [False]
     # with hotwords, then once more without them; both failed
     assert [c["hotwords"] for c in whisper.calls] == ["神经病 前经病", None]
@@ -83,7 +73,7 @@ def test_a_near_match_the_second_decoding_does_not_confirm_is_dropped(resources:
 def test_a_near_match_heard_only_without_hotwords_is_confirmed(resources: Resources) -> None:
     # with hotwords Whisper skipped the start of the stretch; the plain decoding hears the phrase
     whisper = ScriptedWhisper("病啊", "你是不是神经病啊")
-    hits, looks = second_look(_call(), _evidence(MISHEARD), [], whisper, resources.matcher, None, CONFIG)
+    hits, looks = second_look(silent_call(), evidence_of(MISHEARD), [], whisper, resources.matcher, None, CONFIG)
     [hit] = hits
     assert hit.rule_id == "redline.abuse" and json.loads(hit.detail)["heard_again"] == "你是不是神经病啊"
     assert [c["hotwords"] for c in whisper.calls] == ["神经病 前经病", None]
@@ -92,17 +82,17 @@ def test_a_near_match_heard_only_without_hotwords_is_confirmed(resources: Resour
 
 def test_nothing_to_look_at_costs_nothing(resources: Resources) -> None:
     whisper = ScriptedWhisper()
-    clean = _evidence(Utterance(AGENT, 1.0, 3.0, "您好请问有什么可以帮您"),
+    clean = evidence_of(Utterance(AGENT, 1.0, 3.0, "您好请问有什么可以帮您"),
                       Utterance(AGENT, 8.0, 10.0, "我帮您挂神经内科的号"))
-    assert second_look(_call(), clean, [], whisper, resources.matcher, None, CONFIG) == ([], [])
+    assert second_look(silent_call(), clean, [], whisper, resources.matcher, None, CONFIG) == ([], [])
     assert whisper.calls == []
 
 
 def test_at_most_max_per_call_stretches(resources: Resources) -> None:
-    many = _evidence(*(Utterance(AGENT, 2.0 * i, 2.0 * i + 1.0, "前经病") for i in range(6)))
+    many = evidence_of(*(Utterance(AGENT, 2.0 * i, 2.0 * i + 1.0, "前经病") for i in range(6)))
     config = CONFIG.with_overrides({"text": {"second_look_max_per_call": 2, "turn_max_gap_s": 0.5}})
     whisper = ScriptedWhisper()
-    _hits, looks = second_look(_call(), many, [], whisper, resources.matcher, None, config)
+    _hits, looks = second_look(silent_call(), many, [], whisper, resources.matcher, None, config)
     assert len(looks) == 2 and len(whisper.calls) == 4  # each near look: with hotwords, then without
 
 
@@ -120,14 +110,14 @@ def test_a_turn_just_under_the_threshold_is_decoded_again_and_scored_again(tiny_
     probability = float(tiny_model.predict_proba(["你这白痴啊"])[0])
     config = CONFIG.with_overrides({"classifier": {"redline_threshold": round(probability + 0.05, 4),
                                                    "redline_review_margin": 0.1}})
-    [candidate] = candidates(_evidence(turn), [], resources.matcher, tiny_model, config)
+    [candidate] = candidates(evidence_of(turn), [], resources.matcher, tiny_model, config)
     assert candidate.source == "model" and candidate.probability == pytest.approx(probability)
-    confirmed, _ = second_look(_call(), _evidence(turn), [], ScriptedWhisper("滚远点你个"), resources.matcher,
+    confirmed, _ = second_look(silent_call(), evidence_of(turn), [], ScriptedWhisper("滚远点你个"), resources.matcher,
                                tiny_model, config)  # hostile to the model, and no rule's phrase
     [hit] = confirmed
     assert hit.rule_id == RULE_ID and hit.severity == "info" and (hit.start_s, hit.end_s) == (2.0, 4.0)
     assert json.loads(hit.detail)["first_probability"] == pytest.approx(probability, abs=1e-4)
-    rejected, _ = second_look(_call(), _evidence(turn), [], ScriptedWhisper("您好请讲"), resources.matcher,
+    rejected, _ = second_look(silent_call(), evidence_of(turn), [], ScriptedWhisper("您好请讲"), resources.matcher,
                               tiny_model, config)
     assert rejected == []
 
@@ -140,26 +130,26 @@ def test_a_red_line_phrase_heard_again_in_a_doubted_turn_is_a_lexicon_hit(tiny_m
     probability = float(tiny_model.predict_proba(["你这白痴啊"])[0])
     config = CONFIG.with_overrides({"classifier": {"redline_threshold": round(probability + 0.05, 4),
                                                    "redline_review_margin": 0.1}})
-    [hit], [look] = second_look(_call(), _evidence(turn), [], ScriptedWhisper("你是不是神经病啊"), resources.matcher,
-                                tiny_model, config)
+    [hit], [look] = second_look(silent_call(), evidence_of(turn), [], ScriptedWhisper("你是不是神经病啊"),
+                                resources.matcher, tiny_model, config)
     assert (hit.rule_id, hit.severity, hit.match_type) == ("redline.abuse", "fatal", "exact")
     assert (hit.start_s, hit.end_s, look.candidate.source) == (2.0, 4.0, "model")
     assert json.loads(hit.detail)["heard_again"] == "你是不是神经病啊"
     # a phrase of a rule that is not a red line (forbidden.dont_know) confirms nothing
-    assert second_look(_call(), _evidence(turn), [], ScriptedWhisper("这个我不知道"), resources.matcher,
+    assert second_look(silent_call(), evidence_of(turn), [], ScriptedWhisper("这个我不知道"), resources.matcher,
                        tiny_model, config)[0] == []
 
 
 def test_text_hits_look_again_only_with_the_audio_and_whisper(resources: Resources) -> None:
-    evidence = _evidence(MISHEARD)
+    evidence = evidence_of(MISHEARD)
     whisper = ScriptedWhisper("你是不是神经病啊")
     live = with_whisper(resources, whisper)
     assert "redline.abuse" not in {h.rule_id for h in text_hits(evidence, live)}  # rescore: no audio, no look
     assert whisper.calls == []
-    assert "redline.abuse" in {h.rule_id for h in text_hits(evidence, live, _call())}
+    assert "redline.abuse" in {h.rule_id for h in text_hits(evidence, live, silent_call())}
     off = with_whisper(resources, ScriptedWhisper("你是不是神经病啊"),
                        CONFIG.with_overrides({"text": {"second_look": False}}))
-    assert "redline.abuse" not in {h.rule_id for h in text_hits(evidence, off, _call())}
+    assert "redline.abuse" not in {h.rule_id for h in text_hits(evidence, off, silent_call())}
 
 
 def test_the_call_verdict(resources: Resources, tiny_model: RedlineTextModel) -> None:
@@ -171,7 +161,7 @@ def test_the_call_verdict(resources: Resources, tiny_model: RedlineTextModel) ->
     closing = Utterance(AGENT, 16.0, 18.0, "感谢您的来电再见")
 
     def outcome(*middle: Utterance, res: Resources = resources) -> tuple[str, bool, tuple[str, ...]]:
-        score = analyse_evidence(_evidence(greeting, *middle, closing), res, facts).score
+        score = analyse_evidence(evidence_of(greeting, *middle, closing), res, facts).score
         return score.outcome, score.redline, score.outcome_reasons
 
     assert outcome(Utterance(AGENT, 5.0, 7.0, "你是不是神经病啊")) == ("fail", True, ("scorecard_fail",))

@@ -12,18 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import evidence_of, silent_call
 
 from pipeline.analysis import Resources, analyse_evidence
 from pipeline.asr.forced import Scored
 from pipeline.config import load_config
 from pipeline.records import (
     AGENT,
-    CUSTOMER,
     SAMPLE_RATE_HZ,
-    Call,
-    CallEvidence,
-    Channel,
-    SpeechSegment,
     Utterance,
     Word,
 )
@@ -61,19 +57,8 @@ def resources() -> Resources:
     return Resources.load(CONFIG, transcriber=None, text=True)
 
 
-def _call(duration_s: float = 20.0) -> Call:
-    samples = np.zeros(int(duration_s * SAMPLE_RATE_HZ), np.float32)
-    return Call("c1", "c1.wav", "x", (Channel(AGENT, samples), Channel(CUSTOMER, samples.copy())), 8000, 2,
-                "pcm_mulaw", "wav", duration_s)
-
-
-def _evidence(*utterances: Utterance) -> CallEvidence:
-    speech = tuple(SpeechSegment(u.role, u.start_s, u.end_s, -20.0) for u in utterances)
-    return CallEvidence("c1", 20.0, (AGENT, CUSTOMER), segments=speech, utterances=utterances)
-
-
 def _readings(resources: Resources, text: str) -> dict[str, tuple[str, str, int, str]]:
-    evidence = _evidence(Utterance(AGENT, 4.0, 6.0, text))
+    evidence = evidence_of(Utterance(AGENT, 4.0, 6.0, text))
     hits = detect_phrases(evidence, resources.matcher, CONFIG.text)
     return {r.text: (r.written, r.phrase, r.edits, r.hit.rule_id)
             for c in candidates(evidence, hits, resources.matcher, CONFIG) for r in c.readings}
@@ -119,7 +104,7 @@ def test_a_reading_the_rules_excuse_is_no_candidate(resources: Resources) -> Non
 
 
 def test_a_rule_that_already_fired_is_not_checked_again(resources: Resources) -> None:
-    evidence = _evidence(Utterance(AGENT, 4.0, 6.0, "你是不是神经病啊 神经内科"))
+    evidence = evidence_of(Utterance(AGENT, 4.0, 6.0, "你是不是神经病啊 神经内科"))
     hits = detect_phrases(evidence, resources.matcher, CONFIG.text)
     assert "redline.abuse" in {h.rule_id for h in hits}
     readings = [r for c in candidates(evidence, hits, resources.matcher, CONFIG) for r in c.readings]
@@ -134,11 +119,11 @@ MISHEARD = Utterance(AGENT, 4.0, 6.0, "玄棍你别买啊", words=(
 
 def _check(resources: Resources, ratio: float, config=CONFIG) -> tuple[list, list, TableScorer]:
     scorer = TableScorer({"玄棍你别买啊": -10.0, "嫌贵你别买啊": -10.0 + ratio})
-    hits, checks = sound_check(_call(), _evidence(MISHEARD), [], None, resources.matcher, config, scorer)
+    hits, checks = sound_check(silent_call(), evidence_of(MISHEARD), [], None, resources.matcher, config, scorer)
     return hits, checks, scorer
 
 
-def test_a_phrase_the_audio_fits_about_as_well_is_an_info_hit_with_its_evidence(resources: Resources) -> None:
+def test_a_phrase_the_audio_fits_about_as_well_is_an_info_hit_with_itsevidence_of(resources: Resources) -> None:
     hits, checks, scorer = _check(resources, 2.0)
     [hit] = hits
     # never more than info, however well it fits: a garbled written text can lose to a wrong reading
@@ -164,7 +149,7 @@ def test_a_phrase_that_fits_much_worse_or_whose_own_words_whisper_doubts_is_noth
     # better than what was written overall, but the phrase's own tokens at 1 % each
     doubted = [float(np.log(0.01))] * 2 + [-0.1] * 4  # 嫌贵 at 1 % each, 你别买啊 as written
     scorer = TableScorer({"玄棍你别买啊": [-6.0, -6.0, -0.1, -0.1, -0.1, -0.1], "嫌贵你别买啊": doubted})
-    hits, [check] = sound_check(_call(), _evidence(MISHEARD), [], None, resources.matcher, CONFIG, scorer)
+    hits, [check] = sound_check(silent_call(), evidence_of(MISHEARD), [], None, resources.matcher, CONFIG, scorer)
     assert hits == [] and check.log_ratio > 0 and check.phrase_prob == pytest.approx(0.01)
 
 
@@ -172,18 +157,18 @@ def test_off_or_capped_costs_nothing(resources: Resources) -> None:
     config = CONFIG.with_overrides({"text": {"sound_check_max_per_call": 0}})
     hits, checks, scorer = _check(resources, 2.0, config)
     assert (hits, checks, scorer.calls) == ([], [], [])
-    many = _evidence(*(Utterance(AGENT, 2.0 * i, 2.0 * i + 1.0, "玄棍你别买啊") for i in range(5)))
+    many = evidence_of(*(Utterance(AGENT, 2.0 * i, 2.0 * i + 1.0, "玄棍你别买啊") for i in range(5)))
     capped = CONFIG.with_overrides({"text": {"sound_check_max_per_call": 2}})
     scorer = TableScorer({})
-    sound_check(_call(), many, [], None, resources.matcher, capped, scorer)
+    sound_check(silent_call(), many, [], None, resources.matcher, capped, scorer)
     assert len(scorer.calls) == 2
 
 
 def test_red_lines_are_scored_first(resources: Resources) -> None:
-    evidence = _evidence(Utterance(AGENT, 2.0, 4.0, "玄棍你别买啊"), Utterance(AGENT, 9.0, 10.0, "你个是三点"))
+    evidence = evidence_of(Utterance(AGENT, 2.0, 4.0, "玄棍你别买啊"), Utterance(AGENT, 9.0, 10.0, "你个是三点"))
     config = CONFIG.with_overrides({"text": {"sound_check_max_per_call": 1}})
     scorer = TableScorer({})
-    sound_check(_call(), evidence, [], None, resources.matcher, config, scorer)
+    sound_check(silent_call(), evidence, [], None, resources.matcher, config, scorer)
     [(_seconds, texts)] = scorer.calls
     assert texts[0] == "你个是三点"  # the 十三点 insult (a red line) before the non-red-line phrase
 
@@ -197,9 +182,9 @@ def test_a_red_line_heard_only_by_the_sound_check_needs_review(
     import pipeline.analysis as analysis
 
     facts = {"call_id": "c1", "call_date": "2026-11-23"}
-    evidence = _evidence(Utterance(AGENT, 0.5, 2.5, "您好请问有什么可以帮您"), Utterance(AGENT, 5.0, 7.0, "你个是三点"),
-                         Utterance(AGENT, 16.0, 18.0, "感谢您的来电再见"))
-    [hit] = sound_check(_call(), evidence, [], None, resources.matcher, CONFIG,
+    evidence = evidence_of(Utterance(AGENT, 0.5, 2.5, "您好请问有什么可以帮您"),
+                           Utterance(AGENT, 5.0, 7.0, "你个是三点"), Utterance(AGENT, 16.0, 18.0, "感谢您的来电再见"))
+    [hit] = sound_check(silent_call(), evidence, [], None, resources.matcher, CONFIG,
                         TableScorer({"你个是三点": -3.0, "你个十三点": -3.5}))[0]
     assert (hit.rule_id, hit.severity) == ("redline.insult.shisandian", "info")
 

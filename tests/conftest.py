@@ -1,4 +1,4 @@
-"""Shared fixtures: real clips, audio writers, a scripted transcriber, a fast (VAD-only) config, the CLI."""
+"""Shared fixtures: real clips, audio writers, a scripted transcriber and scorer, a fast (VAD-only) config, the CLI."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from pipeline.asr.forced import Scored
 from pipeline.asr.snap import longest_s
 from pipeline.asr.transcribe import ChannelSpeech
 from pipeline.config import Config, load_config
@@ -35,6 +36,28 @@ def evidence_of(*utterances: Utterance) -> CallEvidence:
     """Call ``c1`` (20 s, agent and customer) with these utterances, each its own speech segment."""
     speech = tuple(SpeechSegment(u.role, u.start_s, u.end_s, -20.0) for u in utterances)
     return CallEvidence("c1", 20.0, (AGENT, CUSTOMER), segments=speech, utterances=utterances)
+
+
+class TableScorer:
+    """Stands in for ForcedScorer: scores from a table, one token per character.
+
+    A text's entry is its log probability (spread evenly over its characters) or a list of
+    per-character log probabilities. A text not in the table scores 0 when it is the written
+    one (the first) and -100 otherwise, so only the readings a test names can pass.
+    """
+
+    def __init__(self, table: dict[str, float | list[float]]) -> None:
+        self.table = table
+        self.calls: list[tuple[float, tuple[str, ...]]] = []
+
+    def score(self, audio: np.ndarray, texts: Sequence[str]) -> list[Scored]:
+        self.calls.append((len(audio) / SR, tuple(texts)))
+        out = []
+        for i, text in enumerate(texts):
+            entry = self.table.get(text, 0.0 if i == 0 else -100.0)
+            per_char = entry if isinstance(entry, list) else [entry / len(text)] * len(text)
+            out.append(Scored(tuple(ord(c) for c in text), tuple(per_char)))
+        return out
 
 
 def read_clip(name: str) -> np.ndarray:

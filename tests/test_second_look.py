@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import evidence_of, silent_call
+from conftest import TableScorer, evidence_of, silent_call
 
 from pipeline.analysis import Resources, analyse_evidence, text_hits
 from pipeline.asr.transcribe import WhisperTranscriber
@@ -49,17 +49,40 @@ MISHEARD = Utterance(AGENT, 4.0, 6.0, "你是不是前经病啊")  # "神经病"
 
 
 def test_a_near_match_confirmed_by_the_second_decoding_is_a_hit(resources: Resources) -> None:
-    whisper = ScriptedWhisper("你是不是神经病啊")
+    whisper = ScriptedWhisper("你是不是神经病啊", "你是不是神经病啊")
     hits, looks = second_look(silent_call(), evidence_of(MISHEARD), [], whisper, resources.matcher, None, CONFIG)
     [hit] = hits
     assert hit.rule_id == "redline.abuse" and hit.severity == "fatal" and hit.match_type == "exact"
     assert (hit.start_s, hit.end_s) == (4.0, 6.0)  # the utterance it was heard in
     note = json.loads(hit.detail)
     assert note == {"second_look": "near", "first_heard": "前经病", "heard_again": "你是不是神经病啊"}
-    [call] = whisper.calls
-    assert call["beam_size"] == CONFIG.text.second_look_beam_size and call["hotwords"] == "神经病 前经病"
-    assert call["seconds"] == pytest.approx(2.0 + 2 * CONFIG.text.second_look_pad_s, abs=0.01)
+    hot, plain = whisper.calls  # with the phrase as hotwords, then without
+    assert hot["beam_size"] == CONFIG.text.second_look_beam_size and hot["hotwords"] == "神经病 前经病"
+    assert plain["hotwords"] is None
+    assert hot["seconds"] == pytest.approx(2.0 + 2 * CONFIG.text.second_look_pad_s, abs=0.01)
     assert [(look.candidate.source, look.confirmed) for look in looks] == [("near", True)]
+
+
+def test_a_phrase_only_the_hotwords_wrote_is_kept_only_if_the_audio_supports_it(resources: Resources) -> None:
+    # the plain decoding hears something else; the audio, scored without hotwords, decides
+    def look(table: dict[str, float]) -> list:
+        whisper = ScriptedWhisper("你是不是神经病啊", "你是不是前景病啊")
+        scorer = TableScorer(table)
+        hits, _looks = second_look(silent_call(), evidence_of(MISHEARD), [], whisper, resources.matcher, None,
+                                   CONFIG, scorer)
+        [(_seconds, texts)] = scorer.calls
+        assert texts == ("你是不是前景病啊", "你是不是神经病啊")  # the plain reading first
+        return hits
+
+    [hit] = look({"你是不是前景病啊": -5.0, "你是不是神经病啊": -5.5})
+    # written only when prompted: an info hit that sends a red line to review, like the sound check's
+    assert (hit.rule_id, hit.severity, hit.match_type) == ("redline.abuse", "info", "forced")
+    assert look({"你是不是前景病啊": -5.0, "你是不是神经病啊": -5.0 - CONFIG.text.sound_check_max_drop - 1}) == []
+    # nothing heard without hotwords supports nothing, and costs no scoring
+    whisper, scorer = ScriptedWhisper("你是不是神经病啊", ""), TableScorer({})
+    assert second_look(silent_call(), evidence_of(MISHEARD), [], whisper, resources.matcher, None, CONFIG,
+                       scorer)[0] == []
+    assert scorer.calls == []
 
 
 def test_a_near_match_the_second_decoding_does_not_confirm_is_dropped(resources: Resources) -> None:
@@ -142,7 +165,7 @@ def test_a_red_line_phrase_heard_again_in_a_doubted_turn_is_a_lexicon_hit(tiny_m
 
 def test_text_hits_look_again_only_with_the_audio_and_whisper(resources: Resources) -> None:
     evidence = evidence_of(MISHEARD)
-    whisper = ScriptedWhisper("你是不是神经病啊")
+    whisper = ScriptedWhisper("你是不是神经病啊", "你是不是神经病啊")
     live = with_whisper(resources, whisper)
     assert "redline.abuse" not in {h.rule_id for h in text_hits(evidence, live)}  # rescore: no audio, no look
     assert whisper.calls == []

@@ -7,15 +7,13 @@ The decisions are tested with a scorer that answers from a table; the scorer its
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import evidence_of, silent_call
+from conftest import TableScorer, evidence_of, silent_call
 
 from pipeline.analysis import Resources, analyse_evidence
-from pipeline.asr.forced import Scored
 from pipeline.config import load_config
 from pipeline.records import (
     AGENT,
@@ -28,28 +26,6 @@ from pipeline.text.sound_check import candidates, edit_budget, edit_distance, so
 
 CONFIG = load_config().with_overrides({"asr": {"batched": False}})
 CLIPS = Path(__file__).parent / "data" / "clips"
-
-
-class TableScorer:
-    """Stands in for ForcedScorer: scores from a table, one token per character.
-
-    A text's entry is its log probability (spread evenly over its characters) or a list of
-    per-character log probabilities. A text not in the table scores 0 when it is the written
-    one (the first) and -100 otherwise, so only the readings a test names can pass.
-    """
-
-    def __init__(self, table: dict[str, float | list[float]]) -> None:
-        self.table = table
-        self.calls: list[tuple[float, tuple[str, ...]]] = []
-
-    def score(self, audio: np.ndarray, texts: Sequence[str]) -> list[Scored]:
-        self.calls.append((len(audio) / SAMPLE_RATE_HZ, tuple(texts)))
-        out = []
-        for i, text in enumerate(texts):
-            entry = self.table.get(text, 0.0 if i == 0 else -100.0)
-            per_char = entry if isinstance(entry, list) else [entry / len(text)] * len(text)
-            out.append(Scored(tuple(ord(c) for c in text), tuple(per_char)))
-        return out
 
 
 @pytest.fixture(scope="module")

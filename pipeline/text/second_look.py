@@ -12,8 +12,14 @@ of candidate (:func:`candidates`):
 Each candidate's audio (its channel, ``[text] second_look_pad_s`` either side) is decoded
 again by the same Whisper model with a larger beam (``second_look_beam_size``); a near
 match gets its phrase and what was first heard as hotwords, so the decoder weighs both,
-and when that decoding does not confirm it, one more without hotwords (with them Whisper
-sometimes skips the start of the stretch: 6 of 49 near looks on the spoken dev calls).
+and is decoded once more without them. With hotwords Whisper sometimes skips the start of
+the stretch (6 of 49 near looks on the spoken dev calls), and sometimes writes the phrase
+itself: on spoken CrossWOZ service turns, "推荐您去无评分的…" (first heard "您去无") came back
+"您去死", a fatal false flag. So a near match only the hotword decoding confirms is kept
+only if the audio, scored without hotwords (:func:`fits_as_well`), fits that text about as
+well as the plain decoding, and then as the sound check's hits are (:mod:`pipeline.text.sound_check`):
+severity ``info``, ``match_type`` ``forced``, a red line making the call "needs review". A hit
+keeps its rule's severity only when Whisper wrote the phrase unprompted.
 The candidate becomes a hit only when the second decoding confirms it: for a near match,
 its rule fires on the new text (exactly, or as a sound-alike); for a turn, a red-line rule
 fires on the new text or the model scores it at or above its threshold. Confirmed hits
@@ -28,12 +34,14 @@ call are decoded, near matches first, then turns by probability.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from pipeline.asr.forced import ForcedScorer
 from pipeline.chinese import to_simplified
 from pipeline.config import Config
 from pipeline.records import AGENT, MIXED, REDLINE_CATEGORIES, SAMPLE_RATE_HZ, Call, CallEvidence, Hit, Utterance
@@ -145,7 +153,8 @@ def _with_note(hit: Hit, candidate: Candidate, note: dict[str, Any]) -> Hit:
 
 
 def second_look(call: Call, evidence: CallEvidence, hits: Sequence[Hit], whisper: Any, matcher: LexiconMatcher,
-                model: RedlineTextModel | None, config: Config) -> tuple[list[Hit], list[Look]]:
+                model: RedlineTextModel | None, config: Config,
+                scorer: ForcedScorer | None = None) -> tuple[list[Hit], list[Look]]:
     """Decode every candidate again and keep what the second decoding confirms.
 
     Args:
@@ -156,6 +165,7 @@ def second_look(call: Call, evidence: CallEvidence, hits: Sequence[Hit], whisper
         matcher: the compiled rules.
         model: the red-line text model, or None.
         config: the run's configuration (``[text]``, ``[classifier]``, ``[asr] language``, ``[pii]``).
+        scorer: scores a hotword decoding against the audio (tests); built from ``whisper`` when needed.
 
     Returns:
         The confirmed hits and every look (for benchmarks and logs).
@@ -170,14 +180,40 @@ def second_look(call: Call, evidence: CallEvidence, hits: Sequence[Hit], whisper
         hotwords = f"{candidate.phrase} {candidate.heard}" if candidate.source == "near" else None
         text = decode(whisper, audio, config, hotwords)
         new = _confirm(candidate, text, evidence, matcher, model, config)
-        if not new and hotwords:
-            # hotwords sometimes make Whisper skip the start of the stretch: look once more without them
+        if hotwords:
+            # Without the hotwords: they sometimes make Whisper skip the start of the stretch, and they
+            # sometimes make it write the phrase itself ("推荐您去无评分的" came back "您去死").
             plain = decode(whisper, audio, config, None)
-            new = _confirm(candidate, plain, evidence, matcher, model, config)
-            text = plain if new else text
+            plain_new = _confirm(candidate, plain, evidence, matcher, model, config)
+            if plain_new:
+                new, text = plain_new, plain
+            elif new:
+                scorer = scorer or ForcedScorer(whisper, _language(config))
+                # written only when prompted: evidence like the sound check's, so treated like it
+                new = ([replace(h, severity="info", match_type="forced") for h in new]
+                       if fits_as_well(scorer, audio, text, plain, config) else [])
         looks.append(Look(candidate, text, bool(new)))
         confirmed += new
     return confirmed, looks
 
 
-__all__ = ["MAX_STRETCH_S", "Candidate", "Look", "candidates", "decode", "second_look"]
+def _language(config: Config) -> str:
+    return config.asr.language if config.asr.language != "auto" else "zh"
+
+
+def fits_as_well(scorer: ForcedScorer, audio: np.ndarray, text: str, plain: str, config: Config) -> bool:
+    """Whether ``audio``, scored without hotwords, fits ``text`` about as well as Whisper's plain reading.
+
+    The sound check's test (:mod:`pipeline.text.sound_check`): ``text`` scores at most
+    ``[text] sound_check_max_drop`` below ``plain``, and its own tokens have a geometric mean
+    probability of at least ``sound_check_min_phrase_prob``. An empty plain reading (Whisper hears
+    no words without the hotwords) supports nothing.
+    """
+    if not plain.strip() or not text.strip():
+        return False
+    written, reading = scorer.score(audio, [plain, text])
+    return (reading.total - written.total >= -config.text.sound_check_max_drop
+            and math.exp(reading.changed_mean(written)) >= config.text.sound_check_min_phrase_prob)
+
+
+__all__ = ["MAX_STRETCH_S", "Candidate", "Look", "candidates", "decode", "fits_as_well", "second_look"]

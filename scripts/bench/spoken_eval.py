@@ -433,11 +433,13 @@ def service_check(count: int, seed: int, tts_python: Path, bank: ClipBank, resou
         run = run_spoken(name, calls, paths, res)
         false = [r for r in run.lines if r.flagged]
         redline_calls = sum(redline for _outcome, redline in run.outcomes.values())
+        outcomes = dict(Counter(outcome for outcome, _redline in run.outcomes.values()))
         out[name] = {"false_lines": len(false), "stray_hits": len(run.stray), "redline_calls": redline_calls,
-                     "per_1000": round(1000 * (len(false) + len(run.stray)) / len(lines), 2)}
+                     "per_1000": round(1000 * (len(false) + len(run.stray)) / len(lines), 2), "outcomes": outcomes}
         print(f"service, {name}: {len(lines)} CrossWOZ agent turns in {len(calls)} calls: "
               f"{len(false)} turns with a negative hit + {len(run.stray)} hits off the turns "
-              f"({out[name]['per_1000']} per 1,000 turns); calls with a red-line flag {redline_calls}; "
+              f"({out[name]['per_1000']} per 1,000 turns); calls with a red-line flag {redline_calls}; outcomes "
+              f"{outcomes}; "
               f"{scores.calls} utterances scored by the sound check")
         for r in false:
             print(f"  false flag {sorted(r.categories)} {r.line.text} -> heard {r.heard!r}")

@@ -59,6 +59,8 @@ class LexiconMatcher:
     #: Fuzzy rules' regexes in sound-alike form, matched on text rewritten by ``alike``.
     fuzzy_regexes: dict[int, tuple[LinearPattern | None, ...]] = field(default_factory=dict)
     alike: SoundAlike = field(default_factory=SoundAlike)
+    #: The sound check's phrases (:func:`pipeline.text.sound_check.sound_phrases`), built on first use.
+    sound_phrases: Any = None
 
     def is_word(self, text: str) -> bool:
         """Whether jieba counts ``text`` as a word often enough to keep a doubled character."""

@@ -34,7 +34,6 @@ call are decoded, near matches first, then turns by probability.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -48,6 +47,7 @@ from pipeline.records import AGENT, MIXED, REDLINE_CATEGORIES, SAMPLE_RATE_HZ, C
 from pipeline.text.matcher import LexiconMatcher, detect_phrases, find_near
 from pipeline.text.pii import mask_utterance
 from pipeline.text.redline_model import RedlineTextModel, model_threshold, score_turns, turn_hit
+from pipeline.text.sound_check import fit, scorer_for, supports
 
 #: Longest stretch decoded again (a turn longer than this is cut to its first seconds).
 MAX_STRETCH_S = 20.0
@@ -188,17 +188,13 @@ def second_look(call: Call, evidence: CallEvidence, hits: Sequence[Hit], whisper
             if plain_new:
                 new, text = plain_new, plain
             elif new:
-                scorer = scorer or ForcedScorer(whisper, _language(config))
+                scorer = scorer or scorer_for(whisper, config)
                 # written only when prompted: evidence like the sound check's, so treated like it
                 new = ([replace(h, severity="info", match_type="forced") for h in new]
                        if fits_as_well(scorer, audio, text, plain, config) else [])
         looks.append(Look(candidate, text, bool(new)))
         confirmed += new
     return confirmed, looks
-
-
-def _language(config: Config) -> str:
-    return config.asr.language if config.asr.language != "auto" else "zh"
 
 
 def fits_as_well(scorer: ForcedScorer, audio: np.ndarray, text: str, plain: str, config: Config) -> bool:
@@ -211,9 +207,7 @@ def fits_as_well(scorer: ForcedScorer, audio: np.ndarray, text: str, plain: str,
     """
     if not plain.strip() or not text.strip():
         return False
-    written, reading = scorer.score(audio, [plain, text])
-    return (reading.total - written.total >= -config.text.sound_check_max_drop
-            and math.exp(reading.changed_mean(written)) >= config.text.sound_check_min_phrase_prob)
+    return supports(*fit(*scorer.score(audio, [plain, text])), config.text)
 
 
 __all__ = ["MAX_STRETCH_S", "Candidate", "Look", "candidates", "decode", "fits_as_well", "second_look"]

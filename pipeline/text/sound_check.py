@@ -47,8 +47,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.asr.forced import WINDOW_S, ForcedScorer
-from pipeline.config import Config
+from pipeline.asr.forced import WINDOW_S, ForcedScorer, Scored
+from pipeline.config import Config, TextConfig
 from pipeline.records import (
     AGENT,
     CUSTOMER,
@@ -120,18 +120,14 @@ class Check:
     hit: Hit | None
 
 
-_INDEX: dict[int, tuple[LexiconMatcher, SoundPhrases]] = {}
-
-
 def _checked(rule: Any) -> bool:
     return rule.kind == "phrase" and rule.role != CUSTOMER and rule.severity != "info"
 
 
 def sound_phrases(matcher: LexiconMatcher, config: Config) -> SoundPhrases:
-    """The checked phrases of ``matcher``'s rules (built once per matcher)."""
-    known = _INDEX.get(id(matcher))
-    if known is not None and known[0] is matcher:
-        return known[1]
+    """The checked phrases of ``matcher``'s rules (built once per matcher, kept on it)."""
+    if isinstance(matcher.sound_phrases, SoundPhrases):
+        return matcher.sound_phrases
     owners: dict[str, list[int]] = {}
     for index, rule in enumerate(matcher.rules.rules):
         if not _checked(rule):
@@ -147,7 +143,7 @@ def sound_phrases(matcher: LexiconMatcher, config: Config) -> SoundPhrases:
                 owners.setdefault(phrase, []).append(index)
     index_ = SoundPhrases({p: tuple(sound_keys(p, matcher.pinyin_cache)) for p in owners},
                           {p: tuple(v) for p, v in owners.items()})
-    _INDEX[id(matcher)] = (matcher, index_)
+    matcher.sound_phrases = index_
     return index_
 
 
@@ -244,6 +240,23 @@ def _audio(call: Call, utterance: Utterance) -> np.ndarray:
     return np.ascontiguousarray(channel.samples[start:end], dtype=np.float32)
 
 
+def scorer_for(whisper: Any, config: Config) -> ForcedScorer:
+    """A forced scorer for ``whisper`` in the run's language (Chinese when ``[asr] language`` is auto:
+    the rules' phrases are)."""
+    return ForcedScorer(whisper, config.asr.language if config.asr.language != "auto" else "zh")
+
+
+def fit(written: Scored, reading: Scored) -> tuple[float, float]:
+    """(log ratio, phrase probability) of a reading against what was written, both scored on one stretch."""
+    return reading.total - written.total, math.exp(reading.changed_mean(written))
+
+
+def supports(log_ratio: float, phrase_prob: float, text: TextConfig) -> bool:
+    """The audio supports a reading: at most ``sound_check_max_drop`` below the written text, and
+    Whisper gives the phrase's own tokens at least ``sound_check_min_phrase_prob``."""
+    return log_ratio >= -text.sound_check_max_drop and phrase_prob >= text.sound_check_min_phrase_prob
+
+
 def forced_hit(reading: Reading, norm: NormText, log_ratio: float, phrase_prob: float) -> Hit:
     """The hit a reading the audio supports gives: severity info, the written words' times, the evidence."""
     note = {"sound_check": {"written": reading.written, "phrase": reading.phrase, "log_ratio": round(log_ratio, 2),
@@ -278,9 +291,7 @@ def sound_check(call: Call, evidence: CallEvidence, hits: Sequence[Hit], whisper
     if not found or text.sound_check_max_per_call == 0:
         return [], []
     found.sort(key=lambda c: (not c.redline, min(r.edits for r in c.readings), c.utterance.start_s))
-    if scorer is None:
-        language = config.asr.language if config.asr.language != "auto" else "zh"
-        scorer = ForcedScorer(whisper, language)
+    scorer = scorer or scorer_for(whisper, config)
     out: list[Hit] = []
     checks: list[Check] = []
     for candidate in found[: text.sound_check_max_per_call]:
@@ -289,10 +300,9 @@ def sound_check(call: Call, evidence: CallEvidence, hits: Sequence[Hit], whisper
             continue
         written, *scored = scorer.score(audio, [candidate.norm.text, *(r.text for r in candidate.readings)])
         best, reading = max(zip(scored, candidate.readings, strict=True), key=lambda pair: pair[0].total)
-        ratio = best.total - written.total
-        phrase_prob = math.exp(best.changed_mean(written))
+        ratio, phrase_prob = fit(written, best)
         hit = None
-        if ratio >= -text.sound_check_max_drop and phrase_prob >= text.sound_check_min_phrase_prob:
+        if supports(ratio, phrase_prob, text):
             hit = forced_hit(reading, candidate.norm, ratio, phrase_prob)
             out.append(hit)
         checks.append(Check(candidate, reading, ratio, phrase_prob, hit))
@@ -300,5 +310,5 @@ def sound_check(call: Call, evidence: CallEvidence, hits: Sequence[Hit], whisper
 
 
 __all__ = ["CONTEXT_S", "MAX_READINGS", "MIN_PHRASE_CHARS", "PAD_S", "Candidate", "Check", "Reading",
-           "SoundPhrases", "candidates", "edit_budget", "edit_distance", "forced_hit", "sound_check",
-           "sound_phrases", "windows"]
+           "SoundPhrases", "candidates", "edit_budget", "edit_distance", "fit", "forced_hit", "scorer_for",
+           "sound_check", "sound_phrases", "supports", "windows"]

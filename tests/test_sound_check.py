@@ -105,6 +105,7 @@ def test_a_phrase_the_audio_fits_about_as_well_is_an_info_hit_with_itsevidence_o
     # never more than info, however well it fits: a garbled written text can lose to a wrong reading
     assert (hit.rule_id, hit.severity, hit.match_type) == ("contradicting.go_buy_elsewhere", "info", "forced")
     assert (hit.start_s, hit.end_s) == (4.1, 5.4)  # the written words 玄棍你别买, not the whole utterance
+    assert (hit.matched_text, hit.context) == ("嫌贵你别买", "玄棍你别买啊")  # the phrase; the transcript around it
     assert hit.confidence == pytest.approx(1 / (1 + np.exp(-2.0)), abs=1e-4)
     note = json.loads(hit.detail.split("; ")[-1])["sound_check"]
     # 嫌贵 replaces 玄棍: its two tokens score (-10 + 2) / 6 each
@@ -214,3 +215,19 @@ def test_the_forced_scorer_prefers_what_was_said(whisper) -> None:
         scorer.log_probs(np.zeros(31 * SAMPLE_RATE_HZ, np.float32), [said])
     with pytest.raises(ValueError, match="non-empty"):
         scorer.log_probs(audio, [said, ""])
+
+
+def test_show_and_the_review_page_read_the_note_of_a_stored_sound_check_hit() -> None:
+    from pipeline.cli.show_cmd import _hit_line
+    from pipeline.text.sound_check import read_note
+
+    note = '{"sound_check": {"written": "玄棍你别买", "phrase": "嫌贵你别买", "log_ratio": -0.12, "phrase_prob": 0.31}}'
+    hit = {"rule_id": "contradicting.go_buy_elsewhere", "severity": "info", "start_s": 6.2, "end_s": 7.2,
+           "matched_text": "嫌贵你别买", "confidence": 0.47, "suspect": False, "hit_id": "h1", "match_type": "forced",
+           "detail": note}
+    assert read_note(hit) == {"written": "玄棍你别买", "phrase": "嫌贵你别买", "log_ratio": -0.12, "phrase_prob": 0.31}
+    assert "«嫌贵你别买» [dim](sound check: the transcript has «玄棍你别买»; listen)[/]" in _hit_line(hit)
+    # another match type, or a note that is not the sound check's, is shown as it is
+    assert read_note({**hit, "match_type": "exact"}) is None
+    assert read_note({**hit, "detail": '{"sound_check": [1, 2'}) is None
+    assert "sound check" not in _hit_line({**hit, "match_type": "exact"})

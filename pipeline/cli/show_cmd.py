@@ -33,6 +33,7 @@ from pipeline.cli.common import (
 )
 from pipeline.records import OUTCOMES, REDLINE_CATEGORIES
 from pipeline.store import Store
+from pipeline.text.sound_check import read_note
 
 _OUTCOME_STYLE = {"fail": "[bold red]FAIL[/]", "needs_review": "[yellow]needs review[/]",
                   "needs_listening": "[yellow]needs listening[/]", "pass": "pass"}
@@ -161,6 +162,9 @@ def _gap_line(gap: dict[str, Any]) -> str:
 def _hit_line(hit: dict[str, Any]) -> str:
     colour = "red" if hit["severity"] == "fatal" else "yellow"
     text = f" «{safe(hit['matched_text'])}»" if hit["matched_text"] else ""
+    note = read_note(hit)
+    if note is not None:  # not in the transcript: the audio was scored against the phrase
+        text += f" [dim](sound check: the transcript has «{safe(str(note.get('written', '')))}»; listen)[/]"
     suspect = " [dim](suspect)[/]" if hit["suspect"] else ""
     return (f"   [{colour}]▲ {clock(hit['start_s'])}–{clock(hit['end_s'])} {safe(hit['rule_id'])}[/] "
             f"{hit['severity']}{text} {hit['confidence']:.2f}{suspect} [dim]{hit['hit_id']}[/]")

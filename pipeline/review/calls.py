@@ -7,7 +7,6 @@ slice and the scorecard; verdicts are attached by the app.
 from __future__ import annotations
 
 import fnmatch
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 from pipeline.records import CATEGORIES, REDLINE_CATEGORIES
 from pipeline.review.snapshot import TIERS, Snapshot
 from pipeline.review.timeline import Timeline, build_timeline
+from pipeline.text.sound_check import read_note
 
 
 @dataclass(frozen=True)
@@ -149,21 +149,8 @@ def rank_hits(hits: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
                                        h.get("match_type") == "absence", h["start_s"]))
 
 
-def sound_check_note(hit: Mapping[str, Any]) -> dict[str, Any] | None:
-    """What the sound check recorded on a ``forced`` hit (written text, phrase, log ratio), or None."""
-    detail = hit.get("detail") or ""
-    at = detail.find('{"sound_check"')
-    if hit.get("match_type") != "forced" or at < 0:
-        return None
-    try:
-        note = json.loads(detail[at:])["sound_check"]
-    except (ValueError, KeyError, TypeError):
-        return None
-    return note if isinstance(note, dict) else None
-
-
 def _hit_display(hit: Mapping[str, Any], pii: PiiDisplay) -> dict[str, Any]:
-    note = sound_check_note(hit)
+    note = read_note(hit)
     if note is not None:
         note = {**note, "written": pii.text(note.get("written")), "phrase": pii.text(note.get("phrase"))}
     return {**hit, "matched_text": pii.text(hit.get("matched_text")), "context": pii.text(hit.get("context")),

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -265,9 +265,23 @@ def forced_hit(reading: Reading, norm: NormText, log_ratio: float, phrase_prob: 
     hit = reading.hit
     return replace(hit, start_s=round(norm.char_start_s[reading.start], 3),
                    end_s=round(max(norm.char_start_s[reading.start], norm.char_end_s[reading.end - 1]), 3),
-                   match_type="forced", severity="info",
+                   match_type="forced", severity="info", context=norm.text,  # what the transcript says
                    confidence=round(1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, log_ratio)))), 4),
                    detail=f"{hit.detail}; {detail}" if hit.detail else detail)
+
+
+def read_note(hit: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What :func:`forced_hit` recorded on a stored ``forced`` hit (written, phrase, log_ratio, phrase_prob), or
+    None."""
+    detail = hit.get("detail") or ""
+    at = detail.find('{"sound_check"')
+    if hit.get("match_type") != "forced" or at < 0:
+        return None
+    try:
+        note = json.loads(detail[at:])["sound_check"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return note if isinstance(note, dict) else None
 
 
 def sound_check(call: Call, evidence: CallEvidence, hits: Sequence[Hit], whisper: Any, matcher: LexiconMatcher,
@@ -310,5 +324,5 @@ def sound_check(call: Call, evidence: CallEvidence, hits: Sequence[Hit], whisper
 
 
 __all__ = ["CONTEXT_S", "MAX_READINGS", "MIN_PHRASE_CHARS", "PAD_S", "Candidate", "Check", "Reading",
-           "SoundPhrases", "candidates", "edit_budget", "edit_distance", "fit", "forced_hit", "scorer_for",
+           "SoundPhrases", "candidates", "edit_budget", "edit_distance", "fit", "forced_hit", "read_note", "scorer_for",
            "sound_check", "sound_phrases", "supports", "windows"]

@@ -100,6 +100,8 @@ class Score:
     low_coverage_calls: int = 0
     calls: int = 0
     asr_stats: Counter = field(default_factory=Counter)
+    #: what was missed, one line each (--show-misses): unmarked pieces, missed and false interruptions >= 1 s
+    misses: list[str] = field(default_factory=list)
 
 
 def truth_speech(truth: dict[str, Any], role: str) -> list[Span]:
@@ -134,7 +136,7 @@ def score_transcript(score: Score, truth: dict[str, Any], utterances: Sequence[U
 
 
 def score_gaps(score: Score, truth: dict[str, Any], analysed: CallAnalysis, margin_s: float,
-               gap_min_s: float, reach: Sequence[SpeechSegment] = ()) -> None:
+               gap_min_s: float, reach: Sequence[SpeechSegment] = (), label: str = "") -> None:
     """Reference speech without text vs the gaps the pipeline stored."""
     for role in ROLES:
         speech = truth_speech(truth, role)
@@ -147,6 +149,9 @@ def score_gaps(score: Score, truth: dict[str, Any], analysed: CallAnalysis, marg
         score.missing_marked_s += overlap_s(missing, marked)
         score.missing_pieces += len(missing)
         score.missing_pieces_marked += sum(1 for m in missing if overlap_s([m], marked) >= 0.5 * (m[1] - m[0]))
+        score.misses += [f"{label} {role} {a:.2f}-{b:.2f} s: speech without text, not marked"
+                         f"{' (outside VAD speech)' if overlap_s([(a, b)], vad) < 0.5 * (b - a) else ''}"
+                         for a, b in missing if overlap_s([(a, b)], marked) < 0.5 * (b - a)]
         score.gap_s += total_s(marked)
         score.gap_on_speech_s += overlap_s(marked, speech)
     score.reasons.update(g.reason for g in analysed.transcript.gaps)
@@ -164,7 +169,8 @@ def true_interruptions(truth: dict[str, Any], config: Config) -> list[tuple[str,
     return out
 
 
-def score_interruptions(score: Score, truth: dict[str, Any], analysed: CallAnalysis, resources: Resources) -> None:
+def score_interruptions(score: Score, truth: dict[str, Any], analysed: CallAnalysis, resources: Resources,
+                        label: str = "") -> None:
     """Per overlap bucket: [true found, true missed, found right, found wrong]."""
     expected = true_interruptions(truth, resources.config)
     timed = timed_evidence(analysed.evidence, resources, analysed.transcript.tracks)
@@ -178,10 +184,15 @@ def score_interruptions(score: Score, truth: dict[str, Any], analysed: CallAnaly
             score.interruptions[bucket][0 if j is not None else 1] += 1
         if j is not None:
             used.add(j)
+        elif overlap >= 1.0:
+            score.misses.append(f"{label} interruption by {by} at {start:.2f} s ({overlap:.1f} s overlap) missed")
     for j, f in enumerate(found):
         bucket = _bucket(f.both_s)
         if bucket is not None:
             score.interruptions[bucket][2 if j in used else 3] += 1
+        if j not in used and f.both_s >= 1.0:
+            score.misses.append(f"{label} interruption by {f.by} at {f.start_s:.2f} s ({f.both_s:.1f} s overlap) "
+                                f"found, not in the truth")
 
 
 def _bucket(overlap_s: float) -> Span | None:
@@ -232,8 +243,8 @@ def run_calls(args: argparse.Namespace) -> None:
                 reach = (decoded_segments(segments, crosstalk_of(segments, res.config.asr))
                          if res.config.asr.coverage_snap_words else ())
                 score_transcript(score, truth, analysed.transcript.utterances, margin, gap_min, reach)
-                score_gaps(score, truth, analysed, margin, gap_min, reach)
-                score_interruptions(score, truth, analysed, res)
+                score_gaps(score, truth, analysed, margin, gap_min, reach, label=call.call_id)
+                score_interruptions(score, truth, analysed, res, label=call.call_id)
                 features = analysed.analysis.features
                 for role in ROLES:
                     if features.get(f"{role}_coverage") is not None:
@@ -253,6 +264,10 @@ def run_calls(args: argparse.Namespace) -> None:
           f"noise SNR {args.snr_db:g} dB{leak}, "
           f"{args.turns} turns each (overlaps 0.5-4 s, long turns); model {base.transcriber.model_id}")  # type: ignore[union-attr]
     print_scores(scores, config)
+    if args.show_misses:
+        print("\nmisses [callqa]:" if scores["callqa"].misses else "\nmisses [callqa]: none")
+        for line in scores["callqa"].misses:
+            print(f"  {line}")
 
 
 @contextlib.contextmanager
@@ -378,6 +393,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="a config file over the defaults (e.g. [vad] settings)")
     parser.add_argument("--baseline", action="store_true", help="also plain faster-whisper per channel")
     parser.add_argument("--no-clips", action="store_true", help="skip the real clips one by one")
+    parser.add_argument("--show-misses", action="store_true",
+                        help="list every unmarked piece of speech without text and every missed or false "
+                             "interruption of at least 1 s")
     args = parser.parse_args(argv)
     if args.calls:
         run_calls(args)

@@ -204,17 +204,18 @@ def test_the_forced_scorer_prefers_what_was_said(whisper) -> None:
     scorer = ForcedScorer(whisper)
     full = ForcedScorer(whisper, pad_s=None)
     for s in (scorer, full):
-        right, wrong, near = s.log_probs(audio, [said, swapped, one_off])
+        right, wrong, near = (x.total for x in s.score(audio, [said, swapped, one_off]))
         assert right < 0 and wrong - right < -5.0  # the swapped word costs far more than the drop allowed
         assert near - right > wrong - right  # a homophone costs less than a wrong word
-    assert scorer.log_probs(audio, [said])[0] == pytest.approx(scorer.log_probs(audio, [said, swapped])[0], abs=1e-3)
+    alone = scorer.score(audio, [said])[0].total  # a text's score does not depend on the others in its batch
+    assert alone == pytest.approx(scorer.score(audio, [said, swapped])[0].total, abs=1e-3)
     right, wrong = scorer.score(audio, [said, swapped])
     assert len(wrong.tokens) == len(wrong.log_probs) and wrong.total == pytest.approx(sum(wrong.log_probs))
     assert np.exp(wrong.changed_mean(right)) < CONFIG.text.sound_check_min_phrase_prob  # Whisper doubts 神经病 here
     with pytest.raises(ValueError, match="at most 30 s"):
-        scorer.log_probs(np.zeros(31 * SAMPLE_RATE_HZ, np.float32), [said])
+        scorer.score(np.zeros(31 * SAMPLE_RATE_HZ, np.float32), [said])
     with pytest.raises(ValueError, match="non-empty"):
-        scorer.log_probs(audio, [said, ""])
+        scorer.score(audio, [said, ""])
 
 
 def test_show_and_the_review_page_read_the_note_of_a_stored_sound_check_hit() -> None:

@@ -102,9 +102,5 @@ class ForcedScorer:
                 out.append(Scored(tuple(text_tokens), tuple(float(x) for x in np.log(probs))))
         return out
 
-    def log_probs(self, audio: np.ndarray, texts: Sequence[str]) -> list[float]:
-        """The log probability of each text given ``audio`` (see :meth:`score`)."""
-        return [s.total for s in self.score(audio, texts)]
-
 
 __all__ = ["PAD_S", "WINDOW_S", "ForcedScorer", "Scored"]

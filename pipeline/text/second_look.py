@@ -43,11 +43,11 @@ import numpy as np
 from pipeline.asr.forced import ForcedScorer
 from pipeline.chinese import to_simplified
 from pipeline.config import Config
-from pipeline.records import AGENT, MIXED, REDLINE_CATEGORIES, SAMPLE_RATE_HZ, Call, CallEvidence, Hit, Utterance
+from pipeline.records import AGENT, MIXED, REDLINE_CATEGORIES, Call, CallEvidence, Hit, Utterance
 from pipeline.text.matcher import LexiconMatcher, detect_phrases, find_near
 from pipeline.text.pii import mask_utterance
 from pipeline.text.redline_model import RedlineTextModel, model_threshold, score_turns, turn_hit
-from pipeline.text.sound_check import fit, scorer_for, supports
+from pipeline.text.sound_check import channel_stretch, fit, scorer_for, supports
 
 #: Longest stretch decoded again (a turn longer than this is cut to its first seconds).
 MAX_STRETCH_S = 20.0
@@ -102,12 +102,8 @@ def candidates(evidence: CallEvidence, hits: Sequence[Hit], matcher: LexiconMatc
 
 
 def _audio(call: Call, candidate: Candidate, pad_s: float) -> np.ndarray:
-    role = candidate.role if candidate.role != "unknown" else MIXED
-    channel = next((c for c in call.channels if c.role == role), call.channels[0])
-    start = max(0, int((candidate.start_s - pad_s) * SAMPLE_RATE_HZ))
-    end = min(len(channel.samples), int((min(candidate.end_s, candidate.start_s + MAX_STRETCH_S) + pad_s)
-                                        * SAMPLE_RATE_HZ))
-    return np.ascontiguousarray(channel.samples[start:end], dtype=np.float32)
+    end_s = min(candidate.end_s, candidate.start_s + MAX_STRETCH_S)
+    return channel_stretch(call, candidate.role, candidate.start_s, end_s, pad_s)
 
 
 def decode(whisper: Any, audio: np.ndarray, config: Config, hotwords: str | None) -> str:

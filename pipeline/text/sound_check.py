@@ -232,11 +232,13 @@ def _already(hit: Hit, hits: Sequence[Hit], utterance: Utterance) -> bool:
                for h in hits)
 
 
-def _audio(call: Call, utterance: Utterance) -> np.ndarray:
-    role = utterance.role if utterance.role != "unknown" else MIXED
+def channel_stretch(call: Call, role: str, start_s: float, end_s: float, pad_s: float) -> np.ndarray:
+    """``role``'s channel from ``start_s - pad_s`` to ``end_s + pad_s`` (a mono call's one channel for
+    role unknown), float32 for Whisper."""
+    role = role if role != "unknown" else MIXED
     channel = next((c for c in call.channels if c.role == role), call.channels[0])
-    start = max(0, int((utterance.start_s - PAD_S) * SAMPLE_RATE_HZ))
-    end = min(len(channel.samples), int((utterance.end_s + PAD_S) * SAMPLE_RATE_HZ))
+    start = max(0, int((start_s - pad_s) * SAMPLE_RATE_HZ))
+    end = min(len(channel.samples), int((end_s + pad_s) * SAMPLE_RATE_HZ))
     return np.ascontiguousarray(channel.samples[start:end], dtype=np.float32)
 
 
@@ -309,7 +311,8 @@ def sound_check(call: Call, evidence: CallEvidence, hits: Sequence[Hit], whisper
     out: list[Hit] = []
     checks: list[Check] = []
     for candidate in found[: text.sound_check_max_per_call]:
-        audio = _audio(call, candidate.utterance)
+        utterance = candidate.utterance
+        audio = channel_stretch(call, utterance.role, utterance.start_s, utterance.end_s, PAD_S)
         if len(audio) > WINDOW_S * SAMPLE_RATE_HZ or not candidate.norm.text:
             continue
         written, *scored = scorer.score(audio, [candidate.norm.text, *(r.text for r in candidate.readings)])
@@ -324,5 +327,5 @@ def sound_check(call: Call, evidence: CallEvidence, hits: Sequence[Hit], whisper
 
 
 __all__ = ["CONTEXT_S", "MAX_READINGS", "MIN_PHRASE_CHARS", "PAD_S", "Candidate", "Check", "Reading",
-           "SoundPhrases", "candidates", "edit_budget", "edit_distance", "fit", "forced_hit", "read_note", "scorer_for",
-           "sound_check", "sound_phrases", "supports", "windows"]
+           "SoundPhrases", "candidates", "channel_stretch", "edit_budget", "edit_distance", "fit", "forced_hit",
+           "read_note", "scorer_for", "sound_check", "sound_phrases", "supports", "windows"]

@@ -41,7 +41,7 @@ from pipeline.text.matcher import LexiconMatcher, build_matcher, detect_phrases
 from pipeline.text.pii import PiiTime, locate_pii, mask_utterance
 from pipeline.text.redline_model import RedlineTextModel, redline_model_path, redline_version, score_utterances
 from pipeline.text.rules import RuleSet, load_rules
-from pipeline.text.second_look import second_look
+from pipeline.text.second_look import recheck_model_hits, second_look
 from pipeline.text.sound_check import sound_check
 from pipeline.timing.detect import TIMING_VERSION, TimingResult, detect_timing, timing_evidence
 from pipeline.versions import ANALYSIS_VERSION, NONE, Versions
@@ -271,6 +271,10 @@ def text_hits(evidence: CallEvidence, resources: Resources, call: Call | None = 
         if config.text.second_look:
             hits += second_look(call, evidence, hits, resources.transcriber.model, resources.matcher,
                                 resources.redline, config)[0]
+        if config.text.second_look_model_hits:
+            dropped, _looks = recheck_model_hits(call, evidence, hits, resources.transcriber.model,
+                                                 resources.matcher, resources.redline, config)
+            hits = [h for h in hits if h not in dropped]
         if config.text.sound_check:
             hits += sound_check(call, evidence, hits, resources.transcriber.model, resources.matcher, config)[0]
     return hits

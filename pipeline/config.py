@@ -124,6 +124,7 @@ class TextConfig(_Section):
     fuzzy: Bool
     fuzzy_confidence: Annotated[Num, Field(ge=0, le=1)]
     fuzzy_common_word_freq: Annotated[Int, Field(ge=0)]
+    fuzzy_other_words_freq: Annotated[Int, Field(ge=0)]
     suspect_can_raise_fatal: Bool
     turn_max_gap_s: Annotated[Num, Field(ge=0)]
     repeat_word_min_freq: Annotated[Int, Field(ge=0)]
@@ -132,6 +133,7 @@ class TextConfig(_Section):
     second_look_beam_size: Annotated[Int, Field(ge=1, le=20)]
     second_look_pad_s: Annotated[Num, Field(ge=0, le=5)]
     second_look_max_per_call: Annotated[Int, Field(ge=0)]
+    second_look_model_hits: Bool
     sound_check: Bool
     sound_check_max_drop: Annotated[Num, Field(ge=0, le=50)]
     sound_check_min_phrase_prob: Annotated[Num, Field(ge=0, le=1)]
@@ -139,8 +141,8 @@ class TextConfig(_Section):
 
     @property
     def uses_audio(self) -> bool:
-        """Whether the text stage goes back to the audio (second look or sound check)."""
-        return self.second_look or self.sound_check
+        """Whether the text stage goes back to the audio (second look, model hits re-checked, sound check)."""
+        return self.second_look or self.second_look_model_hits or self.sound_check
 
 
 class PiiConfig(_Section):

@@ -208,10 +208,30 @@ def test_common_word_frequency_comes_from_the_config(tmp_path: Path) -> None:
     (tmp_path / "r.toml").write_text(CITY_RULE, encoding="utf-8")
     guarded = build_matcher(load_rules(tmp_path), TEXT)
     assert rule_hits(guarded, "我去实验室") == []  # 实验室 (shi yan shi) is common: not a homophone hit
-    # with a frequency no word reaches, every homophone counts
-    unguarded = build_matcher(load_rules(tmp_path), TEXT.model_copy(update={"fuzzy_common_word_freq": 10**9}))
+    # with frequencies no word reaches, every homophone counts (实验室 keeps no character of the phrase
+    # and holds the word 实验: the other-words guard would drop it too)
+    unguarded = build_matcher(load_rules(tmp_path), TEXT.model_copy(update={"fuzzy_common_word_freq": 10**9,
+                                                                            "fuzzy_other_words_freq": 10**9}))
     [hit] = rule_hits(unguarded, "我去实验室")
     assert hit.match_type == "fuzzy" and hit.matched_text == "实验室"
+
+
+def test_a_sound_alike_made_of_other_words_is_not_a_hit(matcher: LexiconMatcher) -> None:
+    """Spoken CrossWOZ: "北京中奥马哥孛罗大酒店" (Marco Polo) came back from the second look as
+    "马隔壁罗": the sound of 妈个比, but none of its characters, and 隔壁 ("next door") a word."""
+    assert not set("马隔壁") & set("妈个比") and matcher.segmenter.word_freq("隔壁") >= TEXT.fuzzy_other_words_freq
+    assert rule_hits(matcher, "建议您去北京马隔壁罗大酒店", rule="redline.insult.agent") == []
+    # a slip that keeps a character of the phrase is still one
+    [slip] = rule_hits(matcher, "马个比的", rule="redline.insult.agent")
+    assert (slip.match_type, slip.matched_text) == ("fuzzy", "马个比")
+    # and so is a spelling without ordinary words in it (netspeak for 神经病; 深井 is rare in jieba)
+    assert matcher.segmenter.word_freq("深井") < TEXT.fuzzy_other_words_freq
+    [netspeak] = rule_hits(matcher, "你就是个深井冰", rule="redline.abuse")
+    assert (netspeak.match_type, netspeak.matched_text) == ("fuzzy", "深井冰")
+    # the frequency comes from the config
+    loose = build_matcher(matcher.rules, TEXT.model_copy(update={"fuzzy_other_words_freq": 10**9}))
+    [found] = rule_hits(loose, "建议您去北京马隔壁罗大酒店", rule="redline.insult.agent")
+    assert found.matched_text == "马隔壁"
 
 
 def test_insults_curated(matcher: LexiconMatcher) -> None:

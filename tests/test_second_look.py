@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
@@ -14,9 +15,9 @@ from conftest import TableScorer, evidence_of, silent_call
 from pipeline.analysis import Resources, analyse_evidence, text_hits
 from pipeline.asr.transcribe import WhisperTranscriber
 from pipeline.config import load_config
-from pipeline.records import AGENT, SAMPLE_RATE_HZ, Utterance
-from pipeline.text.redline_model import RULE_ID, RedlineTextModel, build_pipeline
-from pipeline.text.second_look import candidates, second_look
+from pipeline.records import AGENT, SAMPLE_RATE_HZ, Hit, Utterance
+from pipeline.text.redline_model import RULE_ID, RedlineTextModel, build_pipeline, score_utterances
+from pipeline.text.second_look import candidates, recheck_model_hits, second_look
 
 # the sound check (tests/test_sound_check.py) is off: it scores audio, which the scripted Whisper cannot
 CONFIG = load_config().with_overrides({"asr": {"batched": False}, "text": {"sound_check": False}})
@@ -161,6 +162,51 @@ def test_a_red_line_phrase_heard_again_in_a_doubted_turn_is_a_lexicon_hit(tiny_m
     # a phrase of a rule that is not a red line (forbidden.dont_know) confirms nothing
     assert second_look(silent_call(), evidence_of(turn), [], ScriptedWhisper("这个我不知道"), resources.matcher,
                        tiny_model, config)[0] == []
+
+
+def test_a_model_hit_standing_alone_is_read_again(tiny_model: RedlineTextModel, resources: Resources) -> None:
+    """Spoken CrossWOZ: "不客气，还有什么想问的吗" written "不客气吗?…" was a counter-question to the model
+    (P 0.64). The turn is decoded again; the two readings' probabilities must average the threshold."""
+    turn = Utterance(AGENT, 2.0, 4.0, "滚远点有病")
+    [hit] = score_utterances(evidence_of(turn), tiny_model, 0.5)
+    probability = lambda text: float(tiny_model.predict_proba([text])[0])  # noqa: E731
+    assert (hit.confidence + probability("您好请讲")) / 2 < 0.5 <= (hit.confidence + probability("你个白痴滚远点")) / 2
+
+    def recheck(*texts: str, hits=(hit,)) -> tuple[list, list, ScriptedWhisper]:
+        whisper = ScriptedWhisper(*texts)
+        dropped, looks = recheck_model_hits(silent_call(), evidence_of(turn), list(hits), whisper,
+                                            resources.matcher, tiny_model, CONFIG)
+        return dropped, looks, whisper
+
+    dropped, [look], whisper = recheck("您好请讲")
+    assert dropped == [hit] and (look.text, look.confirmed, look.candidate.source) == ("您好请讲", False, "model")
+    [plain] = whisper.calls  # one plain decoding of the turn, padded, with the second look's beam
+    assert plain["hotwords"] is None and plain["beam_size"] == CONFIG.text.second_look_beam_size
+    assert plain["seconds"] == pytest.approx(2.0 + 2 * CONFIG.text.second_look_pad_s, abs=0.01)
+    assert recheck("你个白痴滚远点")[0] == []
+    # a red-line phrase in the new reading keeps it, whatever the model makes of it
+    assert probability("请您稍等一下我帮您查询神经病") + hit.confidence < 1.0
+    assert recheck("请您稍等一下我帮您查询神经病")[0] == []
+    # a lexicon red line over the same turn: the call fails anyway, nothing is decoded
+    lexical = Hit(call_id="c", rule_id="redline.abuse", detector_version="t", category="redline_abuse",
+                  severity="fatal", error_class="customer", role=AGENT, start_s=2.5, end_s=3.0, match_type="exact",
+                  confidence=1.0, matched_text="有病")
+    dropped, looks, whisper = recheck("您好请讲", hits=(hit, lexical))
+    assert (dropped, looks, whisper.calls) == ([], [], [])
+
+
+def test_text_hits_drop_a_model_hit_the_second_reading_does_not_support(tiny_model: RedlineTextModel,
+                                                                        resources: Resources) -> None:
+    evidence = evidence_of(Utterance(AGENT, 2.0, 4.0, "滚远点有病"))
+    config = CONFIG.with_overrides({"classifier": {"redline_threshold": 0.5}, "text": {"second_look_model_hits": True}})
+    live = replace(with_whisper(resources, ScriptedWhisper("您好请讲"), config), redline=tiny_model)
+    assert RULE_ID in {h.rule_id for h in text_hits(evidence, live)}  # rescore: no audio, the hit stays
+    assert RULE_ID not in {h.rule_id for h in text_hits(evidence, live, silent_call())}
+    # off by default: a hit turned from "needs review" into nothing must be asked for
+    assert CONFIG.text.second_look_model_hits is False
+    default = CONFIG.with_overrides({"classifier": {"redline_threshold": 0.5}})
+    off = replace(with_whisper(resources, ScriptedWhisper("您好请讲"), default), redline=tiny_model)
+    assert RULE_ID in {h.rule_id for h in text_hits(evidence, off, silent_call())}
 
 
 def test_text_hits_look_again_only_with_the_audio_and_whisper(resources: Resources) -> None:

@@ -61,6 +61,15 @@ class LexiconMatcher:
     alike: SoundAlike = field(default_factory=SoundAlike)
     #: The sound check's phrases (:func:`pipeline.text.sound_check.sound_phrases`), built on first use.
     sound_phrases: Any = None
+    #: A sound-alike keeping none of its phrase's characters that holds a word jieba counts this often is
+    #: other words ("马隔壁罗" for 妈个比: 隔壁, next door), not a slip on the phrase.
+    other_words_freq: int = 100
+
+    def other_words(self, found: str, phrase: str) -> bool:
+        """Whether the sound-alike ``found`` of ``phrase`` is other words (see ``other_words_freq``)."""
+        return not set(found) & set(phrase) and any(
+            self.segmenter.word_freq(found[i:j]) >= self.other_words_freq
+            for i in range(len(found)) for j in range(i + 2, len(found) + 1))
 
     def is_word(self, text: str) -> bool:
         """Whether jieba counts ``text`` as a word often enough to keep a doubled character."""
@@ -137,7 +146,8 @@ def build_matcher(rules: RuleSet, text_config: TextConfig) -> LexiconMatcher:
     return LexiconMatcher(rules, norm, segmenter, exact if table else None,
                           fuzzy, regexes, norm_lists, pinyin_cache, text_config.fuzzy_common_word_freq,
                           allowed_regexes, near, {k: tuple(v) for k, v in near_owners.items()},
-                          text_config.turn_max_gap_s, text_config.repeat_word_min_freq, fuzzy_regexes, alike)
+                          text_config.turn_max_gap_s, text_config.repeat_word_min_freq, fuzzy_regexes, alike,
+                          other_words_freq=text_config.fuzzy_other_words_freq)
 
 
 @dataclass(frozen=True)
@@ -204,6 +214,8 @@ def _scan(matcher: LexiconMatcher, norm: NormText, bounds: Container[int], ui: i
                 continue
             if matcher.segmenter.word_freq(found) >= matcher.common_word_freq:
                 continue  # common-word guard: a real word, not an ASR slip
+            if matcher.other_words(found, owners[0][1]):
+                continue  # none of the phrase's characters, and ordinary words instead
             if other_a_not_a(owners[0][1], found, matcher.pinyin_cache):
                 continue  # "您等不等" asks something else than "你懂不懂"
             out.extend(_Match(ri, ui, start, end, found, "fuzzy") for ri, _ in owners)

@@ -13,7 +13,8 @@ a negative hit that overlaps no line counts as a false flag. Printed per benchma
 * spoken end-to-end: precision / recall of flagged lines (and lexicon rules alone);
 * text only: the same detectors on the line's own text as one agent turn (no ASR);
 * the second look and the sound check (``[text] second_look``, ``sound_check``): the same
-  calls without the sound check and without either, and their time;
+  calls without the sound check and without either, and their time; and with the model-hit
+  re-read (``[text] second_look_model_hits``, off by default) on: what it would change;
 * call level: every red-line line raises a red-line hit and its call is not a pass; clean
   calls raise no red-line flag.
 
@@ -411,8 +412,24 @@ def report(split: str, calls: Sequence[SpokenCall], runs: Sequence[RunResult], s
     }
 
 
+def compare_reread(spoken: RunResult, reread: RunResult, calls: Sequence[SpokenCall]) -> dict[str, Any]:
+    """Print and return what ``[text] second_look_model_hits`` (off by default) would change."""
+    before, after = prf(spoken.lines, len(spoken.stray)), prf(reread.lines, len(reread.stray))
+    levels = call_level(spoken, calls), call_level(reread, calls)
+    lost = [r.line.text for r, s in zip(spoken.lines, reread.lines, strict=True) if s.flagged < r.flagged]
+    print(f"model hits read again ([text] second_look_model_hits, off): recall {before[1]:.3f} -> {after[1]:.3f}, "
+          f"false flags {before[3]} -> {after[3]}, red-line lines with a red-line hit "
+          f"{levels[0]['redline_lines_flagged']} -> {levels[1]['redline_lines_flagged']}, red-line calls not a pass "
+          f"{levels[0]['redline_calls_not_pass']} -> {levels[1]['redline_calls_not_pass']}"
+          + (f"; lines no longer flagged: {lost}" if lost else ""))
+    return {"recall": [before[1], after[1]], "false_flags": [before[3], after[3]],
+            "redline_calls_not_pass": [levels[0]["redline_calls_not_pass"], levels[1]["redline_calls_not_pass"]],
+            "lines_lost": lost}
+
+
 def service_check(count: int, seed: int, tts_python: Path, bank: ClipBank, resources: Resources,
-                  no_check: Resources | None, scores: _CachedScores) -> dict[str, Any]:
+                  no_check: Resources | None, scores: _CachedScores,
+                  reread: Resources | None = None) -> dict[str, Any]:
     """Clean service speech: ``count`` CrossWOZ agent turns (test dialogues, Chinese text only), spoken
     four to a call; every negative hit on them is a false one. Prints and returns the counts."""
     turns = [t for t in crosswoz_turns() if t.split == "test" and SERVICE_TEXT.fullmatch(t.text)]
@@ -426,7 +443,8 @@ def service_check(count: int, seed: int, tts_python: Path, bank: ClipBank, resou
     calls = build_calls([lines[i:i + 4] for i in range(0, len(lines), 4)], speech, bank, seed, f"service{seed}")
     paths = {c.call_id: write_call(c, cache_root() / "spoken" / "calls") for c in calls}
     out: dict[str, Any] = {"turns": len(lines), "calls": len(calls)}
-    for name, res in (("spoken", resources), ("spoken, no sound check", no_check)):
+    for name, res in (("spoken", resources), ("spoken, no sound check", no_check),
+                      ("spoken, model hits read again", reread)):
         if res is None:
             continue
         scores.calls = 0
@@ -481,8 +499,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     sound_check = config.text.sound_check
     no_check = (Resources.load(config.with_overrides({"text": {"sound_check": False}}), transcriber=transcriber)
                 if sound_check else None)
-    without = (Resources.load(config.with_overrides({"text": {"second_look": False, "sound_check": False}}),
+    without = (Resources.load(config.with_overrides({"text": {"second_look": False, "second_look_model_hits": False,
+                                                                "sound_check": False}}),
                               transcriber=transcriber) if config.text.uses_audio else None)
+    # the model-hit re-read is off by default (it trades held-out insults for false flags): measured beside
+    reread = (Resources.load(config.with_overrides({"text": {"second_look_model_hits": True}}),
+                             transcriber=transcriber) if not config.text.second_look_model_hits else None)
     lines = load_lines(resources.rules)
     speech = synthesize([line.text for line in lines], tts_python)
     bank = ClipBank.load()
@@ -529,11 +551,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"({look[2] / max(1, look[1]):.2f} s each), the rest cached")
             figures[split]["second_look"] = {"stretches": look[0], "audio_s": round(look[3], 1),
                                              "decoded_now": look[1], "decode_s": round(look[2], 1)}
+        if reread is not None:
+            figures[split]["model_hits_read_again"] = compare_reread(
+                spoken, run_spoken("spoken, model hits read again", calls, paths, reread), calls)
         looks.calls, looks.decoded, looks.decode_s, looks.audio_s = 0, 0, 0.0, 0.0
         scores.calls, scores.scored, scores.score_s = 0, 0, 0.0
     if args.service:
         figures["service"] = service_check(args.service, args.seed, tts_python, bank, resources, no_check,
-                                          scores)
+                                          scores, reread)
     if args.json:
         args.json.write_text(json.dumps(figures, ensure_ascii=False, indent=1, default=float), encoding="utf-8")
     return 0

@@ -189,7 +189,7 @@ def truth_of(layout: Layout, bank: ClipBank) -> dict[str, Any]:
     silences = [{"start_s": a[1], "end_s": b[0], "duration_s": b[0] - a[1]}
                 for a, b in zip(everyone, everyone[1:], strict=False)]
     interruptions = []
-    # A turn is a role's clips with pauses under TURN_GAP_S between them. A turn interrupts the other side
+    # A turn is a role's speech with pauses under TURN_GAP_S (:func:`_turns`). A turn interrupts the other side
     # when it starts inside one of the other side's turns (from its first speech to its last, pauses
     # included); the overlap is the time both really speak from then until either turn ends.
     turns = _turns(clips)
@@ -226,18 +226,27 @@ def truth_of(layout: Layout, bank: ClipBank) -> dict[str, Any]:
 
 
 def _turns(clips: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each role's clips joined into turns where the pause between them is under :data:`TURN_GAP_S`."""
+    """Each role's speech split into turns at every pause of :data:`TURN_GAP_S` or more.
+
+    A pause inside one clip splits it as a pause between clips does (one clip of
+    the bank holds a 1.3 s silence): who interrupts whom must follow from where
+    the speech is, as the detector sees it, not from how the clips were cut.
+    A clip's text goes to the turn its speech starts in.
+    """
     turns: list[dict[str, Any]] = []
-    for clip in sorted((c for c in clips if c["spans"]), key=lambda c: c["spans"][0][0]):
+    pieces = sorted(((span, clip, k == 0) for clip in clips for k, span in enumerate(clip["spans"])),
+                    key=lambda piece: piece[0][0])
+    for (start, end), clip, first in pieces:
         mine = [t for t in turns if t["role"] == clip["role"]]
-        if mine and clip["spans"][0][0] - mine[-1]["spans"][-1][1] < TURN_GAP_S:
-            last = mine[-1]
-            last["spans"] = sorted(last["spans"] + list(clip["spans"]))
-            last["text"] += clip["text"]
-            last["chars"] += clip["chars"]
+        if mine and start - mine[-1]["spans"][-1][1] < TURN_GAP_S:
+            turn = mine[-1]
+            turn["spans"].append((start, end))
         else:
-            turns.append({"role": clip["role"], "spans": list(clip["spans"]), "text": clip["text"],
-                          "chars": clip["chars"]})
+            turn = {"role": clip["role"], "spans": [(start, end)], "text": "", "chars": 0}
+            turns.append(turn)
+        if first:
+            turn["text"] += clip["text"]
+            turn["chars"] += clip["chars"]
     return turns
 
 
@@ -388,8 +397,8 @@ def stress_layout(bank: ClipBank, rng: np.random.Generator, *, turns: int = 10,
     the other side is still speaking, ``overlap_s`` (uniform in the range,
     less when the other turn is shorter) before that turn's speech ends; with
     ``p_long`` a turn is long: three to five clips back to back with short
-    pauses, or a 15-35 s slice of a long recording (text unknown: coverage
-    only). Other gaps are 0.6-2.5 s. Every clip is at its normalised level
+    pauses, or a 15-35 s slice of a long recording, cut where speech starts and
+    ends (text unknown: coverage only). Other gaps are 0.6-2.5 s. Every clip is at its normalised level
     +-3 dB.
     """
     names = [c for c in clips if c in bank.audio]
@@ -428,6 +437,7 @@ def _turn(bank: ClipBank, rng: np.random.Generator, role: str, start: float, nam
         total = len(bank.audio[clip]) / SAMPLE_RATE_HZ
         length = float(min(rng.uniform(15.0, 35.0), total - 1.0))
         offset = float(rng.uniform(0.0, max(0.0, total - length)))
+        offset, length = _on_words(bank.spans(clip), offset, length)
         return [Placement(role, clip, round(start, 3), gain, offset_s=round(offset, 3), length_s=round(length, 3),
                           text="")]
     placements = []
@@ -437,6 +447,17 @@ def _turn(bank: ClipBank, rng: np.random.Generator, role: str, start: float, nam
         placements.append(placement)
         at = _placed_spans(bank, placement)[-1][1] + float(rng.uniform(0.15, 0.35))
     return placements
+
+
+def _on_words(spans: Sequence[Span], offset_s: float, length_s: float) -> tuple[float, float]:
+    """A slice of a long recording moved in to start where a stretch of speech starts and end where
+    one ends (a turn starts and ends on words): cut at random, its first and last spans were pieces of
+    a word that no listener could transcribe, counted as reference speech."""
+    inside = [(a, b) for a, b in spans if a >= offset_s and b <= offset_s + length_s]
+    if not inside:
+        return offset_s, length_s
+    start, end = inside[0][0], inside[-1][1]
+    return start, end - start
 
 
 def _first_speech(bank: ClipBank, clip: str) -> float:

@@ -127,6 +127,22 @@ def test_backchannels_and_short_words_are_not_interruptions(text):
     assert run(ev).features["interruptions_agent_count"] == 0
 
 
+def test_few_words_over_a_long_stretch_are_an_interruption_unless_they_are_backchannels():
+    # Whisper wrote the customer's "换一首歌", said over the agent for 1.3 s, as "一首歌": knowing three of
+    # the words must not make the detector stricter than knowing none (1 s of speech is enough then)
+    def agent_count(text: str, end_s: float) -> int:
+        ev = evidence([seg(CUSTOMER, 0.0, 5.0), seg(AGENT, 2.0, end_s)],
+                      [utt(CUSTOMER, 0.0, 5.0, "我想问一下那个退款"), utt(AGENT, 2.0, end_s, text)])
+        return run(ev).features["interruptions_agent_count"]
+
+    assert TIMING.interruption_min_chars == 4 and TIMING.interruption_unchecked_min_speech_s == 1.0
+    assert agent_count("一首歌", 3.3) == 1
+    assert agent_count("一首歌", 2.8) == 0  # 0.8 s: as short as a backchannel
+    # listening noises one after another stay listening noises, however long
+    assert agent_count("对对对好的", 4.0) == 0 and agent_count("嗯好的嗯", 4.0) == 0
+    assert agent_count("对对对你先听我说", 4.0) == 1
+
+
 def test_min_chars_and_overlap_thresholds_come_from_config():
     ev = evidence([seg(CUSTOMER, 0.0, 5.0), seg(AGENT, 4.6, 7.0)],
                   [utt(CUSTOMER, 0.0, 5.0, "我想问一下那个退款"), utt(AGENT, 4.6, 7.0, "换一首歌")])

@@ -31,10 +31,11 @@ from pipeline.chinese import matching_form
 from pipeline.config import Config, TimingConfig, default_config, load_config
 from pipeline.records import AGENT, CUSTOMER, Call, CallEvidence, Channel
 from pipeline.timing.detect import TimingResult, detect_timing
-from pipeline.timing.interruptions import find_interruptions
+from pipeline.timing.interruptions import find_interruptions, only_backchannels
 from pipeline.timing.raised_voice import find_raised_voice
 from pipeline.timing.silence import find_silences
 from scripts.make_calls import (
+    TURN_GAP_S,
     ClipBank,
     Layout,
     Placement,
@@ -43,6 +44,7 @@ from scripts.make_calls import (
     mulaw_encode,
     random_layout,
     reference_utterances,
+    stress_layout,
     write_call,
 )
 
@@ -50,6 +52,7 @@ SPEECH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "speec
 CONFIG = default_config()
 TIMING = CONFIG.timing
 BAC1, BAC2, ASR, SHORT = "BAC009S0764W0121.wav", "BAC009S0764W0122.wav", "asr_example.wav", "IT0011W0001.wav"
+LONG = "vad_example_70s.wav"
 HOLD_PHRASES = ("请稍等", "我帮您查询一下")
 BACKCHANNELS = ("嗯", "对", "好的", "是的")
 
@@ -93,8 +96,9 @@ def true_interruptions(truth: dict[str, Any], timing: TimingConfig) -> list[tupl
     """Truth interruptions the detector should report (long enough, wordy enough, not a backchannel)."""
     quiet = {matching_form(b) for b in BACKCHANNELS}
     return [(i["by"], i["start_s"], i["end_s"]) for i in truth["interruptions"]
-            if i["overlap_s"] >= timing.interruption_min_overlap_s and i["chars"] >= timing.interruption_min_chars
-            and matching_form(i["text"]) not in quiet]
+            if i["overlap_s"] >= timing.interruption_min_overlap_s and not only_backchannels(i["text"], quiet)
+            and (i["chars"] >= timing.interruption_min_chars
+                 or i["overlap_s"] >= timing.interruption_unchecked_min_speech_s)]
 
 
 def true_rates(truth: dict[str, Any], timing: TimingConfig) -> dict[str, float]:
@@ -186,14 +190,49 @@ def test_an_agent_starting_in_the_customers_breath_interrupts_with_or_without_wo
     assert hit.role == AGENT and hit.confidence == TIMING.interruption_unchecked_confidence
 
 
+def test_a_long_pause_inside_one_clip_ends_the_turn_for_the_truth_and_the_detector(bank):
+    # a slice of a long recording with a pause of more than a second in it; the agent starts 0.3 s into
+    # the pause and talks on, and the customer goes on over him: she interrupts him, not he her. The
+    # truth used to join a clip's pauses however long and said the agent interrupted.
+    spans = bank.spans(LONG)
+    before, after = next((a, b) for a, b in zip(spans, spans[1:], strict=False) if b[0] - a[1] >= TURN_GAP_S + 0.2)
+    customer = Placement(CUSTOMER, LONG, 1.0, offset_s=before[0], length_s=round(after[1] - before[0], 3), text="")
+    pause_start = 1.0 + before[1] - before[0]
+    layout = Layout((customer, Placement(AGENT, BAC1, round(pause_start + 0.3, 3))), 12.0)
+    audio, truth = build_call(layout, bank, telephone=True, snr_db=20.0, seed=5)
+    [her] = [c["spans"] for c in truth["clips"] if c["role"] == CUSTOMER]
+    resumes = next(b[0] for a, b in zip(her, her[1:], strict=False) if b[0] - a[1] >= TURN_GAP_S)
+    [event] = truth["interruptions"]
+    assert (event["by"], event["of"]) == (CUSTOMER, AGENT) and event["start_s"] == pytest.approx(resumes)
+    # her words are not known (a slice without a reference): the detector goes by her speech alone
+    got = analyse(audio, {**truth, "clips": [c for c in truth["clips"] if c["role"] == AGENT]}, CONFIG, refine=True)
+    assert [(by, start) for by, start, _ in got.interruptions] == [(CUSTOMER, pytest.approx(resumes, abs=0.35))]
+
+
+def test_stress_calls_cut_long_recordings_on_words(bank):
+    # a slice cut at random began and ended inside words: pieces no listener could transcribe, counted as
+    # reference speech that the transcript missed
+    layouts = [stress_layout(bank, np.random.default_rng(seed), turns=10) for seed in range(4)]
+    slices = [p for layout in layouts for p in layout.placements if p.length_s is not None]
+    assert slices
+    for p in slices:
+        spans = bank.spans(p.clip)
+        assert p.offset_s in {round(a, 3) for a, _ in spans}
+        assert round(p.offset_s + p.length_s, 3) == pytest.approx(min((b for _, b in spans), key=lambda b: abs(
+            b - p.offset_s - p.length_s)), abs=0.002)
+
+
 def test_min_chars_rule_with_reference_transcript(bank):
     # the agent says 换一首歌 (4 characters) 1.5 s into the customer's sentence
     layout = Layout((Placement(CUSTOMER, BAC1, 1.0), Placement(AGENT, SHORT, 2.5), Placement(AGENT, ASR, 8.0)), 15.0)
     audio, truth = build_call(layout, bank)
     assert [i["chars"] for i in truth["interruptions"]] == [4]
     assert analyse(audio, truth, CONFIG).result.features["interruptions_agent_count"] == 1
-    stricter = CONFIG.model_copy(update={"timing": TIMING.model_copy(update={"interruption_min_chars": 5})})
-    assert analyse(audio, truth, stricter).result.features["interruptions_agent_count"] == 0
+    # four characters under a bar of five count only when spoken as long as an interruption without words
+    for min_speech_s, count in ((10.0, 0), (0.3, 1)):
+        stricter = CONFIG.model_copy(update={"timing": TIMING.model_copy(update={
+            "interruption_min_chars": 5, "interruption_unchecked_min_speech_s": min_speech_s})})
+        assert analyse(audio, truth, stricter).result.features["interruptions_agent_count"] == count
 
 
 def test_backchannel_over_speech_is_not_an_interruption(bank):

@@ -24,7 +24,7 @@ from pipeline.timing import hangup, interruptions, latency, raised_voice, silenc
 from pipeline.timing.columns import Feature
 
 #: Version of these detectors' logic, stored with every hit (bump on any behaviour change).
-TIMING_VERSION = "timing-3"
+TIMING_VERSION = "timing-4"
 
 #: Every feature :func:`detect_timing` emits, declared once by the detector that emits it.
 TIMING_FEATURES: tuple[Feature, ...] = (

@@ -17,13 +17,16 @@ for 3 s after Y's pause, was missed; and when the transcript had no words for
 X there (a gap), the character check failed and the interruption was dropped.
 
 The words help where they are known: the interrupter's trusted words in the
-overlapping stretch must not be a backchannel ("嗯", "对", "好的"…, from the
-lexicon): listening noises are not interruptions, however long the VAD made
-them. Otherwise they must say at least ``interruption_min_chars`` characters.
-Where they are not known the interrupter must speak at least
-``interruption_unchecked_min_speech_s`` in that stretch (longer than a
-backchannel); the hit carries confidence ``interruption_unchecked_confidence``
-and says so. Not known means no transcript, or trusted words for less than
+overlapping stretch must not be backchannels ("嗯", "对", "好的"…, from the
+lexicon, one or several: "对对对", "嗯好的"): listening noises are not
+interruptions, however long the VAD made them. Otherwise they must say at
+least ``interruption_min_chars`` characters, or the interrupter must speak at
+least ``interruption_unchecked_min_speech_s`` there, as where the words are
+not known at all (then the hit carries confidence
+``interruption_unchecked_confidence`` and says so): knowing a few of the words
+must not make the detector stricter than knowing none. Whisper writes the
+customer's "换一首歌", said over the agent for 1.3 s, as "一首歌", three
+characters. Not known means no transcript, or trusted words for less than
 half of the interrupter's speech there, each character taken to last at most
 ``pipeline.asr.snap.CHAR_MAX_S``: 3.5 s of speech transcribed as the one
 character "伯" is a gap in the transcript, not a short remark.
@@ -36,7 +39,7 @@ customer cutting the agent off is no agent fault but a frustration signal:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from pipeline.asr.snap import longest_s
@@ -110,6 +113,19 @@ def _words_in(utterances: Sequence[Utterance], role: str, start_s: float, end_s:
     return ("".join(parts) if parts else None), union(times)
 
 
+def only_backchannels(text: str, quiet: Collection[str]) -> bool:
+    """Whether ``text`` (any form) is nothing but listening noises of ``quiet`` (matching forms) one
+    after another: "对对对", "嗯好的", "好的好的". Empty text is not."""
+    form = matching_form(text)
+    if not form or not quiet:
+        return False
+    longest = max(len(q) for q in quiet)
+    ends = [True] + [False] * len(form)  # ends[i]: form[:i] splits into backchannels
+    for i in range(1, len(form) + 1):
+        ends[i] = any(ends[i - k] and form[i - k:i] in quiet for k in range(1, min(longest, i) + 1))
+    return ends[-1]
+
+
 def find_interruptions(evidence: CallEvidence, config: TimingConfig,
                        backchannels: Sequence[str]) -> list[Interruption]:
     """Every interruption of the call in time order (none on mono calls)."""
@@ -131,15 +147,13 @@ def find_interruptions(evidence: CallEvidence, config: TimingConfig,
             if both_s < config.interruption_min_overlap_s:
                 continue
             text, said = _words_in(evidence.utterances, by, start_s, stop_s)
-            if text is not None and matching_form(text) in quiet:
-                continue  # a listening noise, however long the VAD made it
+            if text is not None and only_backchannels(text, quiet):
+                continue  # listening noises ("对对对", "嗯好的"), however long the VAD made them
             spoken_s = sum(b - a for a, b in spoken)
             checked = text is not None and overlap_s(said, spoken) >= 0.5 * spoken_s
-            if not checked:
-                if spoken_s < config.interruption_unchecked_min_speech_s:
-                    continue  # as short as a backchannel, and nothing says otherwise
-            elif count_chars(text) < config.interruption_min_chars:
-                continue
+            wordy = checked and count_chars(text or "") >= config.interruption_min_chars
+            if not wordy and spoken_s < config.interruption_unchecked_min_speech_s:
+                continue  # as short as a backchannel, and no words say otherwise
             found.append(Interruption(by, of, start_s, stop_s, text or "", checked, both_s))
     return sorted(found, key=lambda i: i.start_s)
 

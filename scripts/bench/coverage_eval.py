@@ -60,11 +60,12 @@ from pipeline.analysis import CallAnalysis, Resources, analyse_call, timed_evide
 from pipeline.asr.coverage import crosstalk_of, decoded_segments, text_spans  # noqa: E402
 from pipeline.asr.transcribe import describe_passes  # noqa: E402
 from pipeline.audio.decode import load_call  # noqa: E402
+from pipeline.audio.loudness import LoudnessTrack  # noqa: E402
 from pipeline.chinese import matching_form  # noqa: E402
 from pipeline.config import Config, load_config  # noqa: E402
 from pipeline.records import AGENT, CUSTOMER, SpeechSegment, Utterance, Word  # noqa: E402
 from pipeline.spans import overlap_s, subtract, total_s, union  # noqa: E402
-from pipeline.timing.interruptions import find_interruptions  # noqa: E402
+from pipeline.timing.interruptions import find_interruptions, only_backchannels  # noqa: E402
 from scripts.make_calls import TEXT_CLIPS, ClipBank, build_call, stress_layout, write_call  # noqa: E402
 
 ROLES = (AGENT, CUSTOMER)
@@ -149,12 +150,26 @@ def score_gaps(score: Score, truth: dict[str, Any], analysed: CallAnalysis, marg
         score.missing_marked_s += overlap_s(missing, marked)
         score.missing_pieces += len(missing)
         score.missing_pieces_marked += sum(1 for m in missing if overlap_s([m], marked) >= 0.5 * (m[1] - m[0]))
+        track = analysed.transcript.tracks.get(role)
         score.misses += [f"{label} {role} {a:.2f}-{b:.2f} s: speech without text, not marked"
                          f"{' (outside VAD speech)' if overlap_s([(a, b)], vad) < 0.5 * (b - a) else ''}"
+                         f"{_loudness_note(track, a, b)}"
                          for a, b in missing if overlap_s([(a, b)], marked) < 0.5 * (b - a)]
         score.gap_s += total_s(marked)
         score.gap_on_speech_s += overlap_s(marked, speech)
     score.reasons.update(g.reason for g in analysed.transcript.gaps)
+
+
+def _loudness_note(track: LoudnessTrack | None, start_s: float, end_s: float) -> str:
+    """How loud the piece is on the line: its loudest 0.3 s over the channel's noise floor (the 10th
+    percentile of frames outside VAD speech, as ``[asr] sound_above_floor_db`` counts)."""
+    if track is None or (~track.speech).sum() < 10:
+        return ""
+    first = int(start_s / track.frame_s)
+    last = max(first + 1, int(np.ceil(end_s / track.frame_s)))
+    levels = np.convolve(track.dbfs, np.ones(3) / 3, mode="same")[first:last]
+    floor = float(np.percentile(track.dbfs[~track.speech], 10))
+    return f"; loudest 0.3 s {float(levels.max()) - floor:+.1f} dB over the line noise" if levels.size else ""
 
 
 def true_interruptions(truth: dict[str, Any], config: Config) -> list[tuple[str, float, float]]:
@@ -163,8 +178,11 @@ def true_interruptions(truth: dict[str, Any], config: Config) -> list[tuple[str,
     quiet = {matching_form(b) for b in BACKCHANNELS}
     out = []
     for i in truth["interruptions"]:
-        wordy = i["chars"] >= timing.interruption_min_chars or not i["text"]  # no reference: a long slice
-        if i["overlap_s"] >= timing.interruption_min_overlap_s and wordy and matching_form(i["text"]) not in quiet:
+        # as the detector: enough characters, or as long as an interruption with no words known (no
+        # reference text: a slice of a long recording); never backchannels only
+        wordy = (i["chars"] >= timing.interruption_min_chars or not i["text"]
+                 or i["overlap_s"] >= timing.interruption_unchecked_min_speech_s)
+        if i["overlap_s"] >= timing.interruption_min_overlap_s and wordy and not only_backchannels(i["text"], quiet):
             out.append((i["by"], i["start_s"], i["overlap_s"]))
     return out
 

@@ -44,7 +44,7 @@ from pipeline.chinese import matching_form  # noqa: E402
 from pipeline.config import Config, TimingConfig, default_config  # noqa: E402
 from pipeline.records import AGENT, CUSTOMER, Call, CallEvidence, Channel  # noqa: E402
 from pipeline.timing.detect import TimingResult  # noqa: E402
-from pipeline.timing.interruptions import find_interruptions  # noqa: E402
+from pipeline.timing.interruptions import find_interruptions, only_backchannels  # noqa: E402
 from pipeline.timing.raised_voice import find_raised_voice  # noqa: E402
 from pipeline.timing.silence import find_silences  # noqa: E402
 from scripts.make_calls import ClipBank, build_call, random_layout, reference_utterances  # noqa: E402
@@ -116,8 +116,9 @@ def true_interruptions(truth: dict[str, Any], timing: TimingConfig,
     """Truth interruptions the detector should report."""
     quiet = {matching_form(b) for b in backchannels}
     return [(i["by"], i["start_s"], i["end_s"]) for i in truth["interruptions"]
-            if i["overlap_s"] >= timing.interruption_min_overlap_s and i["chars"] >= timing.interruption_min_chars
-            and matching_form(i["text"]) not in quiet]
+            if i["overlap_s"] >= timing.interruption_min_overlap_s and not only_backchannels(i["text"], quiet)
+            and (i["chars"] >= timing.interruption_min_chars
+                 or i["overlap_s"] >= timing.interruption_unchecked_min_speech_s)]
 
 
 def true_rates(truth: dict[str, Any], timing: TimingConfig) -> dict[str, float]:

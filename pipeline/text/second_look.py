@@ -135,8 +135,7 @@ def _confirm(candidate: Candidate, text: str, evidence: CallEvidence, matcher: L
                 if h.rule_id in candidate.rule_ids and h.match_type in ("exact", "fuzzy", "regex")]
         return [_with_note(h, candidate, note) for h in hits[:1]]
     # a red-line phrase in the new text confirms a turn the model doubted, as it would have in the first pass
-    lexical = [h for h in detect_phrases(again, matcher, config.text)
-               if h.category in REDLINE_CATEGORIES and h.match_type in ("exact", "fuzzy", "regex")]
+    lexical = [h for h in detect_phrases(again, matcher, config.text) if _lexical_redline(h)]
     if lexical:
         return [_with_note(lexical[0], candidate, {**note, "first_probability": round(candidate.probability, 4)})]
     if model is None:
@@ -147,6 +146,11 @@ def _confirm(candidate: Candidate, text: str, evidence: CallEvidence, matcher: L
               if s.probability >= cut]
     return [turn_hit(evidence.call_id, s, model, cut, cls.redline_severity,
                      {**note, "first_probability": round(candidate.probability, 4)}) for s in scores[:1]]
+
+
+def _lexical_redline(hit: Hit) -> bool:
+    """A red line a rule found in the text (its phrase, a sound-alike of it or its regex)."""
+    return hit.category in REDLINE_CATEGORIES and hit.match_type in ("exact", "fuzzy", "regex")
 
 
 def _with_note(hit: Hit, candidate: Candidate, note: dict[str, Any]) -> Hit:
@@ -228,8 +232,7 @@ def recheck_model_hits(call: Call, evidence: CallEvidence, hits: Sequence[Hit], 
         return [], []
     cls = config.classifier
     cut = model_threshold(model, cls.redline_threshold)
-    lexical = [h for h in hits if h.category in REDLINE_CATEGORIES and h.match_type in ("exact", "fuzzy", "regex")
-               and h.severity != "info"]
+    lexical = [h for h in hits if _lexical_redline(h) and h.severity != "info"]
     alone = sorted((h for h in hits if h.rule_id == RULE_ID and h.match_type == "model"
                     and '"second_look"' not in h.detail  # decoded again already
                     and not any(x.start_s < h.end_s and h.start_s < x.end_s for x in lexical)),
@@ -241,8 +244,7 @@ def recheck_model_hits(call: Call, evidence: CallEvidence, hits: Sequence[Hit], 
                               probability=hit.confidence)
         text = decode(whisper, _audio(call, candidate, config.text.second_look_pad_s), config, None)
         again = _again(candidate, text, evidence, config)
-        fired = any(h.category in REDLINE_CATEGORIES and h.match_type in ("exact", "fuzzy", "regex")
-                    for h in detect_phrases(again, matcher, config.text))
+        fired = any(_lexical_redline(h) for h in detect_phrases(again, matcher, config.text))
         second = max((s.probability for s in score_turns(again, model, (again.utterances[0].role,),
                                                          cls.redline_min_chars, config.text.turn_max_gap_s)),
                      default=0.0)

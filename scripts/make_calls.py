@@ -39,9 +39,11 @@ import soundfile
 from scipy.signal import butter, resample_poly, sosfilt
 
 from pipeline.audio.vad import detect_speech
-from pipeline.config import VadConfig, default_config
+from pipeline.chinese import matching_form
+from pipeline.config import TimingConfig, VadConfig, default_config
 from pipeline.records import AGENT, CUSTOMER, SAMPLE_RATE_HZ, Channel
 from pipeline.spans import union
+from pipeline.timing.interruptions import only_backchannels
 
 #: Where the real clips live (read in place; some may not be redistributed).
 SPEECH_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "speech"
@@ -62,6 +64,8 @@ LONG_CLIPS = ("vad_example_70s.wav", "news_8s.wav", "news_5s.wav")
 TURN_GAP_S = 1.0
 #: Text given to a short backchannel slice ("嗯" while the other side speaks).
 BACKCHANNEL_TEXT = "嗯"
+#: Listening noises the benchmarks give the interruption detector (never an interruption).
+BACKCHANNELS = ("嗯", "对", "好的", "是的")
 
 Span = tuple[float, float]
 
@@ -223,6 +227,20 @@ def truth_of(layout: Layout, bank: ClipBank) -> dict[str, Any]:
         "overlap_s": overlap,
         "raised_voice": raised,
     }
+
+
+def reported_interruptions(truth: dict[str, Any], timing: TimingConfig,
+                           backchannels: Sequence[str] = BACKCHANNELS) -> list[dict[str, Any]]:
+    """The truth's interruptions the detector should report, by its own rules
+    (:mod:`pipeline.timing.interruptions`): both speak at least ``interruption_min_overlap_s``; not
+    backchannels only; ``interruption_min_chars`` characters, or as long as an interruption whose
+    words are not known (``interruption_unchecked_min_speech_s``), or no reference text at all (a
+    slice of a long recording)."""
+    quiet = {matching_form(b) for b in backchannels}
+    return [i for i in truth["interruptions"]
+            if i["overlap_s"] >= timing.interruption_min_overlap_s and not only_backchannels(i["text"], quiet)
+            and (i["chars"] >= timing.interruption_min_chars or not i["text"]
+                 or i["overlap_s"] >= timing.interruption_unchecked_min_speech_s)]
 
 
 def _turns(clips: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

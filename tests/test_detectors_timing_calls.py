@@ -27,14 +27,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.analysis import Resources, transcribe_audio
-from pipeline.chinese import matching_form
 from pipeline.config import Config, TimingConfig, default_config, load_config
 from pipeline.records import AGENT, CUSTOMER, Call, CallEvidence, Channel
 from pipeline.timing.detect import TimingResult, detect_timing
-from pipeline.timing.interruptions import find_interruptions, only_backchannels
+from pipeline.timing.interruptions import find_interruptions
 from pipeline.timing.raised_voice import find_raised_voice
 from pipeline.timing.silence import find_silences
 from scripts.make_calls import (
+    BACKCHANNELS,
     TURN_GAP_S,
     ClipBank,
     Layout,
@@ -44,6 +44,7 @@ from scripts.make_calls import (
     mulaw_encode,
     random_layout,
     reference_utterances,
+    reported_interruptions,
     stress_layout,
     write_call,
 )
@@ -54,7 +55,6 @@ TIMING = CONFIG.timing
 BAC1, BAC2, ASR, SHORT = "BAC009S0764W0121.wav", "BAC009S0764W0122.wav", "asr_example.wav", "IT0011W0001.wav"
 LONG = "vad_example_70s.wav"
 HOLD_PHRASES = ("请稍等", "我帮您查询一下")
-BACKCHANNELS = ("嗯", "对", "好的", "是的")
 
 
 @dataclass(frozen=True)
@@ -94,11 +94,7 @@ def true_silences(truth: dict[str, Any], timing: TimingConfig) -> list[tuple[flo
 
 def true_interruptions(truth: dict[str, Any], timing: TimingConfig) -> list[tuple[str, float, float]]:
     """Truth interruptions the detector should report (long enough, wordy enough, not a backchannel)."""
-    quiet = {matching_form(b) for b in BACKCHANNELS}
-    return [(i["by"], i["start_s"], i["end_s"]) for i in truth["interruptions"]
-            if i["overlap_s"] >= timing.interruption_min_overlap_s and not only_backchannels(i["text"], quiet)
-            and (i["chars"] >= timing.interruption_min_chars
-                 or i["overlap_s"] >= timing.interruption_unchecked_min_speech_s)]
+    return [(i["by"], i["start_s"], i["end_s"]) for i in reported_interruptions(truth, timing, BACKCHANNELS)]
 
 
 def true_rates(truth: dict[str, Any], timing: TimingConfig) -> dict[str, float]:

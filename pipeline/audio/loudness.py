@@ -96,14 +96,21 @@ def speech_level_dbfs(track: LoudnessTrack, smoothing_s: float) -> np.ndarray:
     return level
 
 
+def noise_floor_db(track: LoudnessTrack) -> float | None:
+    """The channel's line noise: the 10th percentile of its frames outside speech. None with fewer
+    than 10 such frames (no floor to measure)."""
+    quiet = track.dbfs[~track.speech]
+    return float(np.percentile(quiet, 10)) if quiet.size >= 10 else None
+
+
 def sound_threshold_db(track: LoudnessTrack, above_floor_db: float, below_speech_db: float) -> float | None:
     """The level a frame of ``track`` must reach to be the speaker's sound: ``above_floor_db`` over the
-    channel's noise floor (10th percentile of its non-speech frames) and no more than ``below_speech_db``
-    under its median speech frame. None with fewer than 10 non-speech frames (no floor to measure)."""
-    quiet = track.dbfs[~track.speech]
-    if quiet.size < 10:
+    channel's noise floor (:func:`noise_floor_db`) and no more than ``below_speech_db`` under its median
+    speech frame. None with no floor to measure."""
+    floor = noise_floor_db(track)
+    if floor is None:
         return None
-    threshold = float(np.percentile(quiet, 10)) + above_floor_db
+    threshold = floor + above_floor_db
     if track.speech.any():
         threshold = max(threshold, float(np.median(track.dbfs[track.speech])) - below_speech_db)
     return threshold
@@ -153,5 +160,5 @@ def refine_segments(segments: Iterable[SpeechSegment], tracks: Mapping[str, Loud
     return out
 
 
-__all__ = ["LoudnessTrack", "OnsetRepair", "loudness_tracks", "refine_segments", "sound_threshold_db",
-           "speech_level_dbfs", "with_segments"]
+__all__ = ["LoudnessTrack", "OnsetRepair", "loudness_tracks", "noise_floor_db", "refine_segments",
+           "sound_threshold_db", "speech_level_dbfs", "with_segments"]

@@ -60,16 +60,22 @@ from pipeline.analysis import CallAnalysis, Resources, analyse_call, timed_evide
 from pipeline.asr.coverage import crosstalk_of, decoded_segments, text_spans  # noqa: E402
 from pipeline.asr.transcribe import describe_passes  # noqa: E402
 from pipeline.audio.decode import load_call  # noqa: E402
-from pipeline.audio.loudness import LoudnessTrack  # noqa: E402
+from pipeline.audio.loudness import LoudnessTrack, noise_floor_db  # noqa: E402
 from pipeline.chinese import matching_form  # noqa: E402
 from pipeline.config import Config, load_config  # noqa: E402
 from pipeline.records import AGENT, CUSTOMER, SpeechSegment, Utterance, Word  # noqa: E402
 from pipeline.spans import overlap_s, subtract, total_s, union  # noqa: E402
-from pipeline.timing.interruptions import find_interruptions, only_backchannels  # noqa: E402
-from scripts.make_calls import TEXT_CLIPS, ClipBank, build_call, stress_layout, write_call  # noqa: E402
+from pipeline.timing.interruptions import find_interruptions  # noqa: E402
+from scripts.make_calls import (  # noqa: E402
+    TEXT_CLIPS,
+    ClipBank,
+    build_call,
+    reported_interruptions,
+    stress_layout,
+    write_call,
+)
 
 ROLES = (AGENT, CUSTOMER)
-BACKCHANNELS = ("嗯", "对", "好的", "是的")
 #: Overlap lengths (time both speak, s) the interruption table is split by.
 BUCKETS = ((0.3, 0.5), (0.5, 1.0), (1.0, 2.0), (2.0, 3.0), (3.0, 4.5))
 #: A detected interruption matches a true one of the same role starting this close.
@@ -163,28 +169,18 @@ def score_gaps(score: Score, truth: dict[str, Any], analysed: CallAnalysis, marg
 def _loudness_note(track: LoudnessTrack | None, start_s: float, end_s: float) -> str:
     """How loud the piece is on the line: its loudest 0.3 s over the channel's noise floor (the 10th
     percentile of frames outside VAD speech, as ``[asr] sound_above_floor_db`` counts)."""
-    if track is None or (~track.speech).sum() < 10:
+    floor = noise_floor_db(track) if track is not None else None
+    if track is None or floor is None:
         return ""
     first = int(start_s / track.frame_s)
     last = max(first + 1, int(np.ceil(end_s / track.frame_s)))
     levels = np.convolve(track.dbfs, np.ones(3) / 3, mode="same")[first:last]
-    floor = float(np.percentile(track.dbfs[~track.speech], 10))
     return f"; loudest 0.3 s {float(levels.max()) - floor:+.1f} dB over the line noise" if levels.size else ""
 
 
 def true_interruptions(truth: dict[str, Any], config: Config) -> list[tuple[str, float, float]]:
     """(by, start_s, overlap_s) of the interruptions the detector should report."""
-    timing = config.timing
-    quiet = {matching_form(b) for b in BACKCHANNELS}
-    out = []
-    for i in truth["interruptions"]:
-        # as the detector: enough characters, or as long as an interruption with no words known (no
-        # reference text: a slice of a long recording); never backchannels only
-        wordy = (i["chars"] >= timing.interruption_min_chars or not i["text"]
-                 or i["overlap_s"] >= timing.interruption_unchecked_min_speech_s)
-        if i["overlap_s"] >= timing.interruption_min_overlap_s and wordy and not only_backchannels(i["text"], quiet):
-            out.append((i["by"], i["start_s"], i["overlap_s"]))
-    return out
+    return [(i["by"], i["start_s"], i["overlap_s"]) for i in reported_interruptions(truth, config.timing)]
 
 
 def score_interruptions(score: Score, truth: dict[str, Any], analysed: CallAnalysis, resources: Resources,

@@ -40,17 +40,22 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from pipeline.analysis import Resources, timed_evidence, timing_of, transcribe_audio  # noqa: E402
-from pipeline.chinese import matching_form  # noqa: E402
 from pipeline.config import Config, TimingConfig, default_config  # noqa: E402
 from pipeline.records import AGENT, CUSTOMER, Call, CallEvidence, Channel  # noqa: E402
 from pipeline.timing.detect import TimingResult  # noqa: E402
-from pipeline.timing.interruptions import find_interruptions, only_backchannels  # noqa: E402
+from pipeline.timing.interruptions import find_interruptions  # noqa: E402
 from pipeline.timing.raised_voice import find_raised_voice  # noqa: E402
 from pipeline.timing.silence import find_silences  # noqa: E402
-from scripts.make_calls import ClipBank, build_call, random_layout, reference_utterances  # noqa: E402
+from scripts.make_calls import (  # noqa: E402
+    BACKCHANNELS,
+    ClipBank,
+    build_call,
+    random_layout,
+    reference_utterances,
+    reported_interruptions,
+)
 
 HOLD_PHRASES = ("请稍等", "我帮您查询一下")
-BACKCHANNELS = ("嗯", "对", "好的", "是的")
 
 
 @dataclass
@@ -114,11 +119,7 @@ def true_silences(truth: dict[str, Any], timing: TimingConfig) -> list[tuple[flo
 def true_interruptions(truth: dict[str, Any], timing: TimingConfig,
                        backchannels: Sequence[str] = BACKCHANNELS) -> list[tuple[str, float, float]]:
     """Truth interruptions the detector should report."""
-    quiet = {matching_form(b) for b in backchannels}
-    return [(i["by"], i["start_s"], i["end_s"]) for i in truth["interruptions"]
-            if i["overlap_s"] >= timing.interruption_min_overlap_s and not only_backchannels(i["text"], quiet)
-            and (i["chars"] >= timing.interruption_min_chars
-                 or i["overlap_s"] >= timing.interruption_unchecked_min_speech_s)]
+    return [(i["by"], i["start_s"], i["end_s"]) for i in reported_interruptions(truth, timing, backchannels)]
 
 
 def true_rates(truth: dict[str, Any], timing: TimingConfig) -> dict[str, float]:

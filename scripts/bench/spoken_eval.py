@@ -478,7 +478,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="print every missed line, false flag and red-line call left without a red-line flag")
     parser.add_argument("--service", type=int, default=0, metavar="N",
                         help="also speak N clean CrossWOZ agent turns (test dialogues) in calls and count the "
-                             "negative hits on them, with and without the sound check")
+                             "negative hits on them, with and without the sound check, and with the model-hit "
+                             "re-read")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     tts_python = find_tts_python(args.tts_python)

@@ -14,7 +14,14 @@ sys.path.insert(0, str(REPO))
 from pipeline.records import AGENT, CUSTOMER, Hit  # noqa: E402
 from pipeline.text.rules import load_rules  # noqa: E402
 from scripts.bench.service_text import crosswoz_split, is_negative  # noqa: E402
-from scripts.bench.spoken_calls import Line, Spoken, SpokenCall, group_lines, load_lines  # noqa: E402
+from scripts.bench.spoken_calls import (  # noqa: E402
+    Line,
+    Spoken,
+    SpokenCall,
+    group_lines,
+    load_lines,
+    spoken_form,
+)
 from scripts.bench.spoken_eval import LineResult, assign_hits, prf  # noqa: E402
 
 
@@ -70,6 +77,16 @@ def test_negative_hits_and_the_crosswoz_split() -> None:
 
 
 @pytest.mark.slow
+def test_service_turns_with_numbers_are_read_out_as_an_agent_says_them() -> None:
+    assert spoken_form("价格是762元。") == "价格是七百六十二元。"
+    assert spoken_form("门票35元，评分4.6分。") == "门票三十五元，评分四点六分。"
+    assert spoken_form("电话是010-62671188。") == "电话是零一零六二六七一一八八。"
+    assert spoken_form("营业时间是周一至周日 10:30-22:00。") == "营业时间是周一至周日十点三十分到二十二点。"
+    assert spoken_form("推荐您去新石器烤肉(通州北苑店)用餐, 很近。") == "推荐您去新石器烤肉用餐，很近。"
+    # text with nothing to read out is the same text: the 589 turns measured before stay as they were
+    assert spoken_form("餐馆地址是静之湖度假酒店旁边,兴寿镇桃峪口。") == "餐馆地址是静之湖度假酒店旁边,兴寿镇桃峪口。"
+
+
 def test_one_spoken_call_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """TTS agent lines on a telephone call through the real pipeline: the insult fails the call, the greeting passes."""
     from scripts.bench.spoken_calls import build_calls, find_tts_python, synthesize, write_call

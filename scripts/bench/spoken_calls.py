@@ -22,12 +22,14 @@ import csv
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import cn2an
 import numpy as np
 import soundfile
 from scipy.signal import resample_poly
@@ -91,6 +93,31 @@ def load_lines(rules: RuleSet, path: Path = LINES_FILE) -> list[Line]:
             seen.add(line.text)
             unique.append(line)
     return unique
+
+
+_DIGITS = "零一二三四五六七八九"
+_PHONE = re.compile(r"\d{3,4}-\d{7,8}|\d{7,}")
+_CLOCK = re.compile(r"(\d{1,2}):(\d{2})")
+_ASIDE = re.compile(r"[(（][^()（）]*[)）]")
+
+
+def _clock(match: re.Match[str]) -> str:
+    hour, minute = int(match[1]), int(match[2])
+    return f"{hour}点" + (f"{minute}分" if minute else "")
+
+
+def spoken_form(text: str) -> str:
+    """A written service turn as an agent says it, for the TTS: phone numbers digit by digit, clock
+    times as 点/分 with 到 between two, asides in brackets left out, ", " lists as "，", and every
+    other number read out by cn2an ("价格是762元" -> "价格是七百六十二元", "评分4.6分" -> "评分四点六分").
+    Text with no digits, brackets, ", " or spaces is returned unchanged. Latin letters stay (the caller
+    leaves such turns out)."""
+    text = _ASIDE.sub("", text)
+    text = _PHONE.sub(lambda m: "".join(_DIGITS[int(d)] for d in m[0] if d.isdigit()), text)
+    text = _CLOCK.sub(_clock, text)
+    text = re.sub(r"(?<=[点分])\s*-\s*(?=\d)", "到", text)
+    text = re.sub(r",\s+", "，", text).replace(" ", "")
+    return cn2an.transform(text, "an2cn")
 
 
 def find_tts_python(explicit: str | None = None) -> Path | None:
@@ -246,4 +273,4 @@ def write_call(call: SpokenCall, directory: Path) -> Path:
 
 
 __all__ = ["CATEGORY_OF", "REDLINE", "Line", "SpokenCall", "build_calls", "find_tts_python", "group_lines",
-           "load_lines", "synthesize", "write_call"]
+           "load_lines", "spoken_form", "synthesize", "write_call"]

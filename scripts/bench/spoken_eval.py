@@ -67,6 +67,7 @@ from scripts.bench.spoken_calls import (  # noqa: E402
     find_tts_python,
     group_lines,
     load_lines,
+    spoken_form,
     synthesize,
     write_call,
 )
@@ -430,17 +431,31 @@ def compare_reread(spoken: RunResult, reread: RunResult, calls: Sequence[SpokenC
 def service_check(count: int, seed: int, tts_python: Path, bank: ClipBank, resources: Resources,
                   no_check: Resources | None, scores: _CachedScores,
                   reread: Resources | None = None) -> dict[str, Any]:
-    """Clean service speech: ``count`` CrossWOZ agent turns (test dialogues, Chinese text only), spoken
-    four to a call; every negative hit on them is a false one. Prints and returns the counts."""
-    turns = [t for t in crosswoz_turns() if t.split == "test" and SERVICE_TEXT.fullmatch(t.text)]
-    if not turns:
+    """Clean service speech: ``count`` CrossWOZ agent turns (test dialogues), spoken four to a call; every
+    negative hit on them is a false one. Prints and returns the counts.
+
+    Turns of Chinese text only come first (the first 589, as measured since analysis 2026.11.9); past
+    those, turns with numbers, prices, clock times or phone numbers, read out as an agent says them
+    (:func:`spoken_form`), in calls of their own."""
+    test = [t.text for t in crosswoz_turns() if t.split == "test"]
+    if not test:
         print("service: skipped: CrossWOZ is not there (../shared/data/text/crosswoz)")
         return {}
-    rng = np.random.default_rng(seed)
-    chosen = sorted(rng.choice(len(turns), size=min(count, len(turns)), replace=False))
-    lines = [Line(turns[i].text, "clean", "service", "crosswoz") for i in chosen]
-    speech = synthesize([line.text for line in lines], tts_python)
-    calls = build_calls([lines[i:i + 4] for i in range(0, len(lines), 4)], speech, bank, seed, f"service{seed}")
+    plain = [text for text in test if SERVICE_TEXT.fullmatch(text)]
+    read_out = [text for text in dict.fromkeys(spoken_form(t) for t in test if not SERVICE_TEXT.fullmatch(t))
+                if SERVICE_TEXT.fullmatch(text) and text not in plain]
+    calls = []
+    for index, (turns, prefix) in enumerate(((plain, f"service{seed}"), (read_out, f"service{seed}n"))):
+        rng = np.random.default_rng(seed if index == 0 else [seed, index])
+        wanted = min(count - sum(len(c.lines) for c in calls), len(turns))
+        if wanted <= 0:
+            break
+        chosen = sorted(rng.choice(len(turns), size=wanted, replace=False))
+        group = [Line(turns[i], "clean", "service", "crosswoz") for i in chosen]
+        speech = synthesize([line.text for line in group], tts_python)
+        calls += build_calls([group[i:i + 4] for i in range(0, len(group), 4)], speech, bank,
+                             seed + 1000 * index, prefix)
+    lines = [s.line for c in calls for s in c.lines]
     paths = {c.call_id: write_call(c, cache_root() / "spoken" / "calls") for c in calls}
     out: dict[str, Any] = {"turns": len(lines), "calls": len(calls)}
     for name, res in (("spoken", resources), ("spoken, no sound check", no_check),
@@ -479,7 +494,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--service", type=int, default=0, metavar="N",
                         help="also speak N clean CrossWOZ agent turns (test dialogues) in calls and count the "
                              "negative hits on them, with and without the sound check, and with the model-hit "
-                             "re-read")
+                             "re-read; up to 589 turns of Chinese text only, then turns with numbers, prices, "
+                             "times and phone numbers read out (1,503 in all)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     tts_python = find_tts_python(args.tts_python)

@@ -115,7 +115,7 @@ def test_shipped_model_on_cold_dev(tmp_path) -> None:
 
     shutil.copytree(SHIPPED, tmp_path / "m")
     loaded = RedlineTextModel.load(tmp_path / "m")
-    dev = pd.read_csv(COLD_DEV).sample(1000, random_state=0)
+    dev = pd.read_csv(COLD_DEV)  # all 6,431 texts: a 1,000-text sample moves precision by +-0.02
     flagged = loaded.predict_proba([model_form(t) for t in dev["TEXT"]]) >= loaded.threshold
     truth = dev["label"].to_numpy() == 1
     precision = (flagged & truth).sum() / flagged.sum()
@@ -195,7 +195,10 @@ def test_suspect_only_when_the_score_rests_on_suspect_utterances(model) -> None:
 
 
 SHIPPED_GREETINGS = ["你好,这里是客服中心,", "你好这里是客服中心", "实在不好意思,", "您好，请问有什么可以帮您",
-                     "感谢您的来电，祝您生活愉快", "不知道您去过没", "不知道你是否喜欢"]
+                     "感谢您的来电，祝您生活愉快", "不知道您去过没", "不知道你是否喜欢",
+                     # the closing check and an honest "not known yet" (the model before 2026-11-24 scored these
+                     # 0.70, 0.86 and 0.84); spoken benchmark lines, not training lines
+                     "请问还有什么问题吗", "还有什么需要帮忙的吗", "这个bug不知道什么时候能修好"]
 
 
 @pytest.mark.skipif(not SHIPPED.exists(), reason="no shipped model in models/redline_text")

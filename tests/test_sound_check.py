@@ -130,6 +130,28 @@ def test_a_phrase_that_fits_much_worse_or_whose_own_words_whisper_doubts_is_noth
     assert hits == [] and check.log_ratio > 0 and check.phrase_prob == pytest.approx(0.01)
 
 
+def test_a_reading_the_rules_excuse_that_fits_as_well_leaves_no_hit(resources: Resources) -> None:
+    # the TTS said 不知道您是否方便…, Whisper wrote 我知道…: the dropped-first-syllable reading fires the
+    # "I don't know" rule (我不知道), the substituted one is the polite question the rule excuses
+    heard = Utterance(AGENT, 4.0, 6.0, "我知道您是否方便留个电话")
+    evidence = evidence_of(heard)
+    [candidate] = candidates(evidence, detect_phrases(evidence, resources.matcher, CONFIG.text), resources.matcher,
+                             CONFIG)
+    assert [r.text for r in candidate.readings] == ["我不知道您是否方便留个电话"]
+    assert candidate.readings[0].hit.rule_id == "forbidden.dont_know"
+    assert "不知道您是否方便留个电话" in candidate.excused
+
+    def check(excused_score: float) -> list:
+        scorer = TableScorer({"我知道您是否方便留个电话": -10.0, "我不知道您是否方便留个电话": -9.0,
+                              "不知道您是否方便留个电话": excused_score})
+        return sound_check(silent_call(), evidence, [], None, resources.matcher, CONFIG, scorer)[0]
+
+    assert check(-8.0) == []  # the audio fits the excused reading better: no hit
+    assert check(-9.0) == []  # as well: no hit either
+    [hit] = check(-12.0)  # only the firing reading fits: the hit, as before
+    assert (hit.rule_id, hit.severity, hit.match_type) == ("forbidden.dont_know", "info", "forced")
+
+
 def test_off_or_capped_costs_nothing(resources: Resources) -> None:
     config = CONFIG.with_overrides({"text": {"sound_check_max_per_call": 0}})
     hits, checks, scorer = _check(resources, 2.0, config)

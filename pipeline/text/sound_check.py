@@ -15,7 +15,7 @@ asks it to *score* the phrase instead (:class:`pipeline.asr.forced.ForcedScorer`
    :data:`MIN_PHRASE_CHARS` characters, and what each rule matches in its own examples (the
    literal form of a regex rule).
 2. **Scoring** (:func:`sound_check`): the utterance's audio is scored against what was written
-   and against every reading. The best reading is a hit when both hold:
+   and against every reading. The best reading is a hit when all three hold:
 
    * its **log ratio** (its log probability minus the written text's) is at least
      ``-[text] sound_check_max_drop``: the audio fits the phrase about as well as what was
@@ -23,7 +23,11 @@ asks it to *score* the phrase instead (:class:`pipeline.asr.forced.ForcedScorer`
    * Whisper gives the phrase's own tokens (those the written text does not share) a geometric
      mean probability of at least ``[text] sound_check_min_phrase_prob``. When Whisper garbled
      the written text too, a wrong reading can beat it ("如果您还有一问" read as
-     "如果你还有理了", log ratio +0.7) while Whisper still doubts every token of the phrase.
+     "如果你还有理了", log ratio +0.7) while Whisper still doubts every token of the phrase;
+   * no reading the rules *excuse*, of the same phrase over an overlapping window, fits the audio
+     as well: "不知道您是否方便…" heard "我知道您是否方便…" reads both as "我不知道您是否…" (the
+     rule fires) and as "不知道您是否…" (the polite question, excused), and the audio, which holds
+     no 我, prefers the second.
 
    The hit has severity ``info``: it takes no points, and a red line heard only this way makes
    the call "needs review" (``[outcome] model_only_redline`` in the scorecard, reason
@@ -103,6 +107,10 @@ class Candidate:
     utterance: Utterance
     norm: NormText
     readings: tuple[Reading, ...]
+    #: readings of the same phrases over windows that overlap a reading's, which the rules excuse:
+    #: "我知道您是否…" read as "我不知道您是否…" fires, as "不知道您是否…" (我 was the misheard 不) it
+    #: is the polite question; the audio decides between them
+    excused: tuple[str, ...] = ()
 
     @property
     def redline(self) -> bool:
@@ -211,10 +219,13 @@ def candidates(evidence: CallEvidence, hits: Sequence[Hit], matcher: LexiconMatc
         context = tuple(u for u in utterances if u is not utterance and u.end_s >= utterance.start_s - CONTEXT_S
                         and u.start_s <= utterance.end_s + CONTEXT_S)
         readings: dict[str, Reading] = {}
+        excused: dict[str, tuple[str, int, int]] = {}  # text -> (phrase, start, end)
         for start, end, phrase, edits in sorted(found, key=lambda f: (f[3], f[0], f[2])):
             text = norm.text[:start] + phrase + norm.text[end:]
-            if text in readings or norm.text[start:end] == phrase or len(readings) >= MAX_READINGS:
+            if text in readings or text in excused or norm.text[start:end] == phrase:
                 continue
+            if len(readings) >= MAX_READINGS:
+                break
             ids = {rules[i].id for i in phrases.owners[phrase]}
             again = replace(evidence, utterances=(*context, replace(utterance, text=text, words=())))
             new = [h for h in detect_phrases(again, matcher, config.text)
@@ -222,8 +233,13 @@ def candidates(evidence: CallEvidence, hits: Sequence[Hit], matcher: LexiconMatc
                    and utterance.start_s < h.end_s and not _already(h, hits, utterance)]
             if new:
                 readings[text] = Reading(text, phrase, norm.text[start:end], start, end, edits, new[0])
+            elif not any(h.rule_id in ids and h.start_s < utterance.end_s and utterance.start_s < h.end_s
+                         for h in hits):
+                excused[text] = (phrase, start, end)
         if readings:
-            out.append(Candidate(utterance, norm, tuple(readings.values())))
+            rivals = tuple(text for text, (phrase, start, end) in excused.items()
+                           if any(r.phrase == phrase and start < r.end and r.start < end for r in readings.values()))
+            out.append(Candidate(utterance, norm, tuple(readings.values()), rivals[:MAX_READINGS]))
     return out
 
 
@@ -315,11 +331,15 @@ def sound_check(call: Call, evidence: CallEvidence, hits: Sequence[Hit], whisper
         audio = channel_stretch(call, utterance.role, utterance.start_s, utterance.end_s, PAD_S)
         if len(audio) > WINDOW_S * SAMPLE_RATE_HZ or not candidate.norm.text:
             continue
-        written, *scored = scorer.score(audio, [candidate.norm.text, *(r.text for r in candidate.readings)])
-        best, reading = max(zip(scored, candidate.readings, strict=True), key=lambda pair: pair[0].total)
+        texts = [candidate.norm.text, *(r.text for r in candidate.readings), *candidate.excused]
+        written, *scored = scorer.score(audio, texts)
+        readings, rivals = scored[:len(candidate.readings)], scored[len(candidate.readings):]
+        best, reading = max(zip(readings, candidate.readings, strict=True), key=lambda pair: pair[0].total)
         ratio, phrase_prob = fit(written, best)
         hit = None
-        if supports(ratio, phrase_prob, text):
+        # the phrase is heard, but the audio fits a reading the rules excuse at least as well
+        excused = any(rival.total >= best.total for rival in rivals)
+        if supports(ratio, phrase_prob, text) and not excused:
             hit = forced_hit(reading, candidate.norm, ratio, phrase_prob)
             out.append(hit)
         checks.append(Check(candidate, reading, ratio, phrase_prob, hit))

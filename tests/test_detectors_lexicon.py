@@ -342,6 +342,16 @@ def test_ordinary_service_words_that_hold_a_rude_phrase(matcher: LexiconMatcher)
         assert [h.rule_id for h in rule_hits(matcher, text) if h.category.startswith("redline")] == [], text
     assert [h.rule_id for h in rule_hits(matcher, "你这个废物")] == ["redline.insult.agent"]
     assert [h.rule_id for h in rule_hits(matcher, "随便你吧我不管了")] == ["coldness.impatient"]
+    # "推荐您去…" heard "随便您去…" (spoken service turns); the cold "随便你去投诉" still fires
+    assert [h.rule_id for h in rule_hits(matcher, "随便您去天安门广场游玩") if h.category.startswith("redline")] == []
+    assert [h.rule_id for h in rule_hits(matcher, "随便你去投诉")] == ["coldness.impatient"]
+
+
+def test_the_customer_asked_whether_anything_is_unclear_is_no_dont_know(matcher: LexiconMatcher) -> None:
+    for text in ("还有什么不清楚的吗", "如果有不明白地方可以随时问我", "您是哪里不明白"):
+        assert [h.rule_id for h in rule_hits(matcher, text)] == [], text
+    for text in ("这个我不清楚", "我也有不清楚的", "我什么都不明白"):
+        assert [h.rule_id for h in rule_hits(matcher, text)] == ["forbidden.dont_know"], text
 
 
 def test_no_negative_rule_fires_on_the_clean_probes(matcher: LexiconMatcher) -> None:

@@ -184,6 +184,10 @@ def _trimmed(utterance: Utterance, request: RedecodeRequest, margin_s: float) ->
     words = tuple(w for w in utterance.words if request.holds(utterance.role, (w.start_s + w.end_s) / 2, margin_s))
     if not words:
         return None
+    # kept inside the stretch, as the first pass keeps words inside the speech: a first word Whisper
+    # starts in the context before it would start the utterance before anyone spoke
+    words = tuple(replace(w, start_s=min(max(w.start_s, request.start_s), request.end_s),
+                          end_s=min(max(w.end_s, request.start_s), request.end_s)) for w in words)
     return replace(utterance, start_s=words[0].start_s, end_s=max(w.end_s for w in words),
                    text="".join(w.text for w in words), words=words)
 

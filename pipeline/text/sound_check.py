@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -230,11 +230,10 @@ def candidates(evidence: CallEvidence, hits: Sequence[Hit], matcher: LexiconMatc
             again = replace(evidence, utterances=(*context, replace(utterance, text=text, words=())))
             new = [h for h in detect_phrases(again, matcher, config.text)
                    if h.rule_id in ids and not h.suspect and h.start_s < utterance.end_s
-                   and utterance.start_s < h.end_s and not _already(h, hits, utterance)]
+                   and utterance.start_s < h.end_s and not _fired({h.rule_id}, hits, utterance)]
             if new:
                 readings[text] = Reading(text, phrase, norm.text[start:end], start, end, edits, new[0])
-            elif not any(h.rule_id in ids and h.start_s < utterance.end_s and utterance.start_s < h.end_s
-                         for h in hits):
+            elif not _fired(ids, hits, utterance):  # the rules excuse it, not "fired already"
                 excused[text] = (phrase, start, end)
         if readings:
             rivals = tuple(text for text, (phrase, start, end) in excused.items()
@@ -243,8 +242,9 @@ def candidates(evidence: CallEvidence, hits: Sequence[Hit], matcher: LexiconMatc
     return out
 
 
-def _already(hit: Hit, hits: Sequence[Hit], utterance: Utterance) -> bool:
-    return any(h.rule_id == hit.rule_id and h.start_s < utterance.end_s and utterance.start_s < h.end_s
+def _fired(rule_ids: Container[str], hits: Sequence[Hit], utterance: Utterance) -> bool:
+    """Whether one of ``rule_ids`` already has a hit over ``utterance``."""
+    return any(h.rule_id in rule_ids and h.start_s < utterance.end_s and utterance.start_s < h.end_s
                for h in hits)
 
 

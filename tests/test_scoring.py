@@ -210,6 +210,19 @@ def test_outcome_is_the_worst_that_applies(card) -> None:
     assert (worst.outcome, worst.outcome_reasons) == ("needs_review", ("redline_model_only", "low_coverage:agent"))
 
 
+def test_a_hostile_turn_only_the_model_heard_goes_to_review_whatever_its_class() -> None:
+    # "你问我，我问谁去": the model is sure it is hostile and calls it shirking, not a red line
+    card = load_scorecard()  # the shipped card: shirking deducts 20
+    shirking = Hit("c1", "model.redline_text", "m", "shirking", "info", "customer", "agent", 1.0, 2.0, "model")
+    alone = score_call([shirking], {}, card)
+    assert (alone.outcome, alone.outcome_reasons) == ("needs_review", ("model_only:shirking",))
+    assert alone.score >= card.pass_score and not alone.redline  # a deduction alone would pass it
+    rule = Hit("c2", "shirking.policy", "m", "shirking", "non_fatal", "customer", "agent", 5.0, 6.0, "exact")
+    confirmed = score_call([shirking, rule], {}, card)  # a rule heard shirking: its deduction stands
+    assert "model_only:shirking" not in confirmed.outcome_reasons
+    assert confirmed.outcome == ("pass" if confirmed.score >= card.pass_score else "fail")
+
+
 def test_a_call_without_speech_has_no_score_and_needs_listening(card) -> None:
     silent = score_call([], {"speech_total_s": 0.0}, card)
     assert (silent.outcome, silent.outcome_reasons) == ("needs_listening", ("no_speech",))

@@ -301,6 +301,13 @@ def call_outcome(hits: Sequence[Hit], features_row: Mapping[str, Any], scorecard
         # only the text model, or only the sound check short of its own confirmation, heard a red line
         model_only = all(h.match_type == "model" for h in redline)
         found.append((rules.model_only_redline, "redline_model_only" if model_only else "redline_unconfirmed"))
+    # The model's threshold is on P(not clean); its category is a guess between hostile classes that
+    # overlap ("你问我，我问谁去" is a counter-question and shirking). A hostile turn it heard in a
+    # category no rule hit confirms goes to review too, not a pass on a deduction.
+    confirmed = {h.category for h in hits if not _unconfirmed(h)}
+    for category in sorted({h.category for h in hits if h.match_type == "model"
+                            and h.category not in REDLINE_CATEGORIES and h.category not in confirmed}):
+        found.append(("needs_review", f"model_only:{category}"))
     speech_s = features_row.get("speech_total_s")
     if speech_s is not None and not speech_s > 0:
         found.append((rules.no_speech, "no_speech"))

@@ -337,8 +337,9 @@ def call_level(run: RunResult, calls: Sequence[SpokenCall]) -> dict[str, Any]:
     return {
         "redline_lines": len(red_lines), "redline_lines_flagged": sum(r.redline for r in red_lines),
         "redline_calls": len(red_calls),
-        "redline_calls_not_pass": sum(run.outcomes[c.call_id][0] != "pass" and run.outcomes[c.call_id][1]
-                                      for c in red_calls),
+        # a red-line flag and not a pass (the goal); "not a pass" alone is in the outcomes
+        "redline_calls_flagged": sum(run.outcomes[c.call_id][0] != "pass" and run.outcomes[c.call_id][1]
+                                     for c in red_calls),
         "redline_call_outcomes": dict(Counter(run.outcomes[c.call_id][0] for c in red_calls)),
         "clean_lines": len(clean_lines), "clean_lines_redline": sum(r.redline for r in clean_lines),
         "clean_calls": len(clean_calls),
@@ -361,9 +362,9 @@ def goals(spoken: RunResult, text: RunResult, calls: Sequence[SpokenCall]) -> li
          f"{level['clean_calls_redline_flag']} of {level['clean_calls']} clean calls"),
         ("every spoken red-line line flags its call",
          level["redline_lines_flagged"] == level["redline_lines"]
-         and level["redline_calls_not_pass"] == level["redline_calls"],
+         and level["redline_calls_flagged"] == level["redline_calls"],
          f"{level['redline_lines_flagged']}/{level['redline_lines']} lines, "
-         f"{level['redline_calls_not_pass']}/{level['redline_calls']} calls flagged and not a pass"),
+         f"{level['redline_calls_flagged']}/{level['redline_calls']} calls flagged and not a pass"),
     ]
 
 
@@ -380,7 +381,7 @@ def report(split: str, calls: Sequence[SpokenCall], runs: Sequence[RunResult], s
         f"{k} {a}/{b}" for k, (a, b) in precision_by_hit_category(spoken).items()))
     level = call_level(spoken, calls)
     print(f"call level: red-line lines with a red-line hit {level['redline_lines_flagged']}/{level['redline_lines']}; "
-          f"red-line calls not a pass {level['redline_calls_not_pass']}/{level['redline_calls']} "
+          f"red-line calls with a red-line flag, not a pass {level['redline_calls_flagged']}/{level['redline_calls']} "
           f"{level['redline_call_outcomes']}; clean calls with a red-line flag "
           f"{level['clean_calls_redline_flag']}/{level['clean_calls']} {level['clean_call_outcomes']}; "
           f"clean lines with a red-line hit {level['clean_lines_redline']}/{level['clean_lines']}")
@@ -420,11 +421,12 @@ def compare_reread(spoken: RunResult, reread: RunResult, calls: Sequence[SpokenC
     lost = [r.line.text for r, s in zip(spoken.lines, reread.lines, strict=True) if s.flagged < r.flagged]
     print(f"model hits read again ([text] second_look_model_hits, off): recall {before[1]:.3f} -> {after[1]:.3f}, "
           f"false flags {before[3]} -> {after[3]}, red-line lines with a red-line hit "
-          f"{levels[0]['redline_lines_flagged']} -> {levels[1]['redline_lines_flagged']}, red-line calls not a pass "
-          f"{levels[0]['redline_calls_not_pass']} -> {levels[1]['redline_calls_not_pass']}"
+          f"{levels[0]['redline_lines_flagged']} -> {levels[1]['redline_lines_flagged']}, "
+          "red-line calls flagged and not a pass "
+          f"{levels[0]['redline_calls_flagged']} -> {levels[1]['redline_calls_flagged']}"
           + (f"; lines no longer flagged: {lost}" if lost else ""))
     return {"recall": [before[1], after[1]], "false_flags": [before[3], after[3]],
-            "redline_calls_not_pass": [levels[0]["redline_calls_not_pass"], levels[1]["redline_calls_not_pass"]],
+            "redline_calls_flagged": [levels[0]["redline_calls_flagged"], levels[1]["redline_calls_flagged"]],
             "lines_lost": lost}
 
 

@@ -142,11 +142,19 @@ def rank_hits(hits: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """Hits with the most telling first: fatal, red line, trusted, problems before observations (info),
     specific evidence before absences, then time.
 
-    A generic "greeting missing" at 00:00 must not crowd out the one phrase that failed the call.
+    A generic "greeting missing" at 00:00 must not crowd out the one phrase that failed the call, nor
+    the text model's or the sound check's hit (severity info) that sent it to review: those count as
+    problems, not observations.
     """
     return sorted(hits, key=lambda h: (h["severity"] != "fatal", h["category"] not in REDLINE_CATEGORIES,
-                                       bool(h.get("suspect")), h["severity"] == "info",
+                                       bool(h.get("suspect")), _observation(h),
                                        h.get("match_type") == "absence", h["start_s"]))
+
+
+def _observation(hit: Mapping[str, Any]) -> bool:
+    """An info hit that asks nothing of a reviewer (not the model's or the sound check's, which send a call to
+    review)."""
+    return hit["severity"] == "info" and hit.get("match_type") not in ("model", "forced")
 
 
 def _hit_display(hit: Mapping[str, Any], pii: PiiDisplay) -> dict[str, Any]:

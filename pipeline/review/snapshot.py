@@ -159,17 +159,17 @@ def derive_outcome(features: pa.Table) -> tuple[list[str], list[list[str]]]:
     return outcomes, reasons
 
 
-def priority_order(redline: np.ndarray, fatal: np.ndarray, passed: np.ndarray, score: np.ndarray,
-                   probability: np.ndarray, outcome: np.ndarray, started_at: Sequence[str]) -> tuple[np.ndarray,
-                                                                                                   np.ndarray]:
+def priority_order(redline: np.ndarray, fatal: np.ndarray, score: np.ndarray, probability: np.ndarray,
+                   outcome: np.ndarray, started_at: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Queue order and tier of each call: red line, fatal item, failed (low score), classifier, listening, review.
 
     Within a tier: lowest score first, then highest classifier probability, then the latest call.
 
     Args:
-        redline, fatal, passed: booleans per call (nulls as False / passed True).
+        redline, fatal: booleans per call (nulls as False).
         score, probability: floats per call, NaN when unknown.
-        outcome: outcome strings per call.
+        outcome: outcome strings per call. "failed" is the outcome fail: ``passed`` is false for a
+            call that needs review or listening too, which is not a failed call.
         started_at: ISO start times (text sorts in time order).
 
     Returns:
@@ -178,7 +178,7 @@ def priority_order(redline: np.ndarray, fatal: np.ndarray, passed: np.ndarray, s
     tier = np.full(len(score), TIERS.index("pass"), np.int8)
     flagged = np.nan_to_num(probability, nan=-1.0) >= CLASSIFIER_FLAG
     for name, mask in reversed([
-        ("red line", redline), ("fatal item", fatal), ("failed", ~passed | (outcome == "fail")),
+        ("red line", redline), ("fatal item", fatal), ("failed", outcome == "fail"),
         ("classifier", flagged),
         ("needs listening", outcome == "needs_listening"), ("needs review", outcome != "pass"),
     ]):
@@ -264,9 +264,8 @@ def build_snapshot(calls: pa.Table, features: pa.Table, hits: pa.Table, utteranc
     def np_float(name: str) -> np.ndarray:
         return np.asarray(pc.fill_null(_col(table, name, pa.float64()), np.nan).to_numpy(zero_copy_only=False))
 
-    order, tier = priority_order(np_bool("redline", False), np_bool("fatal_failed", False), np_bool("passed", True),
-                                 np_float("score"), np_float("classifier_probability"), outcome,
-                                 table["started_at"].to_pylist())
+    order, tier = priority_order(np_bool("redline", False), np_bool("fatal_failed", False), np_float("score"),
+                                 np_float("classifier_probability"), outcome, table["started_at"].to_pylist())
     table = table.take(pa.array(order)).append_column("tier", pa.array(tier[order]))
     call_ids = table["call_id"].to_pylist()
     positions = {c: i for i, c in enumerate(call_ids)}

@@ -8,6 +8,7 @@ import threading
 import wave
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from pipeline.review import verdicts
@@ -162,7 +163,6 @@ def test_paging_is_stable_and_clamped(store, tmp_path):
     from .conftest import synthetic_tables
 
     tables = synthetic_tables(tmp_path / "many")
-    import pyarrow as pa
 
     calls = tables["calls"].to_pylist()
     features = tables["features"].to_pylist()
@@ -229,6 +229,25 @@ def test_call_page_shows_scorecard_timeline_transcript_and_hits(client):
     assert "no call" in client.get("/calls/nope").text
 
 
+def test_a_call_that_needs_review_is_not_called_failed(store, tables):
+    # stored as the scoring stage writes it: passed false (only "pass" passes), scorecard 84/B not failed
+    features = tables["features"].to_pylist()
+    for row in features:
+        row["outcome"], row["outcome_reasons"] = ("pass", []) if row["passed"] else ("fail", ["scorecard_fail"])
+        if row["call_id"] == "c-pass":
+            row.update(score=84.0, grade="B", passed=False, outcome="needs_review",
+                       outcome_reasons=["model_only:shirking"])
+    client = make_client(store, {**tables, "features": pa.Table.from_pylist(features)})
+    login(client, "lena")
+    head = client.get("/calls/c-pass").text.split('id="outcome"')[1].split("</div>")[0]
+    assert ">needs review</span>" in head and "model only:shirking" in head
+    assert "failed" not in head and "passed" not in head
+    queue = client.get("/?date_from=2026-11-22&date_to=2026-11-22").text
+    row = queue[queue.index('>c-pass</a>'):].split("</tr>")[0]
+    assert '<td class="small">needs review</td>' in row  # why here: its tier, not "failed"
+    assert "failed" in client.get("/calls/c-low").text.split('id="outcome"')[1].split("</div>")[0]
+
+
 def test_a_sound_check_hit_says_what_the_transcript_has_and_asks_to_listen(client):
     login(client, "lena")
     html = client.get("/calls/c-pass").text
@@ -241,7 +260,6 @@ def test_a_sound_check_hit_says_what_the_transcript_has_and_asks_to_listen(clien
 
 
 def test_scorecard_items_get_their_evidence_when_the_version_matches(store, tables):
-    import pyarrow as pa
 
     from pipeline.scoring.scorecard import load_scorecard
 
@@ -427,7 +445,6 @@ def test_traversal_attempts_reach_no_file(client, path):
 
 
 def test_missing_recording_is_a_clear_404(store, tables):
-    import pyarrow as pa
 
     rows = [{**r, "path": "/gone/c-red.wav"} if r["call_id"] == "c-red" else r for r in tables["calls"].to_pylist()]
     client = make_client(store, {**tables, "calls": pa.Table.from_pylist(rows)})

@@ -56,12 +56,12 @@ def test_priority_order_puts_red_line_fatal_failed_classifier_listening_first():
     #                 red    fatal  failed classif listen review pass   pass(lower score)
     redline = np.array([1, 0, 0, 0, 0, 0, 0, 0], bool)
     fatal = np.array([1, 1, 0, 0, 0, 0, 0, 0], bool)
-    passed = np.array([0, 0, 0, 1, 1, 1, 1, 1], bool)
-    score = np.array([0, 0, 50, 95, 90, 90, 99, 85], float)
+    score = np.array([0, 0, 50, 95, 90, 84, 99, 85], float)
     probability = np.array([np.nan, np.nan, np.nan, 0.8, np.nan, 0.1, 0.2, np.nan])
     outcome = np.array(["fail", "fail", "fail", "pass", "needs_listening", "needs_review", "pass", "pass"], object)
-    order, tier = priority_order(redline, fatal, passed, score, probability, outcome, ["2026"] * 8)
+    order, tier = priority_order(redline, fatal, score, probability, outcome, ["2026"] * 8)
     assert order.tolist() == [0, 1, 2, 3, 4, 5, 7, 6]
+    # a call that needs review passed the scorecard (84/B) and is stored with passed false: not "failed"
     assert [TIERS[t] for t in tier] == ["red line", "fatal item", "failed", "classifier", "needs listening",
                                         "needs review", "pass", "pass"]
 
@@ -118,6 +118,9 @@ def test_rank_hits_puts_specific_evidence_before_absences():
             {"severity": "non_fatal", "category": "shirking", "match_type": "exact", "start_s": 9.0},
             {"severity": "fatal", "category": "redline_abuse", "match_type": "exact", "start_s": 5.0}]
     assert [h["category"] for h in rank_hits(hits)] == ["redline_abuse", "shirking", "opening", "thanks"]
+    # the text model's hit sent the call to review: it comes before a missing greeting at 00:00
+    model = {"severity": "info", "category": "arguing", "match_type": "model", "start_s": 20.0}
+    assert [h["category"] for h in rank_hits([*hits[:2], model])] == ["arguing", "opening", "thanks"]
 
 
 def test_sessions_are_signed_and_expire():

@@ -2,7 +2,7 @@
 
 - Cohen's κ for every pair of reviewers on the calls (pass/fail) or hits
   (confirmed/rejected/unsure) both judged;
-- κ between each reviewer and the scorecard (``passed``) and the promoted
+- κ between each reviewer and the scorecard (its own verdict) and the promoted
   classifier (``classifier_decision``: pass/fail, or a grade compared with the
   reviewer's grade);
 - Krippendorff's α (nominal) where more than two reviewers judged the same
@@ -130,10 +130,26 @@ def reviewer_pairs(verdicts: pa.Table, unit: str, kind: str) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=_PAIR_SCHEMA)
 
 
+def scorecard_verdict(alias: str, has_outcome: bool = True) -> str:
+    """SQL for the scorecard's own verdict of a feature row ``alias``: 'fail' when the outcome's reasons
+    hold ``scorecard_fail``, else 'pass'; NULL without a score (no speech).
+
+    ``passed`` is true only when the outcome is pass, so a call left to a person (needs review or
+    listening) has it false although the scorecard did not fail it. Rows written before the outcome
+    existed (``has_outcome`` false, or a NULL outcome) use ``passed``.
+    """
+    by_passed = f"CASE WHEN {alias}.passed THEN 'pass' WHEN NOT {alias}.passed THEN 'fail' END"
+    if not has_outcome:
+        return by_passed
+    return (f"CASE WHEN {alias}.outcome IS NULL THEN {by_passed} WHEN {alias}.score IS NULL THEN NULL "
+            f"WHEN list_contains({alias}.outcome_reasons, 'scorecard_fail') THEN 'fail' ELSE 'pass' END")
+
+
 def reviewers_vs_system(call_verdicts: pa.Table, features: pa.Table) -> pa.Table:
     """κ between each reviewer's call verdicts and the scorecard / the classifier on the same calls.
 
-    The scorecard's label is pass when ``passed`` else fail. The classifier's
+    The scorecard's label is its own verdict (:func:`scorecard_verdict`), not ``passed``:
+    a call the pipeline left to a person is not one the scorecard failed. The classifier's
     ``classifier_decision`` is compared with the verdict when it is pass/fail,
     otherwise (an ordinal model predicting grades) with the reviewer's grade.
 
@@ -143,9 +159,9 @@ def reviewers_vs_system(call_verdicts: pa.Table, features: pa.Table) -> pa.Table
     """
     if not call_verdicts.num_rows:
         return _PAIR_SCHEMA.empty_table()
-    joined = sql("""
+    joined = sql(f"""
         SELECT v.reviewer, v.verdict, nullif(v.grade, '') AS grade,
-               CASE WHEN f.passed THEN 'pass' WHEN NOT f.passed THEN 'fail' END AS scorecard,
+               {scorecard_verdict("f", "outcome_reasons" in features.column_names)} AS scorecard,
                f.classifier_decision AS decision
         FROM call_verdicts v JOIN features f USING (call_id) ORDER BY v.reviewer, v.call_id""",
                  call_verdicts=call_verdicts, features=features).to_pylist()

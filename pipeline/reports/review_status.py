@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from pipeline.reports.agreement import rule_precision_of
+from pipeline.reports.agreement import rule_precision_of, scorecard_verdict
 from pipeline.reports.engine import Engine, within
 from pipeline.reports.periods import Period
 from pipeline.reports.sampling import read_queue
@@ -24,16 +24,16 @@ from pipeline.reports.sampling import read_queue
 def review_summary(engine: Engine, period: Period) -> pa.Table:
     """(metric, label, value) rows: reviewed calls and hits, reviewers' fail rate, agreement with the scorecard."""
     row = engine.table(f"""
-        WITH pc AS (SELECT call_id, passed FROM f WHERE {within(period)}),
+        WITH pc AS (SELECT call_id, {scorecard_verdict("f")} AS scorecard FROM f WHERE {within(period)}),
              reviewed AS (SELECT call_id FROM cv UNION SELECT call_id FROM hv),
-             chosen AS (SELECT pc.call_id, cvc.verdict, pc.passed FROM pc JOIN cvc USING (call_id)),
+             chosen AS (SELECT pc.call_id, cvc.verdict, pc.scorecard FROM pc JOIN cvc USING (call_id)),
              ph AS (SELECT hit_id FROM ha WHERE {within(period)}),
              counts AS (
                 SELECT (SELECT count(*) FROM pc) AS calls,
                        (SELECT count(*) FROM pc WHERE call_id IN (SELECT call_id FROM reviewed)) AS reviewed_calls,
                        (SELECT count(*) FROM chosen) AS call_verdicts,
                        (SELECT avg((verdict = 'fail')::DOUBLE) FROM chosen) AS reviewer_fail_rate,
-                       (SELECT avg(((verdict = 'pass') = passed)::DOUBLE) FROM chosen) AS scorecard_agreement,
+                       (SELECT avg((verdict = scorecard)::DOUBLE) FROM chosen) AS scorecard_agreement,
                        (SELECT count(*) FROM ph) AS hits,
                        (SELECT count(*) FROM ph WHERE hit_id IN (SELECT hit_id FROM hvc)) AS reviewed_hits)
         SELECT *, reviewed_calls / nullif(calls, 0) AS reviewed_share,

@@ -7,8 +7,8 @@ can compare each number with one computed by hand. Rates are fractions
 
 Definitions (stated in the report too):
 
-- 合格率 (pass rate): share of scored calls with ``passed`` (score at least
-  the pass score and no fatal item failed);
+- 合格率 (pass rate): share of scored calls with ``passed``: outcome pass (score at
+  least the pass score, no fatal item failed, and nothing left for a person);
 - problems: hits with severity fatal or non_fatal whose evidence is not a
   suspect utterance (the hits the scorecard counts); ``info`` hits are not
   problems;

@@ -101,7 +101,8 @@ _FIELDS: list[pa.Field] = [
     _f("scorecard_version", _DICT, "score", "Scorecard version that scored the row."),
     _f("score", pa.float32(), "score", "Scorecard score 0-100 (0 when a fatal item failed)."),
     _f("grade", _DICT, "score", "Grade from the scorecard's score bands."),
-    _f("passed", pa.bool_(), "score", "True if score >= pass score and no fatal item failed."),
+    _f("passed", pa.bool_(), "score", "True exactly when the outcome is pass: score >= pass score, no fatal item "
+       "failed, and nothing left for a person (a call that needs review or listening is not passed)."),
     _f("fatal_failed", pa.bool_(), "score", "True if a fatal item failed (the call fails outright)."),
     _f("failed_items", pa.list_(pa.string()), "score", "Ids of the scorecard items that failed."),
     _f("failed_hit_ids", pa.list_(pa.string()), "score", "Hit ids that are evidence for failed items."),

@@ -65,7 +65,9 @@ def feature_rows(with_outcome: bool = True) -> list[dict]:
                "copc_business_pass": copc[1], "copc_compliance_pass": copc[2], "suspect_utterance_share": suspect,
                "scorecard_version": "sc1"}
         if with_outcome:
-            row.update(outcome=outcome, outcome_reasons=[] if outcome == "pass" else [f"{outcome}_why"])
+            # a scorecard fail carries scorecard_fail, as the scoring stage writes it
+            reasons = {"pass": [], "fail": ["scorecard_fail"]}.get(outcome, [f"{outcome}_why"])
+            row.update(outcome=outcome, outcome_reasons=reasons)
         rows.append(row)
     return rows
 

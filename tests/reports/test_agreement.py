@@ -89,6 +89,21 @@ def test_reviewer_vs_classifier_grades(tmp_path):
     assert rows["scorecard"]["agreement"] == pytest.approx(2 / 3)
 
 
+def test_reviewer_vs_scorecard_uses_the_scorecards_own_verdict():
+    from pipeline.reports.agreement import reviewers_vs_system
+
+    verdicts = pa.table({"call_id": ["c1", "c2", "c3", "c4"], "verdict": ["pass", "pass", "fail", "pass"],
+                         "grade": ["A", "B", "D", ""], "reviewer": ["r"] * 4})
+    # c2 needs review at 84/B (passed is false: only "pass" passes), c4 had no speech (no score)
+    features = pa.table({"call_id": ["c1", "c2", "c3", "c4"], "passed": [True, False, False, False],
+                         "score": [95.0, 84.0, 40.0, None],
+                         "outcome": ["pass", "needs_review", "fail", "needs_listening"],
+                         "outcome_reasons": [[], ["model_only:shirking"], ["scorecard_fail"], ["no_speech"]],
+                         "classifier_decision": pa.nulls(4, pa.string())})
+    row = {r["kind"]: r for r in reviewers_vs_system(verdicts, features).to_pylist()}["scorecard"]
+    assert (row["items"], row["agreement"]) == (3, 1.0)  # c2: the scorecard passed it, as the reviewer did
+
+
 def test_rule_precision_matches_the_verdicts_module(tmp_path):
     from pipeline.review import verdicts
 

@@ -254,3 +254,7 @@ def test_show_and_the_review_page_read_the_note_of_a_stored_sound_check_hit() ->
     assert read_note({**hit, "match_type": "exact"}) is None
     assert read_note({**hit, "detail": '{"sound_check": [1, 2'}) is None
     assert "sound check" not in _hit_line({**hit, "match_type": "exact"})
+    # the text model's hits say which class it heard (one rule id for all of them)
+    model = {**hit, "rule_id": "model.redline_text", "category": "shirking", "match_type": "model", "detail": ""}
+    assert "model.redline_text (shirking)[/] info «嫌贵你别买»" in _hit_line(model)
+    assert "(contradicting)" not in _hit_line({**hit, "category": "contradicting"})

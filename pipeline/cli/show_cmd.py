@@ -166,7 +166,9 @@ def _hit_line(hit: dict[str, Any]) -> str:
     if note is not None:  # not in the transcript: the audio was scored against the phrase
         text += f" [dim](sound check: the transcript has «{safe(str(note.get('written', '')))}»; listen)[/]"
     suspect = " [dim](suspect)[/]" if hit["suspect"] else ""
-    return (f"   [{colour}]▲ {clock(hit['start_s'])}–{clock(hit['end_s'])} {safe(hit['rule_id'])}[/] "
+    # the text model has one rule id for every class: say which it heard
+    kind = f" ({safe(hit['category'])})" if hit.get("match_type") == "model" else ""
+    return (f"   [{colour}]▲ {clock(hit['start_s'])}–{clock(hit['end_s'])} {safe(hit['rule_id'])}{kind}[/] "
             f"{hit['severity']}{text} {hit['confidence']:.2f}{suspect} [dim]{hit['hit_id']}[/]")
 
 

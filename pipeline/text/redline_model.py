@@ -11,9 +11,11 @@ punctuation does not change the score, and raises a hit with its own rule id
 the most likely hostile class (:data:`CATEGORY_OF_CLASS`); a binary model (classes
 0/1) reports ``redline_abuse``.
 
-Model hits have severity ``info`` by default: they set the red-line flag and
-send the call to review, but do not fail the scorecard on their own (a
-lexicon hit or a reviewer does). Pass ``severity="fatal"`` to change that.
+Model hits have severity ``info`` by default: one that no rule of its class
+confirms sends the call to review (the scorecard's ``[outcome]``; a red-line
+class also sets the red-line flag), but they do not fail the scorecard on
+their own (a lexicon hit or a reviewer does). Pass ``severity="fatal"`` to
+change that.
 
 The model is loaded once (:meth:`RedlineTextModel.load`) and passed in;
 :func:`score_utterances` is pure.

@@ -6,7 +6,7 @@ Report period: ISO week 2026-W47 (2026-11-16 .. 2026-11-22); previous week
     call date        team agent score grade passed fatal redline copc(c,b,comp) outcome          suspect_share
     c1   2026-11-16  T1   a1    90    A     yes    -     -       ok ok ok       pass             0.0
     c2   2026-11-17  T1   a1    70    C     no     -     -       X  ok ok       fail             0.1
-    c3   2026-11-18  T1   a2    85    B     yes    -     -       ok X  ok       needs_review     0.2
+    c3   2026-11-18  T1   a2    85    B     no     -     -       ok X  ok       needs_review     0.2
     c4   2026-11-19  T2   a3     0    D     no     yes   2 hits  X  ok ok       fail             0.0
     c5   2026-11-20  T2   a3    60    C     no     -     -       ok ok X        needs_listening  0.3
     c6   2026-11-22  T2   a4    95    A     yes    -     -       ok ok ok       pass             0.0
@@ -32,7 +32,7 @@ CALLS = [
     # call, date, team, agent, score, grade, passed, fatal, redline_hits, copc (c, b, comp), outcome, suspect, dur
     ("c1", "2026-11-16", "T1", "a1", 90.0, "A", True, False, 0, (True, True, True), "pass", 0.0, 60.0),
     ("c2", "2026-11-17", "T1", "a1", 70.0, "C", False, False, 0, (False, True, True), "fail", 0.1, 120.0),
-    ("c3", "2026-11-18", "T1", "a2", 85.0, "B", True, False, 0, (True, False, True), "needs_review", 0.2, 180.0),
+    ("c3", "2026-11-18", "T1", "a2", 85.0, "B", False, False, 0, (True, False, True), "needs_review", 0.2, 180.0),
     ("c4", "2026-11-19", "T2", "a3", 0.0, "D", False, True, 2, (False, True, True), "fail", 0.0, 240.0),
     ("c5", "2026-11-20", "T2", "a3", 60.0, "C", False, False, 0, (True, True, False), "needs_listening", 0.3, 300.0),
     ("c6", "2026-11-22", "T2", "a4", 95.0, "A", True, False, 0, (True, True, True), "pass", 0.0, 360.0),

@@ -143,8 +143,9 @@ def rank_hits(hits: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     specific evidence before absences, then time.
 
     A generic "greeting missing" at 00:00 must not crowd out the one phrase that failed the call, nor
-    the text model's or the sound check's hit (severity info) that sent it to review: those count as
-    problems, not observations.
+    a hit of the text model or the sound check (severity info): evidence to listen to, and what sends a
+    call to review (any model hit no rule confirms; a sound-check hit in a red-line category). They count
+    as problems, not observations.
     """
     return sorted(hits, key=lambda h: (h["severity"] != "fatal", h["category"] not in REDLINE_CATEGORIES,
                                        bool(h.get("suspect")), _observation(h),
@@ -152,8 +153,8 @@ def rank_hits(hits: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
 
 
 def _observation(hit: Mapping[str, Any]) -> bool:
-    """An info hit that asks nothing of a reviewer (not the model's or the sound check's, which send a call to
-    review)."""
+    """An info hit that asks nothing of a reviewer (not the text model's or the sound check's: those are
+    evidence to listen to)."""
     return hit["severity"] == "info" and hit.get("match_type") not in ("model", "forced")
 
 

@@ -221,6 +221,11 @@ def test_a_hostile_turn_only_the_model_heard_goes_to_review_whatever_its_class()
     confirmed = score_call([shirking, rule], {}, card)  # a rule heard shirking: its deduction stands
     assert "model_only:shirking" not in confirmed.outcome_reasons
     assert confirmed.outcome == ("pass" if confirmed.score >= card.pass_score else "fail")
+    # the sound check read "我没有这个权限" into a turn Whisper wrote "…前线": review, like the model
+    heard = Hit("c3", "shirking.policy", "m", "shirking", "info", "customer", "agent", 1.0, 2.0, "forced")
+    assert score_call([heard], {}, card).outcome_reasons == ("unconfirmed:shirking",)
+    assert score_call([heard, shirking], {}, card).outcome_reasons == ("unconfirmed:shirking",)
+    assert score_call([heard, rule], {}, card).outcome_reasons in ((), ("scorecard_fail",))
 
 
 def test_a_call_without_speech_has_no_score_and_needs_listening(card) -> None:

@@ -303,11 +303,15 @@ def call_outcome(hits: Sequence[Hit], features_row: Mapping[str, Any], scorecard
         found.append((rules.model_only_redline, "redline_model_only" if model_only else "redline_unconfirmed"))
     # The model's threshold is on P(not clean); its category is a guess between hostile classes that
     # overlap ("你问我，我问谁去" is a counter-question and shirking). A hostile turn it heard in a
-    # category no rule hit confirms goes to review too, not a pass on a deduction.
+    # category no rule hit confirms goes to review too, not a pass on a deduction; so does a phrase
+    # only the sound check read into the audio ("我没有这个权限" written "…前线"), in any category.
     confirmed = {h.category for h in hits if not _unconfirmed(h)}
-    for category in sorted({h.category for h in hits if h.match_type == "model"
-                            and h.category not in REDLINE_CATEGORIES and h.category not in confirmed}):
-        found.append(("needs_review", f"model_only:{category}"))
+    unconfirmed: dict[str, set[str]] = {}
+    for h in hits:
+        if _unconfirmed(h) and h.category not in REDLINE_CATEGORIES and h.category not in confirmed:
+            unconfirmed.setdefault(h.category, set()).add(h.match_type)
+    for category, how in sorted(unconfirmed.items()):
+        found.append(("needs_review", f"{'model_only' if how == {'model'} else 'unconfirmed'}:{category}"))
     speech_s = features_row.get("speech_total_s")
     if speech_s is not None and not speech_s > 0:
         found.append((rules.no_speech, "no_speech"))

@@ -31,7 +31,8 @@ asks it to *score* the phrase instead (:class:`pipeline.asr.forced.ForcedScorer`
 
    The hit has severity ``info``: it takes no points, and a red line heard only this way makes
    the call "needs review" (``[outcome] model_only_redline`` in the scorecard, reason
-   ``redline_unconfirmed``), never a fail and never a clean pass. It carries ``match_type``
+   ``redline_unconfirmed``), never a fail and never a clean pass; so does a phrase of another
+   category no rule hit confirms (reason ``unconfirmed:<category>``). It carries ``match_type``
    ``forced``, the written words' times, ``confidence`` = ``1 / (1 + exp(-log ratio))`` (the
    phrase's share if those were the only two readings) and, in ``detail``, what was written,
    the log ratio and the phrase probability.

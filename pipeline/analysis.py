@@ -31,7 +31,7 @@ from pipeline.asr.model import resolve_model
 from pipeline.asr.transcribe import Transcriber, Transcription, WhisperTranscriber, decode_unheard, transcribe_speech
 from pipeline.audio.levels import ChannelFacts, measure_channel
 from pipeline.audio.loudness import LoudnessTrack, loudness_tracks, refine_segments, with_segments
-from pipeline.audio.vad import detect_speech
+from pipeline.audio.vad import detect_faint_speech, detect_speech
 from pipeline.config import Config
 from pipeline.records import Call, CallEvidence, Hit, SpeechSegment, Utterance
 from pipeline.scoring.classifier import TrainedModel, apply_model
@@ -212,14 +212,20 @@ def transcribe_audio(call: Call, resources: Resources) -> Transcript:
 
 def hear_missed_sound(call: Call, segments: Sequence[SpeechSegment], tracks: Mapping[str, LoudnessTrack],
                       transcription: Transcription, resources: Resources) -> tuple[Transcription, list[Gap]]:
-    """The sound VAD did not take for speech: decoded (``[asr] decode_vad_missed``, keeping only trusted
-    text), and what still has no text as ``vad_missed`` gaps (:func:`pipeline.asr.coverage.sound_gaps`)."""
-    asr = resources.config.asr
-    unheard = sound_gaps(tracks, segments, transcription.utterances, asr)
+    """The sound VAD did not take for speech, loud or a faint voice (``[vad] faint_threshold``): decoded
+    (``[asr] decode_vad_missed``, keeping only trusted text), and what still has no text as ``vad_missed``
+    gaps (:func:`pipeline.asr.coverage.sound_gaps`)."""
+    asr, vad = resources.config.asr, resources.config.vad
+    faint = {channel.role: detect_faint_speech(channel, vad) for channel in call.channels}
+
+    def missed(utterances: Sequence[Utterance]) -> list[Gap]:
+        return sound_gaps(tracks, segments, utterances, asr, faint, vad.min_speech_duration_ms / 1000)
+
+    unheard = missed(transcription.utterances)
     if unheard and asr.decode_vad_missed:  # a voice Silero did not hear: try it
         transcription = decode_unheard(call, segments, transcription, unheard, resources.transcriber, asr,
                                        resources.hallucinations)
-        unheard = sound_gaps(tracks, segments, transcription.utterances, asr)
+        unheard = missed(transcription.utterances)
     return transcription, unheard
 
 

@@ -50,6 +50,7 @@ class InputConfig(_Section):
 
 class VadConfig(_Section):
     threshold: Annotated[Num, Field(gt=0, lt=1)]
+    faint_threshold: Literal["off"] | Annotated[Num, Field(gt=0, lt=1)]
     min_speech_duration_ms: Annotated[Int, Field(ge=0)]
     min_silence_duration_ms: Annotated[Int, Field(ge=0)]
     speech_pad_ms: Annotated[Int, Field(ge=0)]
@@ -64,6 +65,13 @@ class VadConfig(_Section):
     onset_above_floor_db: Annotated[Num, Field(ge=0)]
     onset_below_speech_db: Annotated[Num, Field(ge=0)]
     onset_max_shift_s: Annotated[Num, Field(ge=0)]
+
+    @model_validator(mode="after")
+    def _check(self) -> VadConfig:
+        if self.faint_threshold != "off" and self.faint_threshold >= self.threshold:
+            raise ValueError(f"faint_threshold ({self.faint_threshold:g}) must be below threshold "
+                             f"({self.threshold:g}), or \"off\"")
+        return self
 
 
 class GuardConfig(_Section):

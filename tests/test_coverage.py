@@ -129,6 +129,62 @@ def test_sound_the_vad_did_not_take_for_speech_is_a_gap_to_listen_to() -> None:
     assert len(sound_gaps({"agent": agent}, speech, [], ASR)) == 2  # 5-6 s and 9-10 s, text gone
 
 
+def test_a_faint_voice_silero_hears_only_when_listening_harder_is_a_gap_unless_it_widens_speech() -> None:
+    speech = [seg("agent", 1.0, 3.0)]
+    agent = track("agent", {(1.0, 3.0): -20.0, (14.0, 15.0): -24.0}, speech=[(1.0, 3.0)], seconds=20.0)
+    customer = track("customer", {(10.0, 11.0): -5.0}, speech=[(10.0, 11.0)], seconds=20.0)
+    tracks = {"agent": agent, "customer": customer}
+    segments = [*speech, seg("customer", 10.0, 11.0)]
+    faint = {"agent": [(2.8, 3.4),  # widens the VAD segment: the same speech, none
+                       (5.0, 5.6),  # alone, quiet: a gap
+                       (6.0, 6.1),  # shorter than faint_min_s: none
+                       (7.0, 7.6),  # under text: none
+                       (10.2, 10.8),  # the customer 15 dB louder there, an echo: none
+                       (10.9, 11.5),  # the customer louder over a sixth of it: kept whole
+                       (14.2, 14.8)]}  # inside a loud gap: the loud one only
+    text = [said("agent", "好的", 7.0, 7.6)]
+    gaps = sound_gaps(tracks, segments, text, ASR, faint, faint_min_s=0.2)
+    assert [(round(g.start_s, 2), round(g.end_s, 2)) for g in gaps] == [(5.0, 5.6), (10.9, 11.5), (14.1, 14.9)]
+    assert "faint voice" in gaps[0].detail and "dB or more" in gaps[2].detail
+    assert {g.reason for g in gaps} == {"vad_missed"}
+    assert sound_gaps(tracks, segments, text, ASR, faint=None) == [gaps[2]]
+
+
+def test_a_quiet_thank_you_on_a_noisy_line_that_the_vad_misses_is_marked(tmp_path) -> None:
+    """The coverage benchmark's seed 0, call 0: the agent's quiet "好，谢谢" (26.65-27.27 s, 3-4 dB over
+    the line noise) is not VAD speech and under the loudness rule; the faint pass finds it."""
+    pytest.importorskip("scipy")
+    from pipeline.audio.decode import load_call
+    from pipeline.audio.loudness import loudness_tracks
+    from pipeline.audio.vad import detect_faint_speech, detect_speech
+    from scripts.make_calls import ClipBank, build_call, stress_layout, write_call
+
+    try:
+        bank = ClipBank.load()
+    except FileNotFoundError:
+        pytest.skip("real clips not available (../shared/data/speech)")
+    config = default_config()
+    audio, truth = build_call(stress_layout(bank, np.random.default_rng(0), turns=10), bank, telephone=True,
+                              snr_db=20.0, seed=0)
+    piece = (26.652, 27.268)
+    assert any(abs(a - piece[0]) < 0.01 and abs(b - piece[1]) < 0.01 for a, b in truth["speech"]["agent"])
+    call = load_call(write_call(tmp_path, "call_000", audio, truth, telephone=True), config)
+    agent = call.channels[0]
+    segments = [s for channel in call.channels for s in detect_speech(channel, config.vad)]
+    assert agent.role == "agent"
+    assert not any(s.role == "agent" and s.start_s < piece[1] and piece[0] < s.end_s for s in segments)
+    faint = {channel.role: detect_faint_speech(channel, config.vad) for channel in call.channels}
+    assert any(a < piece[1] and piece[0] < b for a, b in faint["agent"])
+    tracks = loudness_tracks(call, segments, config.vad.loudness_frame_s)
+
+    def marked(gaps: Sequence[Gap]) -> float:
+        return sum(max(0.0, min(g.end_s, piece[1]) - max(g.start_s, piece[0])) for g in gaps if g.role == "agent")
+
+    assert marked(sound_gaps(tracks, segments, [], config.asr)) < 0.1
+    assert marked(sound_gaps(tracks, segments, [], config.asr, faint, 0.2)) >= 0.5 * (piece[1] - piece[0])
+    assert detect_faint_speech(agent, config.vad.model_copy(update={"faint_threshold": "off"})) == []
+
+
 def test_coverage_columns_per_role_leave_out_crosstalk_and_are_none_without_speech() -> None:
     segments = (seg("agent", 0.0, 10.0), seg("customer", 20.0, 24.0, -50.0))
     evidence = CallEvidence("c1", 30.0, ("agent", "customer"), segments, (said("agent", "您好" * 8, 0.0, 7.5),))
@@ -299,6 +355,29 @@ def test_sound_vad_missed_is_decoded_at_temperature_0_and_only_trusted_text_is_k
     # the text the guard trusts needs no VAD segment under it, only the sound it was decoded from
     assert not result.utterances[1].suspect
     assert decode_unheard(call, segments, first, [], transcriber, ASR, LEXICON) is first
+
+
+def test_speech_gaps_are_found_again_on_the_text_decoded_from_sound_the_vad_missed() -> None:
+    """Text decoded from sound next to a VAD segment changes that segment's gap (on a built call, a
+    stored gap started 0.38 s after the speech it stood for): the gaps are found again on the final
+    text, with the reasons already known."""
+    from pipeline.asr.coverage import crosstalk_of
+
+    call = make_call("agent")
+    segments = [seg("agent", 1.0, 6.0)]
+    looped = [([], [DecodeNote("agent", 2.0, 6.0, "loop", "Whisper looped ('您好' x5)")])] * 3
+    first = transcribe_speech(call, segments, ScriptedRedecoder([said("agent", "您好请问", 1.0, 2.0)], looped),
+                              ASR, LEXICON)
+    (before,) = first.gaps
+    heard = ScriptedRedecoder([], again=[([said("agent", "好的", 6.0, 6.4)], [])])
+    result = decode_unheard(call, segments, first, [Gap("agent", 6.0, 7.0, "vad_missed")], heard, ASR, LEXICON)
+    (after,) = result.gaps
+    assert after.reason == "loop" and "您好" in after.detail  # the reason known before is kept
+    # the gap ended at the segment's end; "好的" (6.0 s) now covers that end, back to 5.75 s with the margin
+    assert (before.start_s, before.end_s, after.start_s, after.end_s) == (2.5, 6.0, 2.5, 5.75)
+    notes = [DecodeNote("agent", 2.0, 6.0, "loop", after.detail)]
+    assert result.gaps == tuple(find_gaps(("agent",), segments, crosstalk_of(segments, ASR), result.utterances,
+                                          notes, MARGIN, GAP_MIN, ASR.coverage_snap_words))
 
 
 def test_a_plain_transcriber_gets_gaps_and_crosstalk_is_a_gap_of_its_own() -> None:

@@ -23,8 +23,9 @@ the speech, in pieces at least ``[asr] gap_min_s`` long, are the *gaps*:
 - ``no_text``: Whisper, asked about this speech on its own, returned nothing
   (laughter, a cough, a word too short or too noisy);
 - ``vad_missed``: not VAD speech at all, but sound well above the channel's
-  line noise that nothing transcribed covers (:func:`sound_gaps`): Silero
-  does not hear every voice (a far-field speaker on a noisy line), so this
+  line noise, or a faint voice Silero hears only when it listens harder, that
+  nothing transcribed covers (:func:`sound_gaps`): Silero does not hear every
+  voice (a far-field speaker on a noisy line, a quiet "好，谢谢"), so this
   is where to listen for speech the transcript cannot show. Such sound is
   decoded once (``[asr] decode_vad_missed``, :func:`pipeline.asr.transcribe.decode_unheard`);
   what is left without trusted text is the gap. It does not count against
@@ -48,7 +49,7 @@ import numpy as np
 from pipeline.asr.snap import longest_s, snap_to_speech
 from pipeline.audio.loudness import LoudnessTrack, sound_threshold_db
 from pipeline.records import AGENT, CUSTOMER, MIXED, CallEvidence, SpeechSegment, Utterance
-from pipeline.spans import Span, subtract, union
+from pipeline.spans import Span, overlap_s, subtract, union
 
 #: Why speech has no text (see the module docstring), most specific first.
 GAP_REASONS = ("crosstalk", "loop", "hallucination", "decode_failure", "no_text", "vad_missed")
@@ -167,47 +168,75 @@ def find_gaps(roles: Sequence[str], segments: Sequence[SpeechSegment], crosstalk
 
 
 def sound_gaps(tracks: Mapping[str, LoudnessTrack], segments: Sequence[SpeechSegment],
-               utterances: Sequence[Utterance], asr: Any) -> list[Gap]:
-    """Sound outside VAD speech and text, loud enough to be a voice Silero did not hear (``vad_missed``).
+               utterances: Sequence[Utterance], asr: Any,
+               faint: Mapping[str, Sequence[Span]] | None = None, faint_min_s: float = 0.2) -> list[Gap]:
+    """Sound outside VAD speech and text where a voice may be that Silero did not hear (``vad_missed``).
 
-    A frame of a role's channel is such sound when its level, averaged over
-    three frames, is at least ``[asr] sound_above_floor_db`` over the channel's
-    noise floor (the 10th percentile of its frames outside VAD speech) and at
-    most ``[asr] sound_below_speech_db`` under its median speech frame (a
-    breath or the room after a word is quieter than that), and the other
-    channel is not ``[asr] crosstalk_margin_db`` louder there (an echo).
-    Stretches of them at least ``[asr] gap_min_s`` long, outside the role's VAD
-    segments and its text (:func:`text_spans`), are the gaps.
+    Two kinds of such sound, outside the role's VAD segments and its text
+    (:func:`text_spans`), and not an echo (the other channel ``[asr]
+    crosstalk_margin_db`` louder):
+
+    * *loud*: frames whose level, averaged over three frames, is at least
+      ``[asr] sound_above_floor_db`` over the channel's noise floor (the 10th
+      percentile of its frames outside VAD speech) and at most ``[asr]
+      sound_below_speech_db`` under its median speech frame (a breath or the
+      room after a word is quieter than that), in stretches at least ``[asr]
+      gap_min_s`` long;
+    * *faint*: the spans where Silero, listening harder (``faint``, from
+      :func:`pipeline.audio.vad.detect_faint_speech`), hears a voice and that
+      touch no VAD segment of the role (a span that only widens a segment is
+      the same speech, already decoded), in pieces at least ``faint_min_s``
+      long. A span is an echo when the other channel is that much louder over
+      at least half of it (a frame or two of it is the other side talking over
+      a quiet voice, which is what to listen for). A click or a breath is loud for a frame; this is a voice by
+      Silero's ear, too quiet or too short for the VAD.
 
     Args:
         tracks: per-role loudness with the VAD speech frames marked
             (:func:`pipeline.audio.loudness.loudness_tracks`).
         segments: every VAD segment of the call.
         utterances: the final utterances.
-        asr: the ``[asr]`` section (``sound_above_floor_db = "off"`` turns this off).
+        asr: the ``[asr]`` section (``sound_above_floor_db = "off"`` turns the loud kind off).
+        faint: per role, Silero's spans at the lower threshold (none: no faint kind).
+        faint_min_s: the shortest faint piece kept (``[vad] min_speech_duration_ms``).
     """
-    if asr.sound_above_floor_db == "off":
-        return []
     gaps: list[Gap] = []
     reach = segments if asr.coverage_snap_words else ()
+    decoded = "no trusted text" if asr.decode_vad_missed else "not decoded"
     for role, track in tracks.items():
-        threshold = sound_threshold_db(track, asr.sound_above_floor_db, asr.sound_below_speech_db)
-        if threshold is None:
-            continue
-        loud = np.convolve(track.dbfs, np.ones(3) / 3, mode="same") >= threshold
-        for other, echo in tracks.items():
-            if other != role:
-                n = min(len(loud), len(echo.dbfs))
-                loud[:n] &= ~(echo.dbfs[:n] >= track.dbfs[:n] + asr.crosstalk_margin_db)
-        edges = np.flatnonzero(np.diff(np.concatenate([[0], loud.astype(np.int8), [0]])))
-        sound = [(float(a * track.frame_s), float(b * track.frame_s))
-                 for a, b in zip(edges[::2], edges[1::2], strict=True)]
-        heard = union([*((x.start_s, x.end_s) for x in segments if x.role == role),
-                       *text_spans(utterances, role, asr.coverage_word_margin_s, reach)])
-        gaps += [Gap(role, a, b, "vad_missed", f"{asr.sound_above_floor_db:g} dB or more over the line noise; "
-                     f"{'no trusted text' if asr.decode_vad_missed else 'not decoded'}: listen for a voice here")
-                 for a, b in uncovered(union(sound), heard, asr.gap_min_s)]
+        vad = [(x.start_s, x.end_s) for x in segments if x.role == role]
+        heard = union([*vad, *text_spans(utterances, role, asr.coverage_word_margin_s, reach)])
+        echo = _stretches(_echo_frames(track, tracks, asr.crosstalk_margin_db), track.frame_s)
+        loud: list[Span] = []
+        threshold = (sound_threshold_db(track, asr.sound_above_floor_db, asr.sound_below_speech_db)
+                     if asr.sound_above_floor_db != "off" else None)
+        if threshold is not None:
+            frames = np.convolve(track.dbfs, np.ones(3) / 3, mode="same") >= threshold
+            loud = uncovered(subtract(_stretches(frames, track.frame_s), echo), heard, asr.gap_min_s)
+            gaps += [Gap(role, a, b, "vad_missed", f"{asr.sound_above_floor_db:g} dB or more over the line noise; "
+                         f"{decoded}: listen for a voice here") for a, b in loud]
+        alone = [(a, b) for a, b in union((faint or {}).get(role, ()))
+                 if not any(a < y and x < b for x, y in vad) and overlap_s([(a, b)], echo) < 0.5 * (b - a)]
+        gaps += [Gap(role, a, b, "vad_missed", f"a faint voice to Silero, not VAD speech; {decoded}: "
+                     "listen for a voice here")
+                 for a, b in uncovered(alone, union([*heard, *loud]), faint_min_s)]
     return sorted(gaps, key=lambda g: (g.start_s, g.role))
+
+
+def _echo_frames(track: LoudnessTrack, tracks: Mapping[str, LoudnessTrack], margin_db: float) -> np.ndarray:
+    """The frames of ``track`` where another channel is at least ``margin_db`` louder (its voice leaking in)."""
+    echo = np.zeros(len(track.dbfs), bool)
+    for other in tracks.values():
+        if other.role != track.role:
+            n = min(len(echo), len(other.dbfs))
+            echo[:n] |= other.dbfs[:n] >= track.dbfs[:n] + margin_db
+    return echo
+
+
+def _stretches(frames: np.ndarray, frame_s: float) -> list[Span]:
+    """The runs of true frames, in seconds."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], frames.astype(np.int8), [0]])))
+    return [(float(a * frame_s), float(b * frame_s)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
 
 def _reason(role: str, start_s: float, end_s: float, notes: Sequence[DecodeNote],

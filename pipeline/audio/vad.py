@@ -70,6 +70,24 @@ def _chunked_speech(samples: np.ndarray, config: VadConfig) -> list[tuple[int, i
     return joined
 
 
+def detect_faint_speech(channel: Channel, config: VadConfig) -> list[tuple[float, float]]:
+    """Where Silero, listening harder (``[vad] faint_threshold``), hears a voice: spans in seconds.
+
+    The same chunked run as :func:`detect_speech` with the lower threshold (and
+    Silero's own lower threshold to stay in speech, 0.15 under it). Its spans
+    are not speech segments: nothing is decoded or timed from them as speech.
+    They tell :func:`pipeline.asr.coverage.sound_gaps` where a voice may be that
+    the VAD did not take for speech: a quiet "好，谢谢" on a noisy line reaches
+    a speech probability of 0.5-0.66 for 130 ms, under Silero's 200 ms minimum,
+    and stays 3-4 dB over the line noise, under the ``[asr]
+    sound_above_floor_db`` rule. ``"off"`` (or a silent channel) finds none.
+    """
+    if config.faint_threshold == "off" or peak_dbfs(channel.samples) < config.silence_floor_dbfs:
+        return []
+    looser = config.model_copy(update={"threshold": config.faint_threshold})
+    return [(start / SAMPLE_RATE_HZ, end / SAMPLE_RATE_HZ) for start, end in _chunked_speech(channel.samples, looser)]
+
+
 def detect_speech(channel: Channel, config: VadConfig) -> list[SpeechSegment]:
     """Return the speech segments of one channel, in time order, on the call clock.
 

@@ -9,7 +9,7 @@ fails where it is made, not three stages later.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -160,6 +160,17 @@ ERROR_CLASSES = ("customer", "business", "compliance", "none")
 MATCH_TYPES = ("exact", "fuzzy", "regex", "absence", "count", "model", "timing", "acoustic", "forced")
 #: What a QA lead does with a call, worst first: only "pass" counts as passed.
 OUTCOMES = ("fail", "needs_review", "needs_listening", "pass")
+#: Outcome reasons of a call whose every red-line hit is unconfirmed: only the text model heard it,
+#: or only the sound check (``pipeline.scoring.scorecard.call_outcome``).
+UNCONFIRMED_REDLINE_REASONS = ("redline_model_only", "redline_unconfirmed")
+
+
+def redline_label(redline: bool | None, reasons: Sequence[str] | None) -> str:
+    """How a call's red-line flag is shown: "red line", "red line, unconfirmed" (no rule heard it: a
+    person confirms or rejects it) or "" (none)."""
+    if not redline:
+        return ""
+    return "red line, unconfirmed" if set(reasons or ()) & set(UNCONFIRMED_REDLINE_REASONS) else "red line"
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,9 @@ def test_list_shows_each_calls_values(cli, store):
     # findings, most specific first: the fatal red line, then found evidence, then a missing phrase
     assert [part.strip() for part in rows["c-red"].split("3 (1!)")[1].split(" | ")] == [
         "00:01.0 redline.counter_question", "00:08.0 timing.silence", "00:40.0 closing.script"]
-    assert rows["c-review"].split()[5:10] == ["100", "A", "needs", "review", "red"]
+    # only the model heard its red line: flagged, and said to be unconfirmed (c-red's lexicon hit is not)
+    assert rows["c-review"].split()[5:12] == ["100", "A", "needs", "review", "red", "line,", "unconfirmed"]
+    assert "unconfirmed" not in rows["c-red"]
     assert rows["c-fail"].split()[:9] == ["c-fail", "2026-11-20", "售后二组", "A008", "60s", "67", "C", "FAIL", "2"]
     assert rows["c-listen"].split() == ["c-listen", "2026-11-20", "60s", "needs", "listening", "0"]  # no score
     assert rows["c-pass"].split()[5:9] == ["100", "A", "pass", "0"]

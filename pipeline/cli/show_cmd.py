@@ -31,7 +31,7 @@ from pipeline.cli.common import (
     out,
     safe,
 )
-from pipeline.records import OUTCOMES, REDLINE_CATEGORIES
+from pipeline.records import OUTCOMES, REDLINE_CATEGORIES, redline_label
 from pipeline.store import Store
 from pipeline.text.sound_check import read_note
 
@@ -57,7 +57,8 @@ def _verdict(call: dict[str, Any], row: dict[str, Any]) -> str:
         return "[red]error[/]"
     outcome = row.get("outcome")
     text = _OUTCOME_STYLE.get(outcome or "", safe(outcome or ""))
-    return text + (" [bold red]red line[/]" if row.get("redline") else "")
+    label = redline_label(row.get("redline"), row.get("outcome_reasons"))
+    return text + (f" [bold red]{label}[/]" if label == "red line" else f" [yellow]{label}[/]" if label else "")
 
 
 def calls_overview(store: Store, limit: int) -> Table:

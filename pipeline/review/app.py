@@ -27,6 +27,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from pipeline.records import redline_label
 from pipeline.review import verdicts
 from pipeline.review.pages import register_pages
 from pipeline.review.security import (
@@ -82,6 +83,7 @@ def environment() -> Environment:
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["clock"] = clock
     env.filters["pct"] = lambda x: f"{100 * x:.0f}%" if x is not None else "–"
+    env.globals["redline_label"] = redline_label
     return env
 
 

@@ -144,8 +144,7 @@ def rank_hits(hits: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
 
     A generic "greeting missing" at 00:00 must not crowd out the one phrase that failed the call, nor
     a hit of the text model or the sound check (severity info): evidence to listen to, and what sends a
-    call to review (any model hit no rule confirms; a sound-check hit in a red-line category). They count
-    as problems, not observations.
+    call to review when no rule hit of its category confirms it. They count as problems, not observations.
     """
     return sorted(hits, key=lambda h: (h["severity"] != "fatal", h["category"] not in REDLINE_CATEGORIES,
                                        bool(h.get("suspect")), _observation(h),

@@ -248,6 +248,25 @@ def test_a_call_that_needs_review_is_not_called_failed(store, tables):
     assert "failed" in client.get("/calls/c-low").text.split('id="outcome"')[1].split("</div>")[0]
 
 
+def test_a_red_line_no_rule_heard_is_shown_unconfirmed(store, tables):
+    features = tables["features"].to_pylist()
+    for row in features:
+        row["outcome"], row["outcome_reasons"] = ("pass", []) if row["passed"] else ("fail", ["scorecard_fail"])
+        if row["call_id"] == "c-pass":  # only the text model heard a red line
+            row.update(redline=True, passed=False, outcome="needs_review", outcome_reasons=["redline_model_only"])
+    client = make_client(store, {**tables, "features": pa.Table.from_pylist(features)})
+    login(client, "lena")
+    head = client.get("/calls/c-pass").text.split('id="outcome"')[1].split("</div>")[0]
+    assert 'class="badge redline unconfirmed"' in head and ">red line, unconfirmed</span>" in head
+    queue = client.get("/").text
+    unsure = queue[queue.index('>c-pass</a>'):].split("</tr>")[0]
+    sure = queue[queue.index('>c-red</a>'):].split("</tr>")[0]
+    assert ">red line, unconfirmed</span>" in unsure
+    assert '<span class="badge redline">red line</span>' in sure and "unconfirmed" not in sure
+    red = client.get("/calls/c-red").text.split('id="outcome"')[1].split("</div>")[0]
+    assert '<span class="badge redline">red line</span>' in red
+
+
 def test_a_sound_check_hit_says_what_the_transcript_has_and_asks_to_listen(client):
     login(client, "lena")
     html = client.get("/calls/c-pass").text

@@ -165,6 +165,12 @@ OUTCOMES = ("fail", "needs_review", "needs_listening", "pass")
 UNCONFIRMED_REDLINE_REASONS = ("redline_model_only", "redline_unconfirmed")
 
 
+def unconfirmed(match_type: str | None, severity: str | None) -> bool:
+    """Whether a hit is evidence no rule confirmed on the text: the text model's, or the sound check's
+    at severity info (its audio fit the phrase, but not clearly better than what Whisper wrote)."""
+    return match_type == "model" or (match_type == "forced" and severity == "info")
+
+
 def redline_label(redline: bool | None, reasons: Sequence[str] | None) -> str:
     """How a call's red-line flag is shown: "red line", "red line, unconfirmed" (no rule heard it: a
     person confirms or rejects it) or "" (none)."""

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.records import CATEGORIES, REDLINE_CATEGORIES
+from pipeline.records import CATEGORIES, REDLINE_CATEGORIES, unconfirmed
 from pipeline.review.snapshot import TIERS, Snapshot
 from pipeline.review.timeline import Timeline, build_timeline
 from pipeline.text.sound_check import read_note
@@ -163,7 +163,9 @@ def _hit_display(hit: Mapping[str, Any], pii: PiiDisplay) -> dict[str, Any]:
         note = {**note, "written": pii.text(note.get("written")), "phrase": pii.text(note.get("phrase"))}
     return {**hit, "matched_text": pii.text(hit.get("matched_text")), "context": pii.text(hit.get("context")),
             "category_name": CATEGORIES.get(hit["category"], hit["category"]),
-            "redline": hit["category"] in REDLINE_CATEGORIES, "sound_check": note}
+            "redline": ("" if hit["category"] not in REDLINE_CATEGORIES else "red line, unconfirmed"
+                        if unconfirmed(hit.get("match_type"), hit["severity"]) else "red line"),
+            "sound_check": note}
 
 
 def transcript(utterances: Sequence[Mapping[str, Any]], hits: Sequence[Mapping[str, Any]],

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from pipeline.errors import ConfigError
 from pipeline.paths import read_text_file, resolve
-from pipeline.records import CATEGORIES, OUTCOMES, REDLINE_CATEGORIES, Hit
+from pipeline.records import CATEGORIES, OUTCOMES, REDLINE_CATEGORIES, Hit, unconfirmed
 
 COPC_CLASSES = ("customer", "business", "compliance")
 
@@ -277,8 +277,8 @@ def score_call(hits: Sequence[Hit], features_row: Mapping[str, Any], scorecard: 
 
 
 def _unconfirmed(hit: Hit) -> bool:
-    """A red-line hit no rule confirmed on the text: the model's, or the sound check's at severity info."""
-    return hit.match_type == "model" or (hit.match_type == "forced" and hit.severity == "info")
+    """A hit no rule confirmed on the text: the model's, or the sound check's at severity info."""
+    return unconfirmed(hit.match_type, hit.severity)
 
 
 def call_outcome(hits: Sequence[Hit], features_row: Mapping[str, Any], scorecard: Scorecard,

@@ -254,17 +254,27 @@ def test_a_red_line_no_rule_heard_is_shown_unconfirmed(store, tables):
         row["outcome"], row["outcome_reasons"] = ("pass", []) if row["passed"] else ("fail", ["scorecard_fail"])
         if row["call_id"] == "c-pass":  # only the text model heard a red line
             row.update(redline=True, passed=False, outcome="needs_review", outcome_reasons=["redline_model_only"])
-    client = make_client(store, {**tables, "features": pa.Table.from_pylist(features)})
+    from tests.review.conftest import _hit
+
+    model = _hit("c-pass", "model.redline_text", "redline_abuse", "info", 11.0, 12.6, matched_text="玄棍你别买啊",
+                 match_type="model")
+    hits = pa.Table.from_pylist([*tables["hits"].to_pylist(), model], schema=tables["hits"].schema)
+    client = make_client(store, {**tables, "features": pa.Table.from_pylist(features), "hits": hits})
     login(client, "lena")
-    head = client.get("/calls/c-pass").text.split('id="outcome"')[1].split("</div>")[0]
+    page = client.get("/calls/c-pass").text
+    head = page.split('id="outcome"')[1].split("</div>")[0]
     assert 'class="badge redline unconfirmed"' in head and ">red line, unconfirmed</span>" in head
+    card = page[page.index(f'id="hit-{model["hit_id"]}"'):].split("</li>")[0]
+    assert '<span class="badge redline unconfirmed">red line, unconfirmed</span>' in card
     queue = client.get("/").text
     unsure = queue[queue.index('>c-pass</a>'):].split("</tr>")[0]
     sure = queue[queue.index('>c-red</a>'):].split("</tr>")[0]
     assert ">red line, unconfirmed</span>" in unsure
     assert '<span class="badge redline">red line</span>' in sure and "unconfirmed" not in sure
-    red = client.get("/calls/c-red").text.split('id="outcome"')[1].split("</div>")[0]
-    assert '<span class="badge redline">red line</span>' in red
+    red = client.get("/calls/c-red").text
+    assert '<span class="badge redline">red line</span>' in red.split('id="outcome"')[1].split("</div>")[0]
+    card = red[red.index('id="hit-h-c-red-abuse-insult"'):].split("</li>")[0]
+    assert '<span class="badge redline">red line</span>' in card  # a lexicon hit: confirmed
 
 
 def test_a_sound_check_hit_says_what_the_transcript_has_and_asks_to_listen(client):

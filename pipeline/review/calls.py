@@ -154,7 +154,7 @@ def rank_hits(hits: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
 def _observation(hit: Mapping[str, Any]) -> bool:
     """An info hit that asks nothing of a reviewer (not the text model's or the sound check's: those are
     evidence to listen to)."""
-    return hit["severity"] == "info" and hit.get("match_type") not in ("model", "forced")
+    return hit["severity"] == "info" and not unconfirmed(hit.get("match_type"), hit["severity"])
 
 
 def _hit_display(hit: Mapping[str, Any], pii: PiiDisplay) -> dict[str, Any]:

@@ -306,11 +306,11 @@ def call_outcome(hits: Sequence[Hit], features_row: Mapping[str, Any], scorecard
     # category no rule hit confirms goes to review too, not a pass on a deduction; so does a phrase
     # only the sound check read into the audio ("我没有这个权限" written "…前线"), in any category.
     confirmed = {h.category for h in hits if not _unconfirmed(h)}
-    unconfirmed: dict[str, set[str]] = {}
+    heard_by: dict[str, set[str]] = {}  # category -> match types of its unconfirmed hits
     for h in hits:
         if _unconfirmed(h) and h.category not in REDLINE_CATEGORIES and h.category not in confirmed:
-            unconfirmed.setdefault(h.category, set()).add(h.match_type)
-    for category, how in sorted(unconfirmed.items()):
+            heard_by.setdefault(h.category, set()).add(h.match_type)
+    for category, how in sorted(heard_by.items()):
         found.append(("needs_review", f"{'model_only' if how == {'model'} else 'unconfirmed'}:{category}"))
     speech_s = features_row.get("speech_total_s")
     if speech_s is not None and not speech_s > 0:

@@ -73,7 +73,9 @@ def report(
     facts = result.facts
     rate = facts.get("pass_rate")
     out.print(f"{report_period.kind} {report_period.label}: {facts.get('calls', 0)} calls, pass rate "
-              f"{'n/a' if rate is None else f'{rate:.1%}'}, {facts['redline_total']} red-line")
+              f"{'n/a' if rate is None else f'{rate:.1%}'}, {facts['redline_total']} red-line"
+              + (f" ({facts['redline_unconfirmed_total']} unconfirmed, to review)"
+                 if facts.get("redline_unconfirmed_total") else ""))
     out.print(f"report: {escape(str(files.html))}")
     out.print(f"tables: {escape(str(files.tables_dir))}/ (CSV and Parquet)")
     if pdf:

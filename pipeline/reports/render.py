@@ -38,7 +38,8 @@ from pipeline.reports.report import Report
 LABELS: Mapping[str, str] = {
     "team": "组 team", "agent_id": "坐席 agent", "calls": "通话 calls", "scored": "已评分 scored",
     "pass_rate": "合格率 pass rate", "mean_score": "平均分 mean", "fatal_calls": "致命 fatal",
-    "redline_calls": "红线 red line", "review_calls": "待复核 to review", "prev_calls": "上期通话 prev calls",
+    "redline_calls": "红线 red line", "redline_unconfirmed_calls": "红线待确认 unconfirmed",
+    "redline_status": "红线 red line", "review_calls": "待复核 to review", "prev_calls": "上期通话 prev calls",
     "prev_pass_rate": "上期合格率 prev", "prev_mean_score": "上期平均分 prev", "pass_rate_change": "合格率变化 Δ",
     "mean_score_change": "平均分变化 Δ", "rule_id": "规则 rule", "category": "类别 category",
     "category_name": "类别 category", "severity": "严重度 severity", "severity_name": "严重度 severity",
@@ -70,6 +71,8 @@ _POINTS = {"pass_rate_change", "call_rate_change", "error_rate_change"}
 _DECIMAL = {"mean_score", "prev_mean_score", "score", "problems_per_call"}
 _SIGNED = {"mean_score_change"}
 _RATIO = {"kappa", "alpha"}
+#: How a red-line call's status is shown (tables.redline_calls).
+_REDLINE_STATUS = {"confirmed": "确认 confirmed", "unconfirmed": "待确认 unconfirmed"}
 #: health/review_summary metrics shown as percentages.
 _PERCENT_METRICS = {"failed_rate", "agent_coverage", "customer_coverage", "suspect_share", "reviewed_share",
                     "reviewer_fail_rate", "scorecard_agreement", "reviewed_hit_share"}
@@ -89,6 +92,8 @@ def format_value(column: str, value: Any, metric: str | None = None) -> str:
         return "n/a"
     if isinstance(value, bool):
         return "是" if value else "否"
+    if column == "redline_status":
+        return _REDLINE_STATUS.get(value, str(value))
     if column.startswith("grade_") or column in _PERCENT or (metric in _PERCENT_METRICS and column == "value"):
         return f"{value:.1%}"
     if column in _POINTS:

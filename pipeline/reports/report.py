@@ -129,6 +129,7 @@ def build_report(inputs: ReportInputs, period: Period, settings: ReportSettings 
                    agreement_alpha=agreement.alpha)
         counts = engine.table(f"""SELECT
             count(*) FILTER (WHERE {within(period)} AND redline) AS redline_calls,
+            count(*) FILTER (WHERE {within(period)} AND {tables.UNCONFIRMED}) AS redline_unconfirmed_calls,
             count(*) FILTER (WHERE {within(period)} AND outcome IN {tables.REVIEW_OUTCOMES}) AS review_calls
             FROM f""").to_pylist()[0]
     finally:
@@ -136,7 +137,8 @@ def build_report(inputs: ReportInputs, period: Period, settings: ReportSettings 
     overall = out["overall"].to_pylist()
     facts = {
         **(overall[0] if overall else {"calls": 0}),
-        "redline_total": counts["redline_calls"], "review_total": counts["review_calls"],
+        "redline_total": counts["redline_calls"], "redline_unconfirmed_total": counts["redline_unconfirmed_calls"],
+        "review_total": counts["review_calls"],
         "analyses_dropped": inputs.analyses_dropped,
     }
     return Report(period=period, previous=previous, trend_periods=trend_periods, settings=settings,

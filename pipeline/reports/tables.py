@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 import pyarrow as pa
 
-from pipeline.records import CATEGORIES
+from pipeline.records import CATEGORIES, UNCONFIRMED_REDLINE_REASONS
 from pipeline.reports.engine import Engine, within
 from pipeline.reports.inputs import sql
 from pipeline.reports.periods import Period
@@ -37,6 +37,10 @@ COPC_NAMES = {"customer": "顾客关键错误", "business": "业务关键错误"
 SEVERITY_NAMES = {"fatal": "致命", "non_fatal": "非致命"}
 #: Outcomes that ask for a person (features.outcome).
 REVIEW_OUTCOMES = ("needs_review", "needs_listening")
+#: SQL: the call's red line is unconfirmed (only the text model or the sound check heard it; the call is
+#: in the review queue, not failed: :func:`pipeline.records.redline_label`).
+UNCONFIRMED = ("redline AND list_has_any(coalesce(outcome_reasons, []::VARCHAR[]), ["
+               + ", ".join(f"'{r}'" for r in UNCONFIRMED_REDLINE_REASONS) + "])")
 #: A rule is common only if at least this many agents have it.
 COMMON_MIN_AGENTS = 2
 #: Agents named per problem.
@@ -57,6 +61,7 @@ def _score_aggregates(grades: Sequence[str]) -> str:
     return f"""count(*) AS calls, count(score) AS scored, avg(passed::DOUBLE) AS pass_rate,
         avg(score) AS mean_score, count(*) FILTER (WHERE fatal_failed) AS fatal_calls,
         count(*) FILTER (WHERE redline) AS redline_calls,
+        count(*) FILTER (WHERE {UNCONFIRMED}) AS redline_unconfirmed_calls,
         count(*) FILTER (WHERE outcome IN {REVIEW_OUTCOMES}) AS review_calls{grade_mix}"""
 
 
@@ -72,7 +77,8 @@ def score_summary(engine: Engine, period: Period, previous: Period, by: str, gra
 
     Returns:
         One row per group: the key column(s), calls, scored, pass_rate,
-        mean_score, fatal_calls, redline_calls, review_calls, grade_* shares,
+        mean_score, fatal_calls, redline_calls (every red-line flag), redline_unconfirmed_calls (of
+        those, the ones no rule heard: in the review queue, not failed), review_calls, grade_* shares,
         prev_calls, prev_pass_rate, prev_mean_score, pass_rate_change,
         mean_score_change; ordered by key.
     """
@@ -253,15 +259,18 @@ def _with_links(table: pa.Table, review_url: str) -> pa.Table:
     return table.append_column("link", pa.array(links, pa.string()))
 
 
-_CALL_COLUMNS = """call_id, call_date, started_at, team, agent_id, score, grade, outcome,
+_CALL_COLUMNS = f"""call_id, call_date, started_at, team, agent_id, score, grade, outcome,
     array_to_string(outcome_reasons, ', ') AS outcome_reasons, array_to_string(failed_items, ', ') AS failed_items,
-    redline_hits"""
+    redline_hits, CASE WHEN {UNCONFIRMED} THEN 'unconfirmed' WHEN redline THEN 'confirmed' END AS redline_status"""
 
 
 def redline_calls(engine: Engine, period: Period, limit: int, review_url: str) -> pa.Table:
-    """The period's red-line calls, most red-line hits first, then lowest score; with review-app links."""
+    """The period's red-line calls with review-app links: confirmed ones first (a rule heard the red line;
+    the call failed), then unconfirmed ones (``redline_status``; only the text model or the sound check
+    heard it, so the call waits for a person), each most red-line hits first, then lowest score."""
     table = engine.table(f"""SELECT {_CALL_COLUMNS} FROM f WHERE {within(period)} AND redline
-        ORDER BY redline_hits DESC NULLS LAST, score ASC NULLS LAST, call_id LIMIT {int(limit)}""")
+        ORDER BY redline_status = 'unconfirmed', redline_hits DESC NULLS LAST, score ASC NULLS LAST, call_id
+        LIMIT {int(limit)}""")
     return _with_links(table, review_url)
 
 

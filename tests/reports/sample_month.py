@@ -6,7 +6,7 @@ Report period: ISO week 2026-W47 (2026-11-16 .. 2026-11-22); previous week
     call date        team agent score grade passed fatal redline copc(c,b,comp) outcome          suspect_share
     c1   2026-11-16  T1   a1    90    A     yes    -     -       ok ok ok       pass             0.0
     c2   2026-11-17  T1   a1    70    C     no     -     -       X  ok ok       fail             0.1
-    c3   2026-11-18  T1   a2    85    B     no     -     -       ok X  ok       needs_review     0.2
+    c3   2026-11-18  T1   a2    85    B     no     -     1 (*)   ok X  ok       needs_review     0.2
     c4   2026-11-19  T2   a3     0    D     no     yes   2 hits  X  ok ok       fail             0.0
     c5   2026-11-20  T2   a3    60    C     no     -     -       ok ok X        needs_listening  0.3
     c6   2026-11-22  T2   a4    95    A     yes    -     -       ok ok ok       pass             0.0
@@ -14,9 +14,12 @@ Report period: ISO week 2026-W47 (2026-11-16 .. 2026-11-22); previous week
     p2   2026-11-12  T2   a3    50    D     no
     p3   2026-11-14  T2   a4   100    A     yes
 
+(*) c3's red line is unconfirmed: only the text model heard it (reason
+redline_model_only), so the call is in the review queue, not failed.
+
 Hits (rule, category, severity, class): c1 forbidden x1; c2 forbidden x2 +
-opening x1; c3 opening x1 + politeness (info); c4 abuse (fatal) x2 +
-forbidden (suspect); c5 opening x1; p2 forbidden x1.
+opening x1; c3 opening x1 + politeness (info) + the text model (redline_abuse,
+info); c4 abuse (fatal) x2 + forbidden (suspect); c5 opening x1; p2 forbidden x1.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ CALLS = [
     # call, date, team, agent, score, grade, passed, fatal, redline_hits, copc (c, b, comp), outcome, suspect, dur
     ("c1", "2026-11-16", "T1", "a1", 90.0, "A", True, False, 0, (True, True, True), "pass", 0.0, 60.0),
     ("c2", "2026-11-17", "T1", "a1", 70.0, "C", False, False, 0, (False, True, True), "fail", 0.1, 120.0),
-    ("c3", "2026-11-18", "T1", "a2", 85.0, "B", False, False, 0, (True, False, True), "needs_review", 0.2, 180.0),
+    ("c3", "2026-11-18", "T1", "a2", 85.0, "B", False, False, 1, (True, False, True), "needs_review", 0.2, 180.0),
     ("c4", "2026-11-19", "T2", "a3", 0.0, "D", False, True, 2, (False, True, True), "fail", 0.0, 240.0),
     ("c5", "2026-11-20", "T2", "a3", 60.0, "C", False, False, 0, (True, True, False), "needs_listening", 0.3, 300.0),
     ("c6", "2026-11-22", "T2", "a4", 95.0, "A", True, False, 0, (True, True, True), "pass", 0.0, 360.0),
@@ -43,10 +46,12 @@ CALLS = [
 FORBIDDEN = ("forbidden.buqingchu", "forbidden_phrase", "non_fatal", "customer")
 OPENING = ("opening.greeting", "opening", "non_fatal", "business")
 POLITE = ("politeness.missing", "politeness", "info", "customer")
+MODEL = ("model.redline_text", "redline_abuse", "info", "customer")
 ABUSE = ("abuse.qusi", "redline_abuse", "fatal", "customer")
 HITS = [  # hit_id, call, rule, suspect
     ("h1", "c1", FORBIDDEN, False), ("h2", "c2", FORBIDDEN, False), ("h3", "c2", FORBIDDEN, False),
     ("h4", "c2", OPENING, False), ("h5", "c3", OPENING, False), ("h6", "c3", POLITE, False),
+    ("h12", "c3", MODEL, False),
     ("h7", "c4", ABUSE, False), ("h8", "c4", ABUSE, False), ("h9", "c4", FORBIDDEN, True),
     ("h10", "c5", OPENING, False), ("h11", "p2", FORBIDDEN, False),
 ]
@@ -67,6 +72,8 @@ def feature_rows(with_outcome: bool = True) -> list[dict]:
         if with_outcome:
             # a scorecard fail carries scorecard_fail, as the scoring stage writes it
             reasons = {"pass": [], "fail": ["scorecard_fail"]}.get(outcome, [f"{outcome}_why"])
+            if outcome == "needs_review" and redline_hits:
+                reasons = ["redline_model_only"]
             row.update(outcome=outcome, outcome_reasons=reasons)
         rows.append(row)
     return rows

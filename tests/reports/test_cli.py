@@ -55,7 +55,7 @@ def test_report_command_writes_html_tables_and_says_so(cli, store, tmp_path):
     out = tmp_path / "r" / "week.html"
     code, text = cli.invoke("report", str(store), "--out", str(out), "--no-pdf", "--review-url", "http://review:9000")
     assert code == 0, text
-    assert "week 2026-W47: 6 calls, pass rate 33.3%, 1 red-line" in text
+    assert "week 2026-W47: 6 calls, pass rate 33.3%, 2 red-line (1 unconfirmed, to review)" in text
     html = out.read_text(encoding="utf-8")
     assert 'href="http://review:9000/calls/c4"' in html
     assert (tmp_path / "r" / "week_tables" / "teams.csv").is_file()

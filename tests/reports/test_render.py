@@ -66,6 +66,7 @@ def test_format_value():
     assert format_value("mean_score_change", 1.6667) == "+1.7"
     assert format_value("kappa", float("nan")) == "n/a" and format_value("agent_coverage", None) == "n/a"
     assert format_value("value", 0.25, "reviewed_share") == "25.0%" and format_value("value", 7.0, "calls") == "7"
+    assert format_value("redline_status", "unconfirmed") == "待确认 unconfirmed"
 
 
 def test_csv_cells_cannot_run_formulas():
@@ -93,6 +94,10 @@ def test_html_is_self_contained_and_escaped(hostile_inputs, tmp_path):
     assert not re.search(r'(src|href)="(?!data:|http://r:1/calls/)', html)  # no external file, only call links
     assert html.count("data:image/png;base64,") == 4 and "@font-face" in html and "data:font/woff;base64," in html
     assert "质检周报" in html and "共性" in html and "个性" in html
+    # c3's red line only the text model heard is shown as unconfirmed, on the card and in its row
+    assert "其中待确认 1 unconfirmed (to review)" in html
+    red_rows = [row for row in re.findall(r"<tr>.*?</tr>", html, re.S) if re.search(r">(待)?确认 (un)?confirmed<", row)]
+    assert [("calls/c4" in row, "待确认 unconfirmed" in row) for row in red_rows] == [(True, False), (False, True)]
     files = write_report(report, tmp_path / "out" / "week.html", pdf=False)
     assert files.pdf is None and files.html.is_file()
     teams_csv = (files.tables_dir / "agents.csv").read_text(encoding="utf-8-sig")

@@ -39,7 +39,9 @@ def test_overall_and_teams_with_change_from_previous_week(report):
     assert overall["calls"] == 6 and overall["pass_rate"] == pytest.approx(2 / 6)  # c3 needs review: not passed
     assert overall["mean_score"] == pytest.approx(400 / 6)
     assert overall["prev_pass_rate"] == pytest.approx(2 / 3) and overall["prev_mean_score"] == pytest.approx(230 / 3)
-    assert (overall["fatal_calls"], overall["redline_calls"], overall["review_calls"]) == (1, 1, 2)
+    # c3's red line is unconfirmed (only the text model heard it): counted, and counted apart
+    assert (overall["fatal_calls"], overall["redline_calls"], overall["redline_unconfirmed_calls"],
+            overall["review_calls"]) == (1, 2, 1, 2)
     teams = rows(report, "teams", "team")
     t1, t2 = teams["T1"], teams["T2"]
     assert (t1["calls"], t1["pass_rate"], t1["mean_score"]) == (3, pytest.approx(1 / 3), pytest.approx(245 / 3))
@@ -101,15 +103,19 @@ def test_trend_over_last_periods(report):
     assert trend[0]["pass_rate"] is None
     assert trend[2]["problems_per_call"] == pytest.approx(8 / 6)
     assert trend[1]["problems_per_call"] == pytest.approx(1 / 3)
-    assert trend[2]["redline_rate"] == pytest.approx(1 / 6)
+    assert trend[2]["redline_rate"] == pytest.approx(2 / 6)
 
 
 def test_flagged_calls_link_to_the_review_app(report):
-    assert [(r["call_id"], r["link"]) for r in report.tables["redline_calls"].to_pylist()] == [
-        ("c4", "http://qa.example:8000/calls/c4")]
+    # the confirmed red line (a rule heard it, the call failed) comes before the unconfirmed one
+    assert [(r["call_id"], r["redline_status"], r["outcome"], r["link"])
+            for r in report.tables["redline_calls"].to_pylist()] == [
+        ("c4", "confirmed", "fail", "http://qa.example:8000/calls/c4"),
+        ("c3", "unconfirmed", "needs_review", "http://qa.example:8000/calls/c3")]
     assert [(r["call_id"], r["outcome"]) for r in report.tables["review_calls"].to_pylist()] == [
         ("c3", "needs_review"), ("c5", "needs_listening")]
-    assert report.facts["redline_total"] == 1 and report.facts["review_total"] == 2
+    assert (report.facts["redline_total"], report.facts["redline_unconfirmed_total"],
+            report.facts["review_total"]) == (2, 1, 2)
 
 
 def test_review_status_and_rule_precision(report):
@@ -117,7 +123,7 @@ def test_review_status_and_rule_precision(report):
     assert summary["reviewed_calls"] == 4 and summary["reviewed_share"] == pytest.approx(4 / 6)
     # chosen verdicts (r2 is later): c1 pass, c2 pass, c3 fail, c4 fail
     assert summary["reviewer_fail_rate"] == pytest.approx(0.5) and summary["scorecard_agreement"] == pytest.approx(0.5)
-    assert (summary["hits"], summary["reviewed_hits"]) == (10, 3)
+    assert (summary["hits"], summary["reviewed_hits"]) == (11, 3)
     precision = rows(report, "rule_precision", "rule_id")
     assert (precision["forbidden.buqingchu"]["confirmed"], precision["forbidden.buqingchu"]["reviewed"]) == (1, 2)
     assert precision["abuse.qusi"]["share"] == 1.0

@@ -7,6 +7,7 @@ slice and the scorecard; verdicts are attached by the app.
 from __future__ import annotations
 
 import fnmatch
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -157,15 +158,37 @@ def _observation(hit: Mapping[str, Any]) -> bool:
     return hit["severity"] == "info" and not unconfirmed(hit.get("match_type"), hit["severity"])
 
 
+def model_note(hit: Mapping[str, Any]) -> dict[str, float] | None:
+    """The text model's probability and threshold recorded on a ``model`` hit, or None."""
+    if hit.get("match_type") != "model":
+        return None
+    try:
+        detail = json.loads(hit.get("detail") or "")
+        return {"probability": float(detail["probability"]), "threshold": float(detail["threshold"])}
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _summary(hit: Mapping[str, Any], sound: Mapping[str, Any] | None, model: Mapping[str, float] | None) -> str:
+    """One line on how a hit was found, for the transcript (never the raw JSON of its detail)."""
+    if model is not None:
+        return f"text model {model['probability']:.0%} (threshold {model['threshold']:.0%}), no rule heard it"
+    if sound is not None:
+        return "sound check: not in the transcript, listen"
+    detail = str(hit.get("detail") or "")
+    return "" if detail.startswith("{") else detail
+
+
 def _hit_display(hit: Mapping[str, Any], pii: PiiDisplay) -> dict[str, Any]:
     note = read_note(hit)
     if note is not None:
         note = {**note, "written": pii.text(note.get("written")), "phrase": pii.text(note.get("phrase"))}
+    model = model_note(hit)
     return {**hit, "matched_text": pii.text(hit.get("matched_text")), "context": pii.text(hit.get("context")),
             "category_name": CATEGORIES.get(hit["category"], hit["category"]),
             "redline": ("" if hit["category"] not in REDLINE_CATEGORIES else "red line, unconfirmed"
                         if unconfirmed(hit.get("match_type"), hit["severity"]) else "red line"),
-            "sound_check": note}
+            "sound_check": note, "model": model, "summary": _summary(hit, note, model)}
 
 
 def transcript(utterances: Sequence[Mapping[str, Any]], hits: Sequence[Mapping[str, Any]],
@@ -214,4 +237,4 @@ def call_view(snapshot: Snapshot, position: int, scorecard: Any | None, pii: Pii
 
 
 __all__ = ["CallView", "FailedItem", "PiiDisplay", "TranscriptLine", "call_view", "failed_items", "highlight",
-           "rank_hits", "transcript"]
+           "model_note", "rank_hits", "transcript"]

@@ -257,7 +257,7 @@ def test_a_red_line_no_rule_heard_is_shown_unconfirmed(store, tables):
     from tests.review.conftest import _hit
 
     model = _hit("c-pass", "model.redline_text", "redline_abuse", "info", 11.0, 12.6, matched_text="玄棍你别买啊",
-                 match_type="model")
+                 match_type="model", detail='{"probability": 0.7146, "threshold": 0.6367}')
     hits = pa.Table.from_pylist([*tables["hits"].to_pylist(), model], schema=tables["hits"].schema)
     client = make_client(store, {**tables, "features": pa.Table.from_pylist(features), "hits": hits})
     login(client, "lena")
@@ -266,6 +266,9 @@ def test_a_red_line_no_rule_heard_is_shown_unconfirmed(store, tables):
     assert 'class="badge redline unconfirmed"' in head and ">red line, unconfirmed</span>" in head
     card = page[page.index(f'id="hit-{model["hit_id"]}"'):].split("</li>")[0]
     assert '<span class="badge redline unconfirmed">red line, unconfirmed</span>' in card
+    # the model's evidence in words, never its raw JSON (on the card and on the transcript's hit line)
+    assert "the red-line text model gives this turn 71% (threshold 64%)" in card and "probability" not in card
+    assert "text model 71% (threshold 64%), no rule heard it" in page and '{"probability"' not in page
     queue = client.get("/").text
     unsure = queue[queue.index('>c-pass</a>'):].split("</tr>")[0]
     sure = queue[queue.index('>c-red</a>'):].split("</tr>")[0]

@@ -22,7 +22,10 @@ Data (every text in the model's form, :func:`pipeline.text.turns.model_form`: no
 
 Each service line and CrossWOZ turn is also trained on as Whisper might write it (``--augment``
 copies): 您 heard as 你 and about one character in ten replaced by a toneless homophone (the two
-most frequent confusions ``scripts/bench/asr_confusions.py`` measured on 8 kHz speech).
+most frequent confusions ``scripts/bench/asr_confusions.py`` measured on 8 kHz speech). With
+``--features chars+sounds`` (the default) the model also reads each text's sound classes
+(:func:`pipeline.text.redline_model.model_input`), so a homophone or near-homophone Whisper writes
+shares features with the word said even when no augmented copy happened to hold it.
 
 Service lines weigh ``--service-weight`` and CrossWOZ turns ``--crosswoz-weight`` times a COLD text,
 on top of balanced class weights: COLD is 25,000 social-media comments, the service set a few hundred
@@ -53,7 +56,15 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.text.redline_model import CATEGORY_OF_CLASS, CLEAN, RedlineTextModel, build_pipeline  # noqa: E402
+from pipeline.text.redline_model import (  # noqa: E402
+    CATEGORY_OF_CLASS,
+    CHARS_AND_SOUNDS,
+    CLEAN,
+    FEATURES,
+    RedlineTextModel,
+    build_pipeline,
+    model_input,
+)
 from pipeline.text.turns import model_form  # noqa: E402
 from scripts.bench.service_text import CROSSWOZ, DATA, crosswoz_turns  # noqa: E402
 
@@ -137,28 +148,29 @@ def _balanced(labels: pd.Series) -> np.ndarray:
     return labels.map(lambda c: len(labels) / (len(counts) * counts[c])).to_numpy()
 
 
-def fit(frame: pd.DataFrame, seed: int, c: float, n_features: int) -> Any:
+def fit(frame: pd.DataFrame, seed: int, c: float, n_features: int, features: str) -> Any:
     """Fit the pipeline on ``frame`` (balanced class weights times the source weights)."""
     weights = _balanced(frame["label"]) * frame["weight"].to_numpy()
     pipeline = build_pipeline(seed, c=c, n_features=n_features, class_weight=None)
-    return pipeline.fit(frame["text"], frame["label"], model__sample_weight=weights)
+    return pipeline.fit([model_input(t, features) for t in frame["text"]], frame["label"],
+                        model__sample_weight=weights)
 
 
-def red_probability(pipeline: Any, texts: list[str]) -> np.ndarray:
+def red_probability(pipeline: Any, texts: list[str], features: str) -> np.ndarray:
     """P(red line) = 1 - P(clean)."""
     if not texts:
         return np.zeros(0)
     classes = list(pipeline.classes_)
-    return 1.0 - pipeline.predict_proba(texts)[:, classes.index(CLEAN)]
+    return 1.0 - pipeline.predict_proba([model_input(t, features) for t in texts])[:, classes.index(CLEAN)]
 
 
-def out_of_fold(frame: pd.DataFrame, seed: int, c: float, n_features: int) -> np.ndarray:
+def out_of_fold(frame: pd.DataFrame, seed: int, c: float, n_features: int, features: str) -> np.ndarray:
     """P(red line) of every training text from a model that did not see it (5 folds)."""
     oof = np.zeros(len(frame))
     folds = StratifiedGroupKFold(5, shuffle=True, random_state=seed)
     for train_index, test_index in folds.split(frame["text"], frame["label"] + frame["source"], frame["group"]):
-        model = fit(frame.iloc[train_index], seed, c, n_features)
-        oof[test_index] = red_probability(model, frame["text"].iloc[test_index].tolist())
+        model = fit(frame.iloc[train_index], seed, c, n_features, features)
+        oof[test_index] = red_probability(model, frame["text"].iloc[test_index].tolist(), features)
     return oof
 
 
@@ -208,18 +220,18 @@ def tradeoff(frame: pd.DataFrame, oof: np.ndarray, min_chars: int) -> list[dict[
 
 
 def evaluate(pipeline: Any, threshold: float, cold_dev: pd.DataFrame, service_test: pd.DataFrame,
-             crosswoz_test: list[str]) -> dict[str, Any]:
+             crosswoz_test: list[str], features: str) -> dict[str, Any]:
     """Figures on the three held-out sets (see the module docstring)."""
     cold_texts = [model_form(str(t)) for t in cold_dev["TEXT"]]
-    cold_p = red_probability(pipeline, cold_texts)
+    cold_p = red_probability(pipeline, cold_texts, features)
     cold_truth = cold_dev["label"].to_numpy() == 1
-    service_p = red_probability(pipeline, [model_form(t) for t in service_test["text"]])
+    service_p = red_probability(pipeline, [model_form(t) for t in service_test["text"]], features)
     service_truth = (service_test["label"] != CLEAN).to_numpy()
     by_class = {}
     for label in sorted(set(service_test["label"]) - {CLEAN}):
         chosen = (service_test["label"] == label).to_numpy()
         by_class[label] = {"n": int(chosen.sum()), "recall": round(float(np.mean(service_p[chosen] >= threshold)), 4)}
-    crosswoz_p = red_probability(pipeline, [model_form(t) for t in crosswoz_test])
+    crosswoz_p = red_probability(pipeline, [model_form(t) for t in crosswoz_test], features)
     return {
         "cold_dev": {**_prf(cold_truth, cold_p >= threshold), "roc_auc": round(float(roc_auc_score(cold_truth, cold_p)),
                                                                                  4)},
@@ -244,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crosswoz-weight", type=float, default=10.0)
     parser.add_argument("--c", type=float, default=4.0)
     parser.add_argument("--n-features", type=int, default=2**16)
+    parser.add_argument("--features", choices=FEATURES, default=CHARS_AND_SOUNDS,
+                        help="what the model reads: a turn's characters, or its characters and their sound classes "
+                             "(toneless pinyin with Whisper's confusions merged; default)")
     parser.add_argument("--min-chars", type=int, default=4, help="[classifier] redline_min_chars")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--augment", type=int, default=1, help="ASR-like copies of each service text")
@@ -263,19 +278,22 @@ def main(argv: list[str] | None = None) -> int:
         frame = asr_copies(frame, homophones(frame["text"].tolist()), args.augment, args.augment_rate, args.seed)
     started = time.perf_counter()
     with threadpool_limits(1):
-        oof = out_of_fold(frame, args.seed, args.c, args.n_features)
+        oof = out_of_fold(frame, args.seed, args.c, args.n_features, args.features)
         threshold = choose_threshold(frame, oof, args.max_service_fp, args.target_precision, args.min_chars)
         curve = tradeoff(frame, oof, args.min_chars)
-        pipeline = fit(frame, args.seed, args.c, args.n_features)
+        pipeline = fit(frame, args.seed, args.c, args.n_features, args.features)
         results = evaluate(pipeline, threshold, cold_dev, service[service["split"] == "test"],
-                           [t.text for t in turns if t.split == "test"])
+                           [t.text for t in turns if t.split == "test"], args.features)
     fit_s = time.perf_counter() - started
     classes = [str(c) for c in pipeline.classes_]
     coef = pipeline.named_steps["model"].coef_
     card = {
         "name": "redline_text", "rule_id": "model.redline_text",
         "classes": classes, "categories": {c: CATEGORY_OF_CLASS.get(c, "") for c in classes if c != CLEAN},
-        "input": "one agent turn (consecutive utterances), matching form: Simplified, lower case, no punctuation",
+        "input": "one agent turn (consecutive utterances), matching form: Simplified, lower case, no punctuation"
+                 + ("; then a space and the sound class of every Chinese character (one Private Use Area character "
+                    "per class: pipeline.text.redline_model.model_input)" if args.features == CHARS_AND_SOUNDS else ""),
+        "features": args.features,
         "data": {
             "cold_train": args.train.name, "cold_train_sha256": _sha(args.train), "cold_dev": args.dev.name,
             "cold_dev_sha256": _sha(args.dev), "service": args.service.name, "service_sha256": _sha(args.service),
@@ -285,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
             "held_out": "COLD dev (COLD's test split is held out by its provider), the service lines whose text "
                         "hashes to the test quarter, the CrossWOZ dialogues of the test half",
         },
-        "pipeline": f"HashingVectorizer(char 1-3, {args.n_features}) + TfidfTransformer(sublinear) + multinomial "
+        "pipeline": f"HashingVectorizer(char 1-3 of the input, {args.n_features}) + TfidfTransformer(sublinear) + "
+                    "multinomial "
                     f"LogisticRegression(C={args.c}), balanced class weights x source weights "
                     f"(service {args.service_weight}, CrossWOZ {args.crosswoz_weight}, COLD 1)",
         "seed": args.seed, "threshold_rule": f"lowest threshold on 5-fold out-of-fold P(red line) with clean service "

@@ -14,12 +14,15 @@ from pipeline.errors import ModelError
 from pipeline.records import CallEvidence, Utterance
 from pipeline.text.redline_model import (
     CARD_FILE,
+    CHARS_AND_SOUNDS,
     RULE_ID,
     RedlineTextModel,
     build_pipeline,
+    model_input,
     redline_model_path,
     redline_version,
     score_utterances,
+    sound_code,
 )
 from pipeline.versions import Versions
 
@@ -257,3 +260,41 @@ def test_training_lines_are_not_benchmark_lines() -> None:
         form = matching_form(text)
         assert form not in bench, text
         assert not any(len(form) >= 7 and form in b for b in bench), text
+
+
+# -- sound classes in the model's input (analysis 2026.11.15) ----------------------------------
+def test_model_input_adds_one_sound_code_per_chinese_character() -> None:
+    assert model_input("你是猪吗") == "你是猪吗"  # characters only: the old models' input
+    said, heard = model_input("才聋了吧", CHARS_AND_SOUNDS), model_input("还农了吧ok1", CHARS_AND_SOUNDS)
+    assert said.startswith("才聋了吧 ") and heard.startswith("还农了吧ok1 ")
+    said_codes, heard_codes = said.split(" ")[1], heard.split(" ")[1]
+    assert len(said_codes) == len(heard_codes) == 4  # ASCII letters and digits get no code
+    # 聋 and 农 are one class (n/l merged), 了吧 the same syllables; 才 (cai) and 还 (hai) differ
+    assert said_codes[1:] == heard_codes[1:] and said_codes[0] != heard_codes[0]
+    assert all(0xE000 <= ord(c) <= 0xF8FF for c in said_codes)
+
+
+def test_sound_codes_are_one_per_sound_class() -> None:
+    from pypinyin import Style, lazy_pinyin
+
+    from pipeline.text.fuzzy import sound_class
+
+    codes: dict[str, set[str]] = {}
+    for cp in range(0x4E00, 0x9FA6):  # the CJK block (its last characters have no reading)
+        syllable = lazy_pinyin(chr(cp), style=Style.NORMAL)[0]
+        if syllable != chr(cp):
+            codes.setdefault(sound_code(syllable), set()).add(sound_class(syllable))
+    assert "" not in codes  # every syllable pypinyin gives has a code
+    assert all(len(classes) == 1 for classes in codes.values())  # and no two classes share one
+    assert len(codes) > 300  # 322 classes with pypinyin 0.55
+
+
+def test_a_model_that_reads_sounds_hears_a_homophone_the_characters_miss() -> None:
+    texts, labels = ABUSIVE * 3 + POLITE * 3, [1] * 24 + [0] * 24
+    chars = RedlineTextModel(build_pipeline(seed=0, n_features=2**12).fit(texts, labels), 0.5, {"name": "c"})
+    sounds_pipeline = build_pipeline(seed=0, n_features=2**12).fit(
+        [model_input(t, CHARS_AND_SOUNDS) for t in texts], labels)
+    sounds = RedlineTextModel(sounds_pipeline, 0.5, {"name": "s", "features": CHARS_AND_SOUNDS})
+    # "你才聋了" (a training text) as Whisper wrote it at 8 kHz; "您好请问" is not hostile in any form
+    p_chars, p_sounds = chars.predict_proba(["你才农了", "您好请问"]), sounds.predict_proba(["你才农了", "您好请问"])
+    assert p_sounds[0] > p_chars[0] + 0.1 and p_sounds[1] < 0.5

@@ -17,6 +17,13 @@ class also sets the red-line flag), but they do not fail the scorecard on
 their own (a lexicon hit or a reviewer does). Pass ``severity="fatal"`` to
 change that.
 
+The model reads the turn's characters and, for a model whose card says ``"features":
+"chars+sounds"`` (:data:`CHARS_AND_SOUNDS`), the sound class of every Chinese character after
+them (:func:`model_input`): Whisper writes a hostile word it heard at 8 kHz as a homophone or
+near-homophone ("才聋了吧" as "还农了吧", "你是猪吗" as "你是驻买"), and the sound classes of
+:mod:`pipeline.text.fuzzy` (toneless pinyin with the confusions Whisper makes merged) give the
+written and the said word the same n-grams. A model without that key reads characters only.
+
 The model is loaded once (:meth:`RedlineTextModel.load`) and passed in;
 :func:`score_utterances` is pure.
 """
@@ -38,6 +45,7 @@ from pipeline.errors import ModelError
 from pipeline.model_files import ModelFiles, load_model_dir, read_card, save_model_dir
 from pipeline.paths import resolve
 from pipeline.records import AGENT, MIXED, UNKNOWN, CallEvidence, Hit
+from pipeline.text.fuzzy import sound_class, split_syllable, syllables
 from pipeline.text.turns import group_turns, model_text, sort_utterances
 
 RULE_ID = "model.redline_text"
@@ -54,6 +62,40 @@ CATEGORY_OF_CLASS = {
     "impatience": "redline_coldness", "shirking": "shirking", "arguing": "arguing", "contradicting": "contradicting",
     "1": "redline_abuse",
 }
+
+
+#: Model inputs (the card's ``features``): the turn's characters only, or its characters then the sound
+#: class of each Chinese character (see the module docstring).
+CHARS = "chars"
+CHARS_AND_SOUNDS = "chars+sounds"
+FEATURES = (CHARS, CHARS_AND_SOUNDS)
+#: Initials and finals of the sound classes (toneless pinyin, :func:`pipeline.text.fuzzy.sound_class`):
+#: each (initial, final) pair is one character of the Private Use Area in the model's input, so that
+#: n-grams of 1-3 characters span 1-3 syllables.
+_INITIALS = ("", "b", "c", "ch", "d", "f", "g", "h", "j", "k", "l", "m", "p", "r", "s", "sh", "t", "w", "y", "z",
+             "zh")
+_FINALS = ("a", "ai", "an", "ang", "ao", "e", "ei", "en", "er", "i", "ia", "ian", "iang", "iao", "ie", "in", "iong",
+           "iu", "m", "n", "o", "ou", "u", "ua", "uai", "uan", "uang", "ue", "ui", "un", "uo", "v", "ve")
+_PRIVATE_USE = 0xE000
+_PINYIN: dict[str, str] = {}  # memo of toneless pinyin per character (bounded by the character set)
+
+
+def sound_code(syllable: str) -> str:
+    """One Private Use Area character for a syllable's sound class; "" for what is not a syllable."""
+    initial, final = split_syllable(sound_class(syllable))
+    if initial not in _INITIALS or final not in _FINALS:
+        return ""
+    return chr(_PRIVATE_USE + _INITIALS.index(initial) * len(_FINALS) + _FINALS.index(final))
+
+
+def model_input(text: str, features: str = CHARS) -> str:
+    """What the estimator reads for one turn in matching form: the text, and for :data:`CHARS_AND_SOUNDS`
+    a space and the sound code of every Chinese character ("你是猪吗" and "你是驻买" then share the
+    codes of ni-shi-zhu-m…)."""
+    if features != CHARS_AND_SOUNDS:
+        return text
+    hanzi = "".join(ch for ch in text if "\u4e00" <= ch <= "\u9fff")
+    return f"{text} {''.join(sound_code(s) for s in syllables(hanzi, _PINYIN))}"
 
 
 def build_pipeline(seed: int = 0, c: float = 4.0, n_features: int = 2**18,
@@ -92,7 +134,8 @@ class RedlineTextModel:
         """P(red line) and the hit category (the most likely hostile class) per text."""
         if not texts:
             return np.zeros(0), []
-        probabilities = self.pipeline.predict_proba(list(texts))
+        features = self.card.get("features", CHARS)
+        probabilities = self.pipeline.predict_proba([model_input(t, features) for t in texts])
         classes = [str(c) for c in self.pipeline.classes_]
         if CLEAN not in classes:  # binary 0/1 (COLD-only models)
             return probabilities[:, classes.index("1")], ["redline_abuse"] * len(texts)
@@ -232,6 +275,7 @@ def score_utterances(evidence: CallEvidence, model: RedlineTextModel, threshold:
             for score in score_turns(evidence, model, roles, min_chars, max_gap_s) if score.probability >= cut]
 
 
-__all__ = ["CARD_FILE", "CATEGORY_OF_CLASS", "CLEAN", "FILES", "MODEL_FILE", "RULE_ID", "RedlineTextModel",
-           "TurnScore", "build_pipeline", "card_version", "model_threshold", "redline_model_path", "redline_version",
-           "score_turns", "score_utterances", "turn_hit"]
+__all__ = ["CARD_FILE", "CATEGORY_OF_CLASS", "CHARS", "CHARS_AND_SOUNDS", "CLEAN", "FEATURES", "FILES", "MODEL_FILE",
+           "RULE_ID", "RedlineTextModel", "TurnScore", "build_pipeline", "card_version", "model_input",
+           "model_threshold", "redline_model_path", "redline_version", "score_turns", "score_utterances",
+           "sound_code", "turn_hit"]

@@ -326,7 +326,10 @@ def _validate(data: dict[str, Any], source: str) -> Config:
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(source, f"key '{key}': {first['msg']} (got {first.get('input')!r})") from None
+        given = first.get("input")
+        # a check across keys of one table names the keys in its message: the whole table adds nothing
+        got = "" if isinstance(given, dict) else f" (got {given!r})"
+        raise ConfigError(source, f"key '{key}': {first['msg']}{got}") from None
 
 
 def _parse_toml(text: str, source: str) -> dict[str, Any]:

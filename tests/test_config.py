@@ -109,6 +109,11 @@ def test_cross_field_checks_name_both_keys(tmp_path):
         load_config(write(tmp_path, "[timing]\nspeech_rate_min_chars_per_min = 300.0\n"))
     with pytest.raises(ConfigError, match="channel_roles must name each role once"):
         load_config(write(tmp_path, '[input]\nchannel_roles = ["agent", "agent"]\n'))
+    # one line naming the keys, without the whole [vad] table dumped after it
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, "[vad]\nthreshold = 0.5\nfaint_threshold = 0.6\n"))
+    assert str(caught.value).endswith("key 'vad': Value error, faint_threshold (0.6) must be below threshold (0.5), "
+                                      'or "off"') and "{" not in str(caught.value)
 
 
 def test_relative_paths_in_a_user_file_are_relative_to_that_file(tmp_path, monkeypatch):

@@ -169,26 +169,35 @@ def model_note(hit: Mapping[str, Any]) -> dict[str, float] | None:
         return None
 
 
-def _summary(hit: Mapping[str, Any], sound: Mapping[str, Any] | None, model: Mapping[str, float] | None) -> str:
+def _summary(hit: Mapping[str, Any], sound: Mapping[str, Any] | None, model: Mapping[str, float] | None,
+             agreed: bool) -> str:
     """One line on how a hit was found, for the transcript (never the raw JSON of its detail)."""
     if model is not None:
-        return f"text model {model['probability']:.0%} (threshold {model['threshold']:.0%}), no rule heard it"
+        return (f"text model {model['probability']:.0%} (threshold {model['threshold']:.0%}), "
+                + ("a rule of its class fired here too" if agreed else "no rule heard it"))
     if sound is not None:
         return "sound check: not in the transcript, listen"
     detail = str(hit.get("detail") or "")
     return "" if detail.startswith("{") else detail
 
 
-def _hit_display(hit: Mapping[str, Any], pii: PiiDisplay) -> dict[str, Any]:
+def _agreed(hit: Mapping[str, Any], hits: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether a rule hit of the same category (not the model's nor the sound check's) overlaps ``hit``."""
+    return any(other["category"] == hit["category"] and not unconfirmed(other.get("match_type"), other["severity"])
+               and other["start_s"] < hit["end_s"] and hit["start_s"] < other["end_s"] for other in hits)
+
+
+def _hit_display(hit: Mapping[str, Any], pii: PiiDisplay, hits: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     note = read_note(hit)
     if note is not None:
         note = {**note, "written": pii.text(note.get("written")), "phrase": pii.text(note.get("phrase"))}
     model = model_note(hit)
+    agreed = model is not None and _agreed(hit, hits)
     return {**hit, "matched_text": pii.text(hit.get("matched_text")), "context": pii.text(hit.get("context")),
             "category_name": CATEGORIES.get(hit["category"], hit["category"]),
             "redline": ("" if hit["category"] not in REDLINE_CATEGORIES else "red line, unconfirmed"
-                        if unconfirmed(hit.get("match_type"), hit["severity"]) else "red line"),
-            "sound_check": note, "model": model, "summary": _summary(hit, note, model)}
+                        if unconfirmed(hit.get("match_type"), hit["severity"]) and not agreed else "red line"),
+            "sound_check": note, "model": model, "agreed": agreed, "summary": _summary(hit, note, model, agreed)}
 
 
 def transcript(utterances: Sequence[Mapping[str, Any]], hits: Sequence[Mapping[str, Any]],
@@ -222,7 +231,8 @@ def call_view(snapshot: Snapshot, position: int, scorecard: Any | None, pii: Pii
         pii: how personal data is displayed.
     """
     call = snapshot.call(position)
-    hits = [_hit_display(h, pii) for h in rank_hits(snapshot.hits.rows(position))]
+    ranked = rank_hits(snapshot.hits.rows(position))
+    hits = [_hit_display(h, pii, ranked) for h in ranked]
     utterances = snapshot.utterances.rows(position)
     segments = snapshot.segments.rows(position)
     values = {name: float(column[position]) for name, column in snapshot.extra_features.items()}

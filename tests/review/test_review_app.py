@@ -258,7 +258,10 @@ def test_a_red_line_no_rule_heard_is_shown_unconfirmed(store, tables):
 
     model = _hit("c-pass", "model.redline_text", "redline_abuse", "info", 11.0, 12.6, matched_text="玄棍你别买啊",
                  match_type="model", detail='{"probability": 0.7146, "threshold": 0.6367}')
-    hits = pa.Table.from_pylist([*tables["hits"].to_pylist(), model], schema=tables["hits"].schema)
+    # on c-red the model agrees with the abuse rule over the same words
+    agrees = _hit("c-red", "model.redline_text", "redline_abuse", "info", 1.0, 5.0, matched_text="喂你有病吧怎么又打来",
+                  match_type="model", detail='{"probability": 0.99, "threshold": 0.6367}')
+    hits = pa.Table.from_pylist([*tables["hits"].to_pylist(), model, agrees], schema=tables["hits"].schema)
     client = make_client(store, {**tables, "features": pa.Table.from_pylist(features), "hits": hits})
     login(client, "lena")
     page = client.get("/calls/c-pass").text
@@ -278,6 +281,9 @@ def test_a_red_line_no_rule_heard_is_shown_unconfirmed(store, tables):
     assert '<span class="badge redline">red line</span>' in red.split('id="outcome"')[1].split("</div>")[0]
     card = red[red.index('id="hit-h-c-red-abuse-insult"'):].split("</li>")[0]
     assert '<span class="badge redline">red line</span>' in card  # a lexicon hit: confirmed
+    card = red[red.index(f'id="hit-{agrees["hit_id"]}"'):].split("</li>")[0]
+    assert '<span class="badge redline">red line</span>' in card and "a rule of the same class fired here too" in card
+    assert "text model 99% (threshold 64%), a rule of its class fired here too" in red
 
 
 def test_a_sound_check_hit_says_what_the_transcript_has_and_asks_to_listen(client):

@@ -189,16 +189,22 @@ def test_a_red_line_heard_only_by_the_sound_check_needs_review(
 
     real = analysis.text_hits
 
-    def verdict(found) -> tuple[str, tuple[str, ...]]:
+    def verdict(found, used: Resources = resources) -> tuple[str, tuple[str, ...]]:
         # the call's text hits plus what the sound check found (it needs the audio, which evidence lacks)
         monkeypatch.setattr(analysis, "text_hits", lambda ev, res, call=None: [*real(ev, res), *found])
-        score = analyse_evidence(evidence, resources, facts).score
+        score = analyse_evidence(evidence, used, facts).score
         return score.outcome, score.outcome_reasons
 
     assert verdict([hit]) == ("needs_review", ("redline_unconfirmed",))
     # the same phrase found by a rule on the transcript fails the call
     assert verdict([replace(hit, severity="fatal", match_type="exact")])[0] == "fail"
-    assert verdict([]) == ("pass", ())
+    # the shipped text model reads sounds: it hears the insult in "你个是三点" on its own (model only)
+    assert verdict([]) == ("needs_review", ("redline_model_only",))
+    # without it, nothing but the sound check heard a red line: the call passes
+    no_model = Resources.load(CONFIG.with_overrides({"classifier": {"redline_model": "off"}}), transcriber=None,
+                              text=True)
+    assert verdict([hit], no_model) == ("needs_review", ("redline_unconfirmed",))
+    assert verdict([], no_model) == ("pass", ())
 
 
 # ------------------------------------------------------------------ the scorer, on real speech

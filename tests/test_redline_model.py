@@ -107,6 +107,11 @@ def test_save_load_round_trip_and_mismatch(model, tmp_path) -> None:
         RedlineTextModel.load(tmp_path / "m")
     with pytest.raises(ModelError, match=f"not a model directory \\({CARD_FILE}"):
         RedlineTextModel.load(tmp_path / "missing")
+    card["sklearn_version"] = loaded.card["sklearn_version"]
+    card["features"] = "chars+sounds+tones"  # a later callqa's input: refused, never read as characters
+    (tmp_path / "m" / CARD_FILE).write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="reads 'chars\\+sounds\\+tones', which this callqa does not know"):
+        RedlineTextModel.load(tmp_path / "m")
 
 
 @pytest.mark.skipif(not SHIPPED.exists(), reason="no shipped model in models/redline_text")

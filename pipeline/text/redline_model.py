@@ -157,9 +157,15 @@ class RedlineTextModel:
 
         Raises:
             ModelError: missing/corrupt files, another scikit-learn version,
-                or types in the skops file that are not scikit-learn/numpy.
+                types in the skops file that are not scikit-learn/numpy, or an
+                input (the card's ``features``) this version does not know.
         """
         pipeline, card = load_model_dir(path, FILES)
+        features = card.get("features", CHARS)
+        if features not in FEATURES:  # fed the wrong input, a model scores garbage without an error
+            raise ModelError(str(path), f"the model reads {features!r}, which this callqa does not know "
+                             f"(it knows {', '.join(FEATURES)}); upgrade callqa or retrain it "
+                             "(scripts/train_redline_model.py)")
         return cls(pipeline, float(card["threshold"]), card)
 
 

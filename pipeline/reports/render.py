@@ -51,6 +51,7 @@ LABELS: Mapping[str, str] = {
     "active_agents": "在岗坐席 active agents", "agent_share": "坐席占比 agent share",
     "top_agent_share": "最高坐席占比 top agent share", "named_agents": "涉及坐席 agents (calls)",
     "period": "周期 period", "start": "开始 start", "redline_rate": "红线率 red-line rate",
+    "redline_unconfirmed_rate": "待确认红线率 unconfirmed",
     "fatal_rate": "致命率 fatal rate", "problems_per_call": "每通问题 problems/call", "call_id": "通话 call",
     "call_date": "日期 date", "started_at": "开始时间 started", "score": "得分 score", "grade": "等级 grade",
     "outcome": "结论 outcome", "outcome_reasons": "原因 reasons", "failed_items": "扣分项 failed items",
@@ -65,8 +66,8 @@ LABELS: Mapping[str, str] = {
     "kappa": "κ", "reviewers": "复核员数 reviewers", "units": "共同项 units", "alpha": "α",
 }
 _PERCENT = {"pass_rate", "prev_pass_rate", "call_rate", "prev_call_rate", "error_rate", "prev_error_rate",
-            "accuracy", "agent_share", "top_agent_share", "redline_rate", "fatal_rate", "share", "ci_low",
-            "ci_high", "reviewed_share", "fail_rate", "weighted_fail_rate", "agreement"}
+            "accuracy", "agent_share", "top_agent_share", "redline_rate", "redline_unconfirmed_rate", "fatal_rate",
+            "share", "ci_low", "ci_high", "reviewed_share", "fail_rate", "weighted_fail_rate", "agreement"}
 _POINTS = {"pass_rate_change", "call_rate_change", "error_rate_change"}
 _DECIMAL = {"mean_score", "prev_mean_score", "score", "problems_per_call"}
 _SIGNED = {"mean_score_change"}

@@ -236,19 +236,22 @@ def trend(engine: Engine, periods: Sequence[Period]) -> pa.Table:
 
     Returns:
         One row per period, oldest first: period, start, calls, pass_rate,
-        mean_score, redline_rate, fatal_rate, problems_per_call.
+        mean_score, redline_rate, redline_unconfirmed_rate (the share of calls whose red line
+        no rule heard), fatal_rate, problems_per_call.
     """
     engine.register("periods", pa.table({
         "idx": list(range(len(periods))), "period": [p.label for p in periods],
         "start": [p.start_text for p in periods], "stop": [p.end_text for p in periods]}))
-    return engine.table("""
+    return engine.table(f"""
         WITH fc AS (SELECT p.idx, count(f.call_id) AS calls, avg(f.passed::DOUBLE) AS pass_rate,
                            avg(f.score) AS mean_score, avg(f.redline::DOUBLE) AS redline_rate,
+                           avg(({UNCONFIRMED})::DOUBLE) AS redline_unconfirmed_rate,
                            avg(f.fatal_failed::DOUBLE) AS fatal_rate
                     FROM periods p LEFT JOIN f ON f.call_date >= p.start AND f.call_date < p.stop GROUP BY p.idx),
              hc AS (SELECT p.idx, count(hp.hit_id) AS problems
                     FROM periods p LEFT JOIN hp ON hp.call_date >= p.start AND hp.call_date < p.stop GROUP BY p.idx)
-        SELECT p.period, p.start, fc.calls, fc.pass_rate, fc.mean_score, fc.redline_rate, fc.fatal_rate,
+        SELECT p.period, p.start, fc.calls, fc.pass_rate, fc.mean_score, fc.redline_rate,
+               fc.redline_unconfirmed_rate, fc.fatal_rate,
                hc.problems / nullif(fc.calls, 0) AS problems_per_call
         FROM periods p JOIN fc USING (idx) JOIN hc USING (idx) ORDER BY p.idx""")
 

@@ -104,6 +104,7 @@ def test_trend_over_last_periods(report):
     assert trend[2]["problems_per_call"] == pytest.approx(8 / 6)
     assert trend[1]["problems_per_call"] == pytest.approx(1 / 3)
     assert trend[2]["redline_rate"] == pytest.approx(2 / 6)
+    assert trend[2]["redline_unconfirmed_rate"] == pytest.approx(1 / 6) and trend[1]["redline_unconfirmed_rate"] == 0.0
 
 
 def test_flagged_calls_link_to_the_review_app(report):

@@ -37,8 +37,8 @@ COPC_NAMES = {"customer": "顾客关键错误", "business": "业务关键错误"
 SEVERITY_NAMES = {"fatal": "致命", "non_fatal": "非致命"}
 #: Outcomes that ask for a person (features.outcome).
 REVIEW_OUTCOMES = ("needs_review", "needs_listening")
-#: SQL: the call's red line is unconfirmed (only the text model or the sound check heard it; the call is
-#: in the review queue, not failed: :func:`pipeline.records.redline_label`).
+#: SQL: the call's red line is unconfirmed (only the text model or the sound check heard it, so a person
+#: confirms or rejects it; the call fails only on its other findings: :func:`pipeline.records.redline_label`).
 UNCONFIRMED = ("redline AND list_has_any(coalesce(outcome_reasons, []::VARCHAR[]), ["
                + ", ".join(f"'{r}'" for r in UNCONFIRMED_REDLINE_REASONS) + "])")
 #: A rule is common only if at least this many agents have it.
@@ -78,7 +78,7 @@ def score_summary(engine: Engine, period: Period, previous: Period, by: str, gra
     Returns:
         One row per group: the key column(s), calls, scored, pass_rate,
         mean_score, fatal_calls, redline_calls (every red-line flag), redline_unconfirmed_calls (of
-        those, the ones no rule heard: in the review queue, not failed), review_calls, grade_* shares,
+        those, the ones no rule heard: a person confirms them), review_calls, grade_* shares,
         prev_calls, prev_pass_rate, prev_mean_score, pass_rate_change,
         mean_score_change; ordered by key.
     """
@@ -270,7 +270,7 @@ _CALL_COLUMNS = f"""call_id, call_date, started_at, team, agent_id, score, grade
 def redline_calls(engine: Engine, period: Period, limit: int, review_url: str) -> pa.Table:
     """The period's red-line calls with review-app links: confirmed ones first (a rule heard the red line;
     the call failed), then unconfirmed ones (``redline_status``; only the text model or the sound check
-    heard it, so the call waits for a person), each most red-line hits first, then lowest score."""
+    heard it, so a person confirms or rejects it), each most red-line hits first, then lowest score."""
     table = engine.table(f"""SELECT {_CALL_COLUMNS} FROM f WHERE {within(period)} AND redline
         ORDER BY redline_status = 'unconfirmed', redline_hits DESC NULLS LAST, score ASC NULLS LAST, call_id
         LIMIT {int(limit)}""")

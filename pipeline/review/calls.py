@@ -187,7 +187,8 @@ def _agreed(hit: Mapping[str, Any], hits: Sequence[Mapping[str, Any]]) -> bool:
                and other["start_s"] < hit["end_s"] and hit["start_s"] < other["end_s"] for other in hits)
 
 
-def _hit_display(hit: Mapping[str, Any], pii: PiiDisplay, hits: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+def _hit_display(hit: Mapping[str, Any], pii: PiiDisplay, hits: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """A hit as the call page shows it; ``hits`` are the call's hits (a rule among them may confirm it)."""
     note = read_note(hit)
     if note is not None:
         note = {**note, "written": pii.text(note.get("written")), "phrase": pii.text(note.get("phrase"))}

@@ -157,11 +157,8 @@ def fit(frame: pd.DataFrame, seed: int, c: float, n_features: int, features: str
 
 
 def red_probability(pipeline: Any, texts: list[str], features: str) -> np.ndarray:
-    """P(red line) = 1 - P(clean)."""
-    if not texts:
-        return np.zeros(0)
-    classes = list(pipeline.classes_)
-    return 1.0 - pipeline.predict_proba([model_input(t, features) for t in texts])[:, classes.index(CLEAN)]
+    """P(red line) = 1 - P(clean), read as the pipeline reads it (:meth:`RedlineTextModel.predict_proba`)."""
+    return RedlineTextModel(pipeline, 0.0, {"features": features}).predict_proba(texts)
 
 
 def out_of_fold(frame: pd.DataFrame, seed: int, c: float, n_features: int, features: str) -> np.ndarray:

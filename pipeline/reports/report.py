@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from pipeline.reports import health, review_status, tables
 from pipeline.reports.agreement import compute_agreement
-from pipeline.reports.engine import Engine, within
+from pipeline.reports.engine import Engine
 from pipeline.reports.inputs import ReportInputs
 from pipeline.reports.periods import Period, PeriodKind, parse_date, period_containing, periods_ending
 
@@ -127,18 +127,14 @@ def build_report(inputs: ReportInputs, period: Period, settings: ReportSettings 
         agreement = compute_agreement(inputs)
         out.update(agreement_pairs=pa.concat_tables([agreement.pairs, agreement.system]),
                    agreement_alpha=agreement.alpha)
-        counts = engine.table(f"""SELECT
-            count(*) FILTER (WHERE {within(period)} AND redline) AS redline_calls,
-            count(*) FILTER (WHERE {within(period)} AND {tables.UNCONFIRMED}) AS redline_unconfirmed_calls,
-            count(*) FILTER (WHERE {within(period)} AND outcome IN {tables.REVIEW_OUTCOMES}) AS review_calls
-            FROM f""").to_pylist()[0]
     finally:
         engine.close()
-    overall = out["overall"].to_pylist()
+    # the overall summary is one row over the period's calls (zeros for an empty period)
+    [overall] = out["overall"].to_pylist()
     facts = {
-        **(overall[0] if overall else {"calls": 0}),
-        "redline_total": counts["redline_calls"], "redline_unconfirmed_total": counts["redline_unconfirmed_calls"],
-        "review_total": counts["review_calls"],
+        **overall,
+        "redline_total": overall["redline_calls"], "redline_unconfirmed_total": overall["redline_unconfirmed_calls"],
+        "review_total": overall["review_calls"],
         "analyses_dropped": inputs.analyses_dropped,
     }
     return Report(period=period, previous=previous, trend_periods=trend_periods, settings=settings,

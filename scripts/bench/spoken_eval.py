@@ -27,6 +27,7 @@ the TTS environment the benchmark is skipped with a message (exit 0); see ``../s
     python scripts/bench/spoken_eval.py --split dev     # what rules and model were tuned on
     python scripts/bench/spoken_eval.py --split heldout --json out.json
     python scripts/bench/spoken_eval.py --split dev --service 200   # and 200 spoken CrossWOZ agent turns
+    python scripts/bench/spoken_eval.py --split dev --band wideband  # the same calls without the telephone line
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ from pipeline.records import AGENT, REDLINE_CATEGORIES, Call, Hit, Utterance  # 
 from pipeline.store.rows import call_facts  # noqa: E402
 from scripts.bench.service_text import crosswoz_turns, is_negative, turn_evidence  # noqa: E402
 from scripts.bench.spoken_calls import (  # noqa: E402
+    BANDS,
     CATEGORY_OF,
     REDLINE,
     Line,
@@ -373,7 +375,8 @@ def report(split: str, calls: Sequence[SpokenCall], runs: Sequence[RunResult], s
     """Print every figure of one split; returns them for --json."""
     lines = [s.line for c in calls for s in c.lines]
     unique = {x.text for x in lines}
-    print(f"\n== split {split}: {len(lines)} spoken agent lines ({sum(x.negative for x in lines)} negative; "
+    band = "wideband 16 kHz, no telephone line" if calls and calls[0].snr_db is None else "8 kHz telephone line"
+    print(f"\n== split {split} ({band}): {len(lines)} spoken agent lines ({sum(x.negative for x in lines)} negative; "
           f"{len(unique)} distinct lines, each rendered {len(lines) // max(1, len(unique))} times) "
           f"in {len(calls)} calls ({sum(c.clean for c in calls)} clean-only) ==")
     print_table(runs)
@@ -432,7 +435,7 @@ def compare_reread(spoken: RunResult, reread: RunResult, calls: Sequence[SpokenC
 
 def service_check(count: int, seed: int, tts_python: Path, bank: ClipBank, resources: Resources,
                   no_check: Resources | None, scores: _CachedScores,
-                  reread: Resources | None = None) -> dict[str, Any]:
+                  reread: Resources | None = None, band: str = "telephone") -> dict[str, Any]:
     """Clean service speech: ``count`` CrossWOZ agent turns (test dialogues), spoken four to a call; every
     negative hit on them is a false one. Prints and returns the counts.
 
@@ -447,7 +450,8 @@ def service_check(count: int, seed: int, tts_python: Path, bank: ClipBank, resou
     read_out = [text for text in dict.fromkeys(spoken_form(t) for t in test if not SERVICE_TEXT.fullmatch(t))
                 if SERVICE_TEXT.fullmatch(text) and text not in plain]
     calls = []
-    for index, (turns, prefix) in enumerate(((plain, f"service{seed}"), (read_out, f"service{seed}n"))):
+    suffix = "wb" if band == "wideband" else ""
+    for index, (turns, prefix) in enumerate(((plain, f"service{seed}{suffix}"), (read_out, f"service{seed}n{suffix}"))):
         rng = np.random.default_rng(seed if index == 0 else [seed, index])
         wanted = min(count - sum(len(c.lines) for c in calls), len(turns))
         if wanted <= 0:
@@ -456,7 +460,7 @@ def service_check(count: int, seed: int, tts_python: Path, bank: ClipBank, resou
         group = [Line(turns[i], "clean", "service", "crosswoz") for i in chosen]
         speech = synthesize([line.text for line in group], tts_python)
         calls += build_calls([group[i:i + 4] for i in range(0, len(group), 4)], speech, bank,
-                             seed + 1000 * index, prefix)
+                             seed + 1000 * index, prefix, band)
     lines = [s.line for c in calls for s in c.lines]
     paths = {c.call_id: write_call(c, cache_root() / "spoken" / "calls") for c in calls}
     out: dict[str, Any] = {"turns": len(lines), "calls": len(calls)}
@@ -498,6 +502,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "negative hits on them, with and without the sound check, and with the model-hit "
                              "re-read; up to 589 turns of Chinese text only, then turns with numbers, prices, "
                              "times and phone numbers read out (1,503 in all)")
+    parser.add_argument("--band", choices=BANDS, default="telephone",
+                        help="how the calls reach the pipeline: through the telephone line (8 kHz mu-law, band-pass, "
+                             "noise; the issue's measurement) or wideband (the same calls as clean 16 kHz audio): "
+                             "what the telephone line costs, apart from what the voice and the speech model cost")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     tts_python = find_tts_python(args.tts_python)
@@ -527,14 +535,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     lines = load_lines(resources.rules)
     speech = synthesize([line.text for line in lines], tts_python)
     bank = ClipBank.load()
-    figures: dict[str, Any] = {"rules_version": resources.rules.version,
+    figures: dict[str, Any] = {"band": args.band, "rules_version": resources.rules.version,
                                "redline_model": resources.versions.redline_model}
     splits = ("dev", "heldout") if args.split == "all" else (args.split,)
     for split in splits:
         calls = []
         for seed in range(args.seed, args.seed + args.renderings):
             groups = group_lines([x for x in lines if x.split == split], seed)
-            calls += build_calls(groups, speech, bank, seed, split if seed == 15 else f"{split}{seed}")
+            name = (split if seed == 15 else f"{split}{seed}") + ("wb" if args.band == "wideband" else "")
+            calls += build_calls(groups, speech, bank, seed, name, args.band)
         calls = calls[: args.calls] if args.calls else calls
         call_dir = cache_root() / "spoken" / "calls"
         paths = {c.call_id: write_call(c, call_dir) for c in calls}
@@ -577,7 +586,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         scores.calls, scores.scored, scores.score_s = 0, 0, 0.0
     if args.service:
         figures["service"] = service_check(args.service, args.seed, tts_python, bank, resources, no_check,
-                                          scores, reread)
+                                          scores, reread, args.band)
     if args.json:
         args.json.write_text(json.dumps(figures, ensure_ascii=False, indent=1, default=float), encoding="utf-8")
     return 0

@@ -17,7 +17,7 @@ import pyarrow as pa
 #: Bump when a release changes results for the same audio and configuration
 #: (a constant, a fix in a detector): calls done with another analysis version
 #: are redone by ``callqa run`` instead of mixing old and new rows.
-ANALYSIS_VERSION = "2026.11.14"
+ANALYSIS_VERSION = "2026.11.15"
 #: Stands for a stage that did not run (no transcription, no red-line model).
 NONE = "none"
 

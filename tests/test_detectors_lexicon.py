@@ -334,6 +334,9 @@ def test_times_of_day_are_not_the_insult_shisandian(matcher: LexiconMatcher) -> 
         assert [h.rule_id for h in rule_hits(matcher, text) if h.category == "redline_abuse"] == [], text
     for text in ("你这个人真十三点", "你个十三点"):
         assert [h.rule_id for h in rule_hits(matcher, text)] == ["redline.insult.shisandian"], text
+    # Whisper writes the number as digits as often as in characters
+    assert [h.rule_id for h in rule_hits(matcher, "你个13点")] == ["redline.insult.shisandian"]
+    assert [h.rule_id for h in rule_hits(matcher, "快递明天13点左右到") if h.category == "redline_abuse"] == []
 
 
 def test_ordinary_service_words_that_hold_a_rude_phrase(matcher: LexiconMatcher) -> None:

@@ -114,3 +114,39 @@ def test_one_spoken_call_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert not clean.flagged, clean.heard
     outcome, redline = run.outcomes[call.call_id]
     assert redline and outcome in ("fail", "needs_review")
+
+
+def test_a_wideband_call_is_the_same_speech_without_the_telephone_line(tmp_path: Path) -> None:
+    """--band wideband: the same lines at the same times, no noise, energy above 4 kHz kept, a 16 kHz PCM file."""
+    import soundfile
+
+    from scripts.bench.spoken_calls import build_calls, write_call
+    from scripts.make_calls import ClipBank
+
+    try:
+        bank = ClipBank.load()
+    except FileNotFoundError:
+        pytest.skip("real clips not available (../shared/data/speech)")
+    t = np.arange(16000) / 16000
+    speech = {"一": (0.1 * np.sin(2 * np.pi * 440 * t)).astype(np.float32),
+              "二": (0.1 * np.sin(2 * np.pi * 5000 * t)).astype(np.float32)}
+    lines = [Line("一", "clean", "dev", "lines"), Line("二", "abuse", "dev", "lines")]
+    [phone] = build_calls([lines], speech, bank, seed=3, prefix="t")
+    [wide] = build_calls([lines], speech, bank, seed=3, prefix="w", band="wideband")
+    assert [(s.start_s, s.end_s) for s in wide.lines] == [(s.start_s, s.end_s) for s in phone.lines]
+    assert wide.snr_db is None and phone.snr_db is not None
+    first = int(wide.lines[0].start_s * 16000) - 16  # start_s is rounded to the millisecond
+    assert not wide.audio[:first].any() and phone.audio[:first, 0].std() > 0  # line noise before anyone speaks
+
+    def high_band_share(audio: np.ndarray, span: Spoken) -> float:
+        x = audio[int(span.start_s * 16000):int(span.end_s * 16000), 0]
+        power = np.abs(np.fft.rfft(x)) ** 2
+        return float(power[np.fft.rfftfreq(len(x), 1 / 16000) > 4000].sum() / power.sum())
+
+    assert high_band_share(wide.audio, wide.lines[1]) > 0.9  # the 5 kHz line is all above the phone band
+    assert high_band_share(phone.audio, phone.lines[1]) < 0.01
+    assert soundfile.info(str(write_call(wide, tmp_path))).samplerate == 16000
+    assert soundfile.info(str(write_call(wide, tmp_path))).subtype == "PCM_16"
+    assert soundfile.info(str(write_call(phone, tmp_path))).subtype == "ULAW"
+    with pytest.raises(ValueError, match="band"):
+        build_calls([lines], speech, bank, seed=3, prefix="x", band="radio")

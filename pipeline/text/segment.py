@@ -4,14 +4,17 @@
 (:func:`pipeline.chinese.matching_form`) and keeps, for every character, the time and
 probability of the ASR word it came from, so a match maps back to word timings, and where
 punctuation stood (:attr:`NormText.breaks`: ASR punctuation is a token boundary even though
-it is not part of the matching form). :func:`collapse_repeats` folds stuttered or
-ASR-doubled characters ("喂喂", "你你去死"). ``Segmenter`` wraps an isolated
-``jieba.Tokenizer`` (never the global one) with every lexicon phrase as a user
-word; build it once and pass it in.
+it is not part of the matching form). Whisper writes a spoken number as digits as often as
+in characters ("你个十三点" as "你个13点", "二百五" as "251"), and QA phrases are written in
+characters, so :func:`read_numbers` reads short numbers out as Chinese numerals in the matching
+form. :func:`collapse_repeats` folds stuttered or ASR-doubled characters ("喂喂", "你你去死").
+``Segmenter`` wraps an isolated ``jieba.Tokenizer`` (never the global one) with every lexicon
+phrase as a user word; build it once and pass it in.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,12 +42,84 @@ class NormText:
     breaks: frozenset[int] = field(default_factory=frozenset)
 
 
+#: Longest run of digits read out as a number ("13" -> "十三"); longer runs are order, card and phone
+#: numbers (masked as PII, or left as digits).
+MAX_NUMBER_DIGITS = 4
+_DIGITS = re.compile(r"[0-9]+")
+_LATIN = re.compile(r"[a-z]")
+_DIGIT_NAMES = "零一二三四五六七八九"
+
+
+def number_reading(digits: str) -> str:
+    """How a run of ASCII digits is read in the matching form: as a number ("13" -> "十三", "250" ->
+    "二百五十", cn2an's reading), digit by digit when it starts with 0 ("07" -> "零七"), unchanged when
+    longer than :data:`MAX_NUMBER_DIGITS`."""
+    if len(digits) > MAX_NUMBER_DIGITS:
+        return digits
+    if digits.startswith("0") and len(digits) > 1:
+        return "".join(_DIGIT_NAMES[int(d)] for d in digits)
+    import cn2an  # only when a transcript holds digits (its import takes 0.1 s)
+
+    return str(cn2an.an2cn(digits, "low"))
+
+
+def read_numbers(norm: NormText) -> NormText:
+    """``norm`` with every short run of digits read out as Chinese numerals (:func:`number_reading`).
+
+    A run ends where punctuation stood ("13.5" is "13" and "5"); a run next to a Latin letter is a model
+    or product name ("iphone15", "5g") and stays digits. The characters of a reading share the
+    time of the digits they replace (from the first digit's start to the last one's end) and the lowest
+    probability among them; breaks after a run move with it.
+    """
+    if not any("0" <= ch <= "9" for ch in norm.text):
+        return norm
+    chars: list[str] = []
+    starts: list[float] = []
+    ends: list[float] = []
+    probs: list[float] = []
+    moved: dict[int, int] = {}  # break offset in norm.text -> offset in the new text
+    at = 0
+    edges = sorted({0, len(norm.text), *norm.breaks})
+    for lo, hi in zip(edges, edges[1:], strict=False):
+        for match in _DIGITS.finditer(norm.text, lo, hi):
+            if _LATIN.match(norm.text[match.start() - 1:match.start()]) or _LATIN.match(norm.text[match.end():]):
+                continue
+            reading = number_reading(match.group())
+            for k in range(at, match.start()):
+                moved[k] = len(chars)
+                chars.append(norm.text[k])
+                starts.append(norm.char_start_s[k])
+                ends.append(norm.char_end_s[k])
+                probs.append(norm.char_prob[k])
+            moved[match.start()] = len(chars)
+            span = range(match.start(), match.end())
+            chars.extend(reading)
+            starts.extend([norm.char_start_s[span[0]]] * len(reading))
+            ends.extend([norm.char_end_s[span[-1]]] * len(reading))
+            probs.extend([min(norm.char_prob[k] for k in span)] * len(reading))
+            at = match.end()
+    for k in range(at, len(norm.text)):
+        moved[k] = len(chars)
+        chars.append(norm.text[k])
+        starts.append(norm.char_start_s[k])
+        ends.append(norm.char_end_s[k])
+        probs.append(norm.char_prob[k])
+    moved[len(norm.text)] = len(chars)
+    breaks = frozenset(moved[b] for b in norm.breaks)
+    return NormText("".join(chars), tuple(starts), tuple(ends), tuple(probs), _inner(set(breaks), len(chars)))
+
+
 class Normaliser:
-    """Normalise utterances for matching, keeping each character's time (the form of :mod:`pipeline.chinese`)."""
+    """Normalise utterances for matching, keeping each character's time (the form of :mod:`pipeline.chinese`,
+    with short numbers read out: :func:`read_numbers`)."""
 
     def text(self, text: str) -> str:
-        """Normalised matching form of ``text`` (may be shorter than the input)."""
-        return matching_form(text)
+        """Normalised matching form of ``text`` (may be shorter than the input), numbers read out."""
+        if not any(ch.isdigit() for ch in text):
+            return matching_form(text)
+        norm, breaks = _form_and_breaks(text)
+        n = len(norm)
+        return read_numbers(NormText(norm, (0.0,) * n, (0.0,) * n, (1.0,) * n, breaks)).text
 
     def utterance(self, utt: Utterance) -> NormText:
         """Normalise an utterance, mapping each character to the time of its word.
@@ -76,17 +151,18 @@ class Normaliser:
                     else:
                         breaks.add(len(chars))
                 pos += len(piece)
-            return NormText("".join(chars), tuple(starts), tuple(ends), tuple(probs), _inner(breaks, len(chars)))
+            return read_numbers(NormText("".join(chars), tuple(starts), tuple(ends), tuple(probs),
+                                         _inner(breaks, len(chars))))
         norm, breaks = _form_and_breaks(utt.text)
         n = max(len(norm), 1)
         step = (utt.end_s - utt.start_s) / n
-        return NormText(
+        return read_numbers(NormText(
             norm,
             tuple(utt.start_s + i * step for i in range(len(norm))),
             tuple(min(utt.end_s, utt.start_s + (i + 1) * step) for i in range(len(norm))),
             tuple([1.0] * len(norm)),
             breaks,
-        )
+        ))
 
 
 def _inner(breaks: set[int], length: int) -> frozenset[int]:

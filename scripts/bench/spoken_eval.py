@@ -383,7 +383,10 @@ def report(split: str, calls: Sequence[SpokenCall], runs: Sequence[RunResult], s
     print("spoken precision by hit category: " + ", ".join(
         f"{k} {a}/{b}" for k, (a, b) in precision_by_hit_category(spoken).items()))
     level = call_level(spoken, calls)
-    print(f"call level: red-line lines with a red-line hit {level['redline_lines_flagged']}/{level['redline_lines']}; "
+    # the same lines as text: which red-line lines the detectors miss before any speech recognition
+    level["redline_lines_flagged_as_text"] = sum(r.redline for r in text.lines if r.line.category in REDLINE)
+    print(f"call level: red-line lines with a red-line hit {level['redline_lines_flagged']}/{level['redline_lines']} "
+          f"(as text {level['redline_lines_flagged_as_text']}/{level['redline_lines']}); "
           f"red-line calls with a red-line flag, not a pass {level['redline_calls_flagged']}/{level['redline_calls']} "
           f"{level['redline_call_outcomes']}; clean calls with a red-line flag "
           f"{level['clean_calls_redline_flag']}/{level['clean_calls']} {level['clean_call_outcomes']}; "
@@ -392,10 +395,12 @@ def report(split: str, calls: Sequence[SpokenCall], runs: Sequence[RunResult], s
     for goal, reached, figure in checks:
         print(f"GOAL {'met ' if reached else 'MISSED'} {goal}: {figure}")
     if show_misses:
-        for r in spoken.lines:
+        for r, as_text in zip(spoken.lines, text.lines, strict=True):
             if r.flagged != r.line.negative:
                 kind = "missed" if r.line.negative else "false flag"
-                print(f"  {kind:<10} [{r.line.category}] {r.line.text} -> heard {r.heard!r} {sorted(r.categories)}")
+                also = " (missed as text too)" if r.line.negative and not as_text.flagged else ""
+                print(f"  {kind:<10} [{r.line.category}] {r.line.text} -> heard {r.heard!r} {sorted(r.categories)}"
+                      f"{also}")
         for hit in spoken.stray:
             print(f"  off-line hit {hit.rule_id} {hit.start_s:.1f}-{hit.end_s:.1f} {hit.matched_text!r}")
         for call in calls:

@@ -396,9 +396,10 @@ def report(split: str, calls: Sequence[SpokenCall], runs: Sequence[RunResult], s
         print(f"GOAL {'met ' if reached else 'MISSED'} {goal}: {figure}")
     if show_misses:
         for r, as_text in zip(spoken.lines, text.lines, strict=True):
-            if r.flagged != r.line.negative:
-                kind = "missed" if r.line.negative else "false flag"
-                also = " (missed as text too)" if r.line.negative and not as_text.flagged else ""
+            if r.flagged != r.line.negative or (r.line.category in REDLINE and not r.redline):
+                kind = ("missed" if not r.flagged else "no red line") if r.line.negative else "false flag"
+                also = (" (as text too)" if r.line.negative and (not as_text.flagged if kind == "missed"
+                                                                 else not as_text.redline) else "")
                 print(f"  {kind:<10} [{r.line.category}] {r.line.text} -> heard {r.heard!r} {sorted(r.categories)}"
                       f"{also}")
         for hit in spoken.stray:
@@ -501,7 +502,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=0, help="only the first N calls of each split (0 = all)")
     parser.add_argument("--tts-python", default=None, help="the TTS environment's python (see ../shared/TTS.md)")
     parser.add_argument("--show-misses", action="store_true",
-                        help="print every missed line, false flag and red-line call left without a red-line flag")
+                        help="print every missed line, red-line line without a red-line hit, false flag and "
+                             "red-line call left without a red-line flag")
     parser.add_argument("--service", type=int, default=0, metavar="N",
                         help="also speak N clean CrossWOZ agent turns (test dialogues) in calls and count the "
                              "negative hits on them, with and without the sound check, and with the model-hit "

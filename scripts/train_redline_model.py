@@ -3,7 +3,7 @@
 Usage::
 
     python scripts/train_redline_model.py [--out models/redline_text] [--max-service-fp 0.0005]
-        [--target-precision 0.83] [--no-save]
+        [--target-precision 0.83] [--reviewed STORE ...] [--no-save]
 
 Data (every text in the model's form, :func:`pipeline.text.turns.model_form`: no punctuation,
 您 written 你, as the pipeline scores a turn):
@@ -19,6 +19,13 @@ Data (every text in the model's form, :func:`pipeline.text.turns.model_form`: no
   which teach the model that "…吗" is not a counter-question). Only the ``train`` half of the
   dialogues is fitted on; the ``test`` half's agent turns measure false hits
   (:mod:`scripts.bench.service_text`).
+
+* Reviewers' verdicts (``--reviewed STORE``, repeatable): the text around every agent hit of a class
+  the model knows (red lines, shirking, arguing, contradicting) that a reviewer confirmed or rejected
+  in ``callqa review`` (one verdict per hit: a lead's wins, then the latest). A confirmed hit teaches
+  its class, a rejected one ``clean``; a text given both is left out. They are service lines (same
+  weight, same ASR-like copies) and split by the same hash: the test quarter is scored apart as
+  ``reviewed_test``, so the card's other figures stay comparable with a model trained without them.
 
 Each service line and CrossWOZ turn is also trained on as Whisper might write it (``--augment``
 copies): 您 heard as 你 and about one character in ten replaced by a toneless homophone (the two
@@ -45,6 +52,7 @@ import argparse
 import hashlib
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +64,9 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pipeline.records import CUSTOMER  # noqa: E402
+from pipeline.review.verdicts import chosen_hit_verdicts  # noqa: E402
+from pipeline.store.delta import Store, is_store  # noqa: E402
 from pipeline.text.redline_model import (  # noqa: E402
     CATEGORY_OF_CLASS,
     CHARS_AND_SOUNDS,
@@ -70,6 +81,11 @@ from scripts.bench.service_text import CROSSWOZ, DATA, crosswoz_turns  # noqa: E
 
 REPO = Path(__file__).resolve().parents[1]
 SERVICE = REPO / "lexicons" / "redline_train.tsv"
+#: The class a confirmed hit of each category teaches (a rejected one teaches ``clean``).
+CLASS_OF_CATEGORY = {"redline_abuse": "abuse", "redline_counter_question": "counter_question",
+                     "redline_coldness": "coldness", "shirking": "shirking", "arguing": "arguing",
+                     "contradicting": "contradicting"}
+REVIEWED = "service.reviewed"  # the source name of reviewed texts (a kind of service line)
 
 
 def service_split(text: str) -> str:
@@ -84,6 +100,55 @@ def load_service(path: Path = SERVICE) -> pd.DataFrame:
     return frame
 
 
+def labelled_hits(hits: Sequence[Mapping[str, Any]], verdicts: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Service lines from reviewers' verdicts (pure; see the module docstring).
+
+    Args:
+        hits: stored hit rows (``hit_id``, ``category``, ``role``, ``context``).
+        verdicts: one verdict row per hit (``hit_id``, ``verdict``), as
+            :func:`pipeline.review.verdicts.chosen_hit_verdicts` gives them.
+
+    Returns:
+        Columns label, text (model form), split, hits (how many verdicts gave the text its label);
+        texts whose verdicts disagree are left out.
+    """
+    verdict_of = {v["hit_id"]: v["verdict"] for v in verdicts if v["verdict"] in ("confirmed", "rejected")}
+    labels: dict[str, list[str]] = {}
+    for hit in hits:
+        verdict = verdict_of.get(hit["hit_id"])
+        category_class = CLASS_OF_CATEGORY.get(hit["category"])
+        text = model_form(hit.get("context") or "")
+        if verdict is None or category_class is None or hit["role"] == CUSTOMER or not text:
+            continue
+        labels.setdefault(text, []).append(category_class if verdict == "confirmed" else CLEAN)
+    rows = [(given[0], text, service_split(text), len(given)) for text, given in sorted(labels.items())
+            if len(set(given)) == 1]
+    return pd.DataFrame(rows, columns=["label", "text", "split", "hits"])
+
+
+def reviewed_lines(stores: Sequence[Path]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """:func:`labelled_hits` of every store's hits and verdicts, and what the card records of them."""
+    frames, verdict_count = [], 0
+    for root in stores:
+        verdicts = chosen_hit_verdicts(root).to_pylist()
+        verdict_count += len(verdicts)
+        if verdicts:
+            hits = Store(root).read("hits", ["hit_id", "category", "role", "context"],
+                                    call_ids=sorted({v["call_id"] for v in verdicts}))
+            frames.append(labelled_hits(hits.to_pylist(), verdicts))
+    frame = (pd.concat(frames, ignore_index=True) if frames
+             else pd.DataFrame(columns=["label", "text", "split", "hits"]))
+    if len(frame):  # the same text judged in two stores: kept once, if they agree
+        agreed = frame.groupby("text")["label"].transform("nunique") == 1
+        frame = frame[agreed].drop_duplicates("text").sort_values("text", ignore_index=True)
+    digest = hashlib.sha256("".join(f"{t}\t{label}\n" for t, label in zip(frame["text"], frame["label"],
+                                                                             strict=True)).encode())
+    card = {"stores": [str(s) for s in stores], "hit_verdicts": verdict_count, "texts": len(frame),
+            "labels": {str(k): int(v) for k, v in frame["label"].value_counts().items()},
+            "texts_sha256": digest.hexdigest()[:16]}
+    return frame, card
+
+
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
@@ -95,8 +160,8 @@ def _prf(truth: np.ndarray, flagged: np.ndarray) -> dict[str, float]:
 
 
 def training_frame(cold: pd.DataFrame, service: pd.DataFrame, crosswoz: list[str], service_weight: float,
-                   crosswoz_weight: float) -> pd.DataFrame:
-    """Every training text with its class, source and sample weight."""
+                   crosswoz_weight: float, reviewed: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every training text with its class, source and sample weight (reviewed texts weigh as service lines)."""
     parts = [
         pd.DataFrame({"text": cold["TEXT"], "label": np.where(cold["label"] == 1, "abuse", CLEAN), "source": "cold",
                       "weight": 1.0}),
@@ -104,6 +169,9 @@ def training_frame(cold: pd.DataFrame, service: pd.DataFrame, crosswoz: list[str
                       "weight": service_weight}),
         pd.DataFrame({"text": crosswoz, "label": CLEAN, "source": "crosswoz", "weight": crosswoz_weight}),
     ]
+    if reviewed is not None and len(reviewed):
+        parts.append(pd.DataFrame({"text": reviewed["text"], "label": reviewed["label"], "source": REVIEWED,
+                                   "weight": service_weight}))
     frame = pd.concat(parts, ignore_index=True)
     frame["text"] = [model_form(str(t)) for t in frame["text"]]
     frame = frame[frame["text"].str.len() > 0].reset_index(drop=True)
@@ -165,7 +233,9 @@ def out_of_fold(frame: pd.DataFrame, seed: int, c: float, n_features: int, featu
     """P(red line) of every training text from a model that did not see it (5 folds)."""
     oof = np.zeros(len(frame))
     folds = StratifiedGroupKFold(5, shuffle=True, random_state=seed)
-    for train_index, test_index in folds.split(frame["text"], frame["label"] + frame["source"], frame["group"]):
+    # stratified by class and source; reviewed texts go with the service lines (too few for strata of their own)
+    strata = frame["label"] + frame["source"].str.replace("." + REVIEWED.split(".")[1], "", regex=False)
+    for train_index, test_index in folds.split(frame["text"], strata, frame["group"]):
         model = fit(frame.iloc[train_index], seed, c, n_features, features)
         oof[test_index] = red_probability(model, frame["text"].iloc[test_index].tolist(), features)
     return oof
@@ -216,23 +286,28 @@ def tradeoff(frame: pd.DataFrame, oof: np.ndarray, min_chars: int) -> list[dict[
     return rows
 
 
+def service_figures(pipeline: Any, threshold: float, lines: pd.DataFrame, features: str) -> dict[str, Any]:
+    """Precision / recall on labelled service lines (columns label, text), and recall per hostile class."""
+    probability = red_probability(pipeline, [model_form(t) for t in lines["text"]], features)
+    by_class = {}
+    for label in sorted(set(lines["label"]) - {CLEAN}):
+        chosen = (lines["label"] == label).to_numpy()
+        by_class[label] = {"n": int(chosen.sum()),
+                           "recall": round(float(np.mean(probability[chosen] >= threshold)), 4)}
+    return {**_prf((lines["label"] != CLEAN).to_numpy(), probability >= threshold), "by_class": by_class}
+
+
 def evaluate(pipeline: Any, threshold: float, cold_dev: pd.DataFrame, service_test: pd.DataFrame,
              crosswoz_test: list[str], features: str) -> dict[str, Any]:
     """Figures on the three held-out sets (see the module docstring)."""
     cold_texts = [model_form(str(t)) for t in cold_dev["TEXT"]]
     cold_p = red_probability(pipeline, cold_texts, features)
     cold_truth = cold_dev["label"].to_numpy() == 1
-    service_p = red_probability(pipeline, [model_form(t) for t in service_test["text"]], features)
-    service_truth = (service_test["label"] != CLEAN).to_numpy()
-    by_class = {}
-    for label in sorted(set(service_test["label"]) - {CLEAN}):
-        chosen = (service_test["label"] == label).to_numpy()
-        by_class[label] = {"n": int(chosen.sum()), "recall": round(float(np.mean(service_p[chosen] >= threshold)), 4)}
     crosswoz_p = red_probability(pipeline, [model_form(t) for t in crosswoz_test], features)
     return {
         "cold_dev": {**_prf(cold_truth, cold_p >= threshold), "roc_auc": round(float(roc_auc_score(cold_truth, cold_p)),
                                                                                  4)},
-        "service_test": {**_prf(service_truth, service_p >= threshold), "by_class": by_class},
+        "service_test": service_figures(pipeline, threshold, service_test, features),
         "crosswoz_test": {"turns": len(crosswoz_test), "flagged": int(np.sum(crosswoz_p >= threshold)),
                           "per_1000": round(1000 * float(np.mean(crosswoz_p >= threshold)), 2)},
     }
@@ -260,8 +335,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--augment", type=int, default=1, help="ASR-like copies of each service text")
     parser.add_argument("--augment-rate", type=float, default=0.1)
+    parser.add_argument("--reviewed", type=Path, action="append", default=[], metavar="STORE",
+                        help="also learn from the reviewers' verdicts on this store's hits (repeatable): a confirmed "
+                             "hit's text teaches its class, a rejected one clean")
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args(argv)
+    for root in args.reviewed:
+        if not is_store(root):
+            print(f"--reviewed {root}: not a callqa store", file=sys.stderr)
+            return 2
     if not args.train.exists() or not args.dev.exists() or not CROSSWOZ.exists():
         print(f"COLD or CrossWOZ not found under {DATA} (needs ../shared/data/text)", file=sys.stderr)
         return 2
@@ -269,8 +351,13 @@ def main(argv: list[str] | None = None) -> int:
     service = load_service(args.service)
     turns = crosswoz_turns()
     clean_service = [t.text for t in turns + crosswoz_turns(role="customer") if t.split == "train"]
+    reviewed, reviewed_card = reviewed_lines(args.reviewed)
+    if args.reviewed:
+        print(f"reviewed: {reviewed_card['hit_verdicts']} hit verdicts in {len(args.reviewed)} store(s) give "
+              f"{len(reviewed)} labelled texts {reviewed_card['labels']} "
+              f"({int((reviewed['split'] == 'test').sum())} in the test quarter)")
     frame = training_frame(cold, service[service["split"] == "train"], clean_service, args.service_weight,
-                           args.crosswoz_weight)
+                           args.crosswoz_weight, reviewed[reviewed["split"] == "train"])
     if args.augment:
         frame = asr_copies(frame, homophones(frame["text"].tolist()), args.augment, args.augment_rate, args.seed)
     started = time.perf_counter()
@@ -281,6 +368,9 @@ def main(argv: list[str] | None = None) -> int:
         pipeline = fit(frame, args.seed, args.c, args.n_features, args.features)
         results = evaluate(pipeline, threshold, cold_dev, service[service["split"] == "test"],
                            [t.text for t in turns if t.split == "test"], args.features)
+        reviewed_test = reviewed[reviewed["split"] == "test"]
+        if len(reviewed_test):
+            results["reviewed_test"] = service_figures(pipeline, threshold, reviewed_test, args.features)
     fit_s = time.perf_counter() - started
     classes = [str(c) for c in pipeline.classes_]
     coef = pipeline.named_steps["model"].coef_
@@ -295,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
             "cold_train": args.train.name, "cold_train_sha256": _sha(args.train), "cold_dev": args.dev.name,
             "cold_dev_sha256": _sha(args.dev), "service": args.service.name, "service_sha256": _sha(args.service),
             "crosswoz": CROSSWOZ.name, "crosswoz_sha256": _sha(CROSSWOZ),
+            **({"reviewed": reviewed_card} if args.reviewed else {}),
             "n_train": {str(k): int(v) for k, v in frame.groupby("source").size().items()},
             "label_distribution_train": {str(k): int(v) for k, v in frame["label"].value_counts().items()},
             "held_out": "COLD dev (COLD's test split is held out by its provider), the service lines whose text "
@@ -315,7 +406,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(f"red-line text model: trained in {fit_s:.0f} s, threshold {threshold:.4f}, classes {classes}")
     print("out of fold: " + "\n             ".join(" ".join(f"{k} {v}" for k, v in row.items()) for row in curve))
-    for name in ("cold_dev", "service_test"):
+    for name in ("cold_dev", "service_test", "reviewed_test"):
+        if name not in results:
+            continue
         row = results[name]
         print(f"{name:<14} precision {row['precision']:.3f}  recall {row['recall']:.3f}  (n {row['n']}, "
               f"positives {row['positives']}, flagged {row['flagged']})")

@@ -88,6 +88,35 @@ def test_hit_verdict_records_the_hits_detector_version(real_store):
     assert (row["rule_id"], row["rules_version"]) == ("redline.insult.agent", hit["detector_version"])
 
 
+def test_hit_verdicts_become_red_line_training_texts(real_store):
+    """scripts/train_redline_model.py --reviewed: a confirmed hit teaches its class, a rejected one clean,
+    texts the verdicts disagree on are left out, and only classes the model has count."""
+    from pipeline.store import Store
+    from scripts.train_redline_model import reviewed_lines
+
+    hits = {(h["call_id"], h["rule_id"]): h for h in Store(real_store).read("hits").to_pylist()}
+    client = _client(real_store)
+    token = login(client, "rita")
+
+    def judge(call_id: str, rule_id: str, verdict: str) -> None:
+        hit = hits[(call_id, rule_id)]
+        assert client.post(f"/calls/{call_id}/hits/{hit['hit_id']}/verdict", data={"verdict": verdict,
+                           "csrf_token": token}).status_code == 303
+
+    frame, card = reviewed_lines([real_store])
+    assert len(frame) == 0 and card["hit_verdicts"] == 0
+    judge("rude-00", "redline.insult.agent", "confirmed")
+    judge("rude-00", "forbidden.dont_know", "rejected")  # a forbidden phrase: no class of the model
+    judge("rude-02", "redline.insult.agent", "unsure")
+    frame, card = reviewed_lines([real_store])
+    text = hits[("rude-00", "redline.insult.agent")]["context"]
+    assert frame[["label", "text"]].values.tolist() == [["abuse", text]]
+    assert card["hit_verdicts"] == 3 and card["texts"] == 1 and card["labels"] == {"abuse": 1}
+    judge("rude-01", "redline.insult.agent", "rejected")  # the same words, judged the other way
+    frame, card = reviewed_lines([real_store])
+    assert len(frame) == 0 and card["texts"] == 0
+
+
 def test_new_results_appear_without_a_restart(real_store, tmp_path):
     client = _client(real_store, refresh_every_s=0.0)
     login(client, "lena")

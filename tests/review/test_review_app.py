@@ -268,7 +268,8 @@ def test_a_red_line_no_rule_heard_is_shown_unconfirmed(store, tables):
     head = page.split('id="outcome"')[1].split("</div>")[0]
     assert 'class="badge redline unconfirmed"' in head and ">red line, unconfirmed</span>" in head
     card = page[page.index(f'id="hit-{model["hit_id"]}"'):].split("</li>")[0]
-    assert '<span class="badge redline unconfirmed">red line, unconfirmed</span>' in card
+    assert 'class="badge redline unconfirmed" title="no rule heard it' in card
+    assert ">red line, unconfirmed</span>" in card
     # the model's evidence in words, never its raw JSON (on the card and on the transcript's hit line)
     assert "the red-line text model gives this turn 71% (threshold 64%)" in card and "probability" not in card
     assert "text model 71% (threshold 64%), no rule heard it" in page and '{"probability"' not in page

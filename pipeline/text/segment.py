@@ -14,6 +14,7 @@ phrase as a user word; build it once and pass it in.
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 from collections.abc import Callable
@@ -71,42 +72,31 @@ def read_numbers(norm: NormText) -> NormText:
     time of the digits they replace (from the first digit's start to the last one's end) and the lowest
     probability among them; breaks after a run move with it.
     """
-    if not any("0" <= ch <= "9" for ch in norm.text):
+    text = norm.text
+    if not any("0" <= ch <= "9" for ch in text):
         return norm
+    edges = sorted({0, len(text), *norm.breaks})
+    runs = {m.start(): m for lo, hi in itertools.pairwise(edges) for m in _DIGITS.finditer(text, lo, hi)
+            if not (_LATIN.match(text[m.start() - 1:m.start()]) or _LATIN.match(text[m.end():]))}
     chars: list[str] = []
     starts: list[float] = []
     ends: list[float] = []
     probs: list[float] = []
-    moved: dict[int, int] = {}  # break offset in norm.text -> offset in the new text
-    at = 0
-    edges = sorted({0, len(norm.text), *norm.breaks})
-    for lo, hi in zip(edges, edges[1:], strict=False):
-        for match in _DIGITS.finditer(norm.text, lo, hi):
-            if _LATIN.match(norm.text[match.start() - 1:match.start()]) or _LATIN.match(norm.text[match.end():]):
-                continue
-            reading = number_reading(match.group())
-            for k in range(at, match.start()):
-                moved[k] = len(chars)
-                chars.append(norm.text[k])
-                starts.append(norm.char_start_s[k])
-                ends.append(norm.char_end_s[k])
-                probs.append(norm.char_prob[k])
-            moved[match.start()] = len(chars)
-            span = range(match.start(), match.end())
-            chars.extend(reading)
-            starts.extend([norm.char_start_s[span[0]]] * len(reading))
-            ends.extend([norm.char_end_s[span[-1]]] * len(reading))
-            probs.extend([min(norm.char_prob[k] for k in span)] * len(reading))
-            at = match.end()
-    for k in range(at, len(norm.text)):
+    moved: dict[int, int] = {}  # offset in norm.text -> offset in the new text (for the breaks)
+    k = 0
+    while k < len(text):
         moved[k] = len(chars)
-        chars.append(norm.text[k])
-        starts.append(norm.char_start_s[k])
-        ends.append(norm.char_end_s[k])
-        probs.append(norm.char_prob[k])
-    moved[len(norm.text)] = len(chars)
-    breaks = frozenset(moved[b] for b in norm.breaks)
-    return NormText("".join(chars), tuple(starts), tuple(ends), tuple(probs), _inner(set(breaks), len(chars)))
+        run = runs.get(k)
+        last = run.end() - 1 if run else k
+        reading = number_reading(run.group()) if run else text[k]
+        chars.extend(reading)
+        starts.extend([norm.char_start_s[k]] * len(reading))
+        ends.extend([norm.char_end_s[last]] * len(reading))
+        probs.extend([min(norm.char_prob[k:last + 1])] * len(reading))
+        k = last + 1
+    moved[len(text)] = len(chars)
+    return NormText("".join(chars), tuple(starts), tuple(ends), tuple(probs),
+                    _inner({moved[b] for b in norm.breaks}, len(chars)))
 
 
 class Normaliser:

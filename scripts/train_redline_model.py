@@ -22,8 +22,9 @@ Data (every text in the model's form, :func:`pipeline.text.turns.model_form`: no
 
 * Reviewers' verdicts (``--reviewed STORE``, repeatable): the text around every agent hit of a class
   the model knows (red lines, shirking, arguing, contradicting) that a reviewer confirmed or rejected
-  in ``callqa review`` (one verdict per hit: a lead's wins, then the latest). A confirmed hit teaches
-  its class, a rejected one ``clean``; a text given both is left out. They are service lines (same
+  in ``callqa review`` (one verdict per hit: a lead's wins, then the latest), and every agent
+  utterance a reviewer marked as a *missed* finding of such a class. A confirmed hit or a missed
+  finding teaches its class, a rejected hit ``clean``; a text given both is left out. They are service lines (same
   weight, same ASR-like copies) and split by the same hash: the test quarter is scored apart as
   ``reviewed_test``, so the card's other figures stay comparable with a model trained without them.
 
@@ -65,7 +66,7 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.records import CUSTOMER  # noqa: E402
-from pipeline.review.verdicts import chosen_hit_verdicts  # noqa: E402
+from pipeline.review.verdicts import chosen_hit_verdicts, current_missed  # noqa: E402
 from pipeline.store.delta import Store, is_store  # noqa: E402
 from pipeline.text.redline_model import (  # noqa: E402
     CATEGORY_OF_CLASS,
@@ -100,13 +101,16 @@ def load_service(path: Path = SERVICE) -> pd.DataFrame:
     return frame
 
 
-def labelled_hits(hits: Sequence[Mapping[str, Any]], verdicts: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+def labelled_hits(hits: Sequence[Mapping[str, Any]], verdicts: Sequence[Mapping[str, Any]],
+                  missed: Sequence[Mapping[str, Any]] = ()) -> pd.DataFrame:
     """Service lines from reviewers' verdicts (pure; see the module docstring).
 
     Args:
         hits: stored hit rows (``hit_id``, ``category``, ``role``, ``context``).
         verdicts: one verdict row per hit (``hit_id``, ``verdict``), as
             :func:`pipeline.review.verdicts.chosen_hit_verdicts` gives them.
+        missed: findings reviewers marked as missed (``text``, ``category``), as
+            :func:`pipeline.review.verdicts.current_missed` gives them: each teaches its category's class.
 
     Returns:
         Columns label, text (model form), split, hits (how many verdicts gave the text its label);
@@ -121,6 +125,10 @@ def labelled_hits(hits: Sequence[Mapping[str, Any]], verdicts: Sequence[Mapping[
         if verdict is None or category_class is None or hit["role"] == CUSTOMER or not text:
             continue
         labels.setdefault(text, []).append(category_class if verdict == "confirmed" else CLEAN)
+    for finding in missed:
+        text = model_form(finding["text"] or "")
+        if text and finding["category"] in CLASS_OF_CATEGORY:
+            labels.setdefault(text, []).append(CLASS_OF_CATEGORY[finding["category"]])
     rows = [(given[0], text, service_split(text), len(given)) for text, given in sorted(labels.items())
             if len(set(given)) == 1]
     return pd.DataFrame(rows, columns=["label", "text", "split", "hits"])
@@ -128,14 +136,16 @@ def labelled_hits(hits: Sequence[Mapping[str, Any]], verdicts: Sequence[Mapping[
 
 def reviewed_lines(stores: Sequence[Path]) -> tuple[pd.DataFrame, dict[str, Any]]:
     """:func:`labelled_hits` of every store's hits and verdicts, and what the card records of them."""
-    frames, verdict_count = [], 0
+    frames, verdict_count, missed_count = [], 0, 0
     for root in stores:
         verdicts = chosen_hit_verdicts(root).to_pylist()
-        verdict_count += len(verdicts)
-        if verdicts:
-            hits = Store(root).read("hits", ["hit_id", "category", "role", "context"],
-                                    call_ids=sorted({v["call_id"] for v in verdicts}))
-            frames.append(labelled_hits(hits.to_pylist(), verdicts))
+        # one finding per utterance and category, whoever marked it
+        missed = list({(m["call_id"], m["utterance_index"], m["category"]): m
+                       for m in current_missed(root).to_pylist()}.values())
+        verdict_count, missed_count = verdict_count + len(verdicts), missed_count + len(missed)
+        hits = (Store(root).read("hits", ["hit_id", "category", "role", "context"],
+                                 call_ids=sorted({v["call_id"] for v in verdicts})).to_pylist() if verdicts else [])
+        frames.append(labelled_hits(hits, verdicts, missed))
     frame = (pd.concat(frames, ignore_index=True) if frames
              else pd.DataFrame(columns=["label", "text", "split", "hits"]))
     if len(frame):  # the same text judged in two stores: kept once, if they agree
@@ -143,7 +153,8 @@ def reviewed_lines(stores: Sequence[Path]) -> tuple[pd.DataFrame, dict[str, Any]
         frame = frame[agreed].drop_duplicates("text").sort_values("text", ignore_index=True)
     digest = hashlib.sha256("".join(f"{t}\t{label}\n" for t, label in zip(frame["text"], frame["label"],
                                                                              strict=True)).encode())
-    card = {"stores": [str(s) for s in stores], "hit_verdicts": verdict_count, "texts": len(frame),
+    card = {"stores": [str(s) for s in stores], "hit_verdicts": verdict_count, "missed_findings": missed_count,
+            "texts": len(frame),
             "labels": {str(k): int(v) for k, v in frame["label"].value_counts().items()},
             "texts_sha256": digest.hexdigest()[:16]}
     return frame, card
@@ -353,7 +364,8 @@ def main(argv: list[str] | None = None) -> int:
     clean_service = [t.text for t in turns + crosswoz_turns(role="customer") if t.split == "train"]
     reviewed, reviewed_card = reviewed_lines(args.reviewed)
     if args.reviewed:
-        print(f"reviewed: {reviewed_card['hit_verdicts']} hit verdicts in {len(args.reviewed)} store(s) give "
+        print(f"reviewed: {reviewed_card['hit_verdicts']} hit verdicts and {reviewed_card['missed_findings']} "
+              f"missed findings in {len(args.reviewed)} store(s) give "
               f"{len(reviewed)} labelled texts {reviewed_card['labels']} "
               f"({int((reviewed['split'] == 'test').sum())} in the test quarter)")
     frame = training_frame(cold, service[service["split"] == "train"], clean_service, args.service_weight,

@@ -58,6 +58,7 @@ class TranscriptLine:
     parts: tuple[tuple[str, str], ...] = ()  # (text, hit_id or "") - highlighted where hit_id is set
     hit: Mapping[str, Any] | None = None
     suspect_reason: str = ""
+    index: int = -1  # the utterance's index in the call (utterances only)
 
 
 @dataclass(frozen=True)
@@ -214,7 +215,7 @@ def transcript(utterances: Sequence[Mapping[str, Any]], hits: Sequence[Mapping[s
         placed.update(hit_id for _, hit_id in parts if hit_id)
         lines.append(TranscriptLine("utterance", utterance["start_s"], utterance["end_s"], utterance["role"], parts,
                                     suspect_reason=utterance.get("suspect_reason") or ""
-                                    if utterance.get("suspect") else ""))
+                                    if utterance.get("suspect") else "", index=utterance.get("utterance_index", -1)))
     for hit in hits:
         lines.append(TranscriptLine("hit", hit["start_s"], hit["end_s"], hit["role"], hit=hit))
     # a hit line sorts just before the utterance that starts at the same time

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -12,7 +13,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from pipeline.records import CATEGORIES, SEVERITIES
+from pipeline.records import CATEGORIES, CUSTOMER, SEVERITIES
 from pipeline.review import verdicts
 from pipeline.review.audio import RangeNotSatisfiable, parse_range, pii_spans, render_call_audio, resolve_audio_path
 from pipeline.review.calls import call_view
@@ -129,6 +130,9 @@ def register_pages(app: FastAPI, web: Web) -> None:  # noqa: C901 - one closure 
                 others.setdefault(row["hit_id"], []).append(row)
         history = {h["hit_id"]: verdicts.hit_history(state.db(), h["hit_id"], viewer.reviewer_filter)
                    for h in view.hits if h["hit_id"] in mine or h["hit_id"] in others}
+        missed: dict[int, list[dict[str, Any]]] = {}  # utterance index -> current missed findings on it
+        for row in verdicts.current_missed(root, viewer.reviewer_filter, call_id).to_pylist():
+            missed.setdefault(row["utterance_index"], []).append(row)
         queue_name = request.query_params.get("queue", "")
         filters = QueueFilters.from_query(request.query_params)
         grades = sorted(state.settings.scorecard.grades) if state.settings.scorecard is not None else []
@@ -139,7 +143,8 @@ def register_pages(app: FastAPI, web: Web) -> None:  # noqa: C901 - one closure 
             call_history=verdicts.call_history(state.db(), call_id, viewer.reviewer_filter),
             back=(f"/queues/{queue_name}" if queue_name else "/") + (f"?{filters.query_string()}"
                                                                       if filters.active else ""),
-            nav_query=filters.query_string(queue=queue_name), grades=grades, categories=CATEGORIES,
+            nav_query=filters.query_string(queue=queue_name), grades=grades, categories=CATEGORIES, missed=missed,
+            missed_categories=verdicts.MISSED_CATEGORIES,
             mask_on=state.settings.pii.mask)
 
     @app.get("/next")
@@ -212,6 +217,35 @@ def register_pages(app: FastAPI, web: Web) -> None:  # noqa: C901 - one closure 
             raise HTTPException(400, str(exc)) from None
         return verdict_response(request, call_id, "#call-verdict",
                                 {"ok": True, "id": row_id, "verdict": verdict, "grade": grade})
+
+    @app.post("/calls/{call_id}/missed")
+    async def missed_finding(request: Request, call_id: str) -> Response:
+        """Mark an agent utterance as holding a finding no detector raised (``action=withdrawn`` takes it back)."""
+        viewer = web.viewer(request)
+        form = await web.checked_form(request, viewer.session)
+        snapshot = web.snapshot
+        index = _int(str(form.get("utterance_index", "")), -1)
+        utterance = next((u for u in snapshot.utterances.rows(position_of(snapshot, call_id))
+                          if u["utterance_index"] == index), None)
+        if utterance is None or utterance["role"] == CUSTOMER:
+            raise HTTPException(404, f"no agent utterance {index} on call {call_id!r} (reload the page)")
+        category, action = str(form.get("category", "")), str(form.get("action", "added"))
+        # training text never holds personal data, whatever the page shows
+        masked = dataclasses.replace(state.settings.pii, mask=True).text(utterance["text"])
+
+        def write() -> int:
+            with state.write_lock:
+                return verdicts.record_missed(
+                    state.db(), call_id=call_id, utterance_index=index, role=utterance["role"],
+                    start_s=utterance["start_s"], end_s=utterance["end_s"], text=masked, category=category,
+                    reviewer=viewer.name, action=action, comment=str(form.get("comment", "")))
+        try:
+            row_id = await run_in_threadpool(write)
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
+        return verdict_response(request, call_id, f"#utt-{index}",
+                                {"ok": True, "id": row_id, "utterance_index": index, "category": category,
+                                 "action": action})
 
     @app.get("/rules", response_class=HTMLResponse)
     def rules(request: Request) -> Response:

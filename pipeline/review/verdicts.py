@@ -11,11 +11,20 @@ Tables::
 
     hit_verdicts(id, call_id, hit_id, rule_id, rules_version, verdict, comment, reviewer, created_at)
     call_verdicts(id, call_id, verdict, grade, comment, reviewer, created_at)
+    missed_findings(id, call_id, utterance_index, role, start_s, end_s, text, category, action, comment,
+                    reviewer, created_at)
     users(name, password_hash, role, disabled, created_at)          -- see pipeline.review.users
 
 ``hit_verdicts.rules_version`` is the version of what raised the hit (the
 hit's ``detector_version``: a rule-set, timing or red-line model version), so
 a verdict stays attached to the rule version it judged.
+
+``missed_findings`` are what the detectors missed: a reviewer marks an agent
+utterance as holding a finding of a category (a red line no rule or model
+raised); ``text`` is the utterance's text with personal data masked, kept so
+the finding still reads the same after a re-run. ``action`` is ``added`` or
+``withdrawn``; the current state is the latest row per (reviewer, call,
+utterance, category), as for verdicts.
 
 The read API (:func:`current_hit_verdicts`, :func:`current_call_verdicts`,
 :func:`call_labels`, :func:`rule_precision`) returns Arrow tables and never
@@ -38,11 +47,16 @@ DB_NAME = "review.sqlite"
 HIT_VERDICTS = ("confirmed", "rejected", "unsure")
 CALL_VERDICTS = ("pass", "fail")
 ROLES = ("reviewer", "lead")
+#: Categories a reviewer can mark as missed: those the red-line text model learns
+#: (scripts/train_redline_model.py: CLASS_OF_CATEGORY).
+MISSED_CATEGORIES = ("redline_abuse", "redline_counter_question", "redline_coldness", "shirking", "arguing",
+                     "contradicting")
+MISSED_ACTIONS = ("added", "withdrawn")
 MAX_COMMENT_CHARS = 4000
 #: Seconds a writer waits for another writer's lock before failing.
 BUSY_TIMEOUT_S = 30.0
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: missed_findings (a version-1 database gains the table when next opened)
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS hit_verdicts (
     id INTEGER PRIMARY KEY, call_id TEXT NOT NULL, hit_id TEXT NOT NULL, rule_id TEXT, rules_version TEXT,
@@ -55,6 +69,16 @@ CREATE TABLE IF NOT EXISTS call_verdicts (
     verdict TEXT NOT NULL CHECK (verdict IN ('pass','fail')), grade TEXT, comment TEXT,
     reviewer TEXT NOT NULL, created_at TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS call_verdicts_call ON call_verdicts (call_id, reviewer);
+CREATE TABLE IF NOT EXISTS missed_findings (
+    id INTEGER PRIMARY KEY, call_id TEXT NOT NULL, utterance_index INTEGER NOT NULL, role TEXT NOT NULL,
+    start_s REAL NOT NULL, end_s REAL NOT NULL, text TEXT NOT NULL, category TEXT NOT NULL,
+    action TEXT NOT NULL CHECK (action IN ('added','withdrawn')), comment TEXT,
+    reviewer TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS missed_findings_call ON missed_findings (call_id, reviewer);
+CREATE TRIGGER IF NOT EXISTS missed_findings_append_only_u BEFORE UPDATE ON missed_findings
+    BEGIN SELECT RAISE(ABORT, 'verdicts are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS missed_findings_append_only_d BEFORE DELETE ON missed_findings
+    BEGIN SELECT RAISE(ABORT, 'verdicts are append-only'); END;
 CREATE TABLE IF NOT EXISTS users (
     name TEXT PRIMARY KEY, password_hash TEXT NOT NULL,
     role TEXT NOT NULL CHECK (role IN ('reviewer','lead')),
@@ -72,6 +96,8 @@ PRAGMA user_version = {SCHEMA_VERSION};
 
 HIT_COLUMNS = ("call_id", "hit_id", "rule_id", "rules_version", "verdict", "comment", "reviewer", "created_at")
 CALL_COLUMNS = ("call_id", "verdict", "grade", "comment", "reviewer", "created_at")
+MISSED_COLUMNS = ("call_id", "utterance_index", "role", "start_s", "end_s", "text", "category", "comment", "reviewer",
+                  "created_at")
 
 
 def db_path(store_root: str | Path) -> Path:
@@ -179,6 +205,30 @@ def record_call_verdict(conn: sqlite3.Connection, *, call_id: str, verdict: str,
     return int(cursor.lastrowid or 0)
 
 
+def record_missed(conn: sqlite3.Connection, *, call_id: str, utterance_index: int, role: str, start_s: float,
+                  end_s: float, text: str, category: str, reviewer: str, action: str = "added",
+                  comment: str = "") -> int:
+    """Append a reviewer's mark that an utterance holds a finding the detectors missed (or its withdrawal).
+
+    Raises:
+        ValueError: ``category`` is not one of :data:`MISSED_CATEGORIES`, ``action`` not added/withdrawn,
+            the text is empty, or the comment is too long.
+    """
+    if category not in MISSED_CATEGORIES:
+        raise ValueError(f"missed finding category must be one of {MISSED_CATEGORIES}, got {category!r}")
+    if action not in MISSED_ACTIONS:
+        raise ValueError(f"missed finding action must be one of {MISSED_ACTIONS}, got {action!r}")
+    if not text.strip():
+        raise ValueError("a missed finding needs the utterance's text")
+    with transaction(conn):
+        cursor = conn.execute(
+            "INSERT INTO missed_findings (call_id, utterance_index, role, start_s, end_s, text, category, action, "
+            "comment, reviewer, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (call_id, int(utterance_index), role, float(start_s), float(end_s), text, category, action,
+             _clean_comment(comment), reviewer, utc_now()))
+    return int(cursor.lastrowid or 0)
+
+
 # -- reading -------------------------------------------------------------------
 _CURRENT_HITS = """
 SELECT {cols} FROM (
@@ -239,6 +289,32 @@ def current_call_verdicts(store_root: str | Path, reviewer: str | None = None,
         where, params = _filter(reviewer, call_id)
         rows = conn.execute(_CURRENT_CALLS.format(cols=", ".join(CALL_COLUMNS), where=where), params).fetchall()
     return _table(rows, CALL_COLUMNS)
+
+
+_MISSED_SCHEMA = pa.schema([(c, pa.int64() if c == "utterance_index" else pa.float64() if c.endswith("_s")
+                              else pa.string()) for c in MISSED_COLUMNS])
+_CURRENT_MISSED = """
+SELECT {cols} FROM (
+  SELECT m.*, ROW_NUMBER() OVER (PARTITION BY reviewer, call_id, utterance_index, category ORDER BY id DESC) AS _n
+  FROM missed_findings m {where}
+) WHERE _n = 1 AND action = 'added' ORDER BY id"""
+
+
+def current_missed(store_root: str | Path, reviewer: str | None = None, call_id: str | None = None) -> pa.Table:
+    """The findings reviewers marked as missed and have not withdrawn.
+
+    Returns:
+        One row per (reviewer, call, utterance, category): the columns of :data:`MISSED_COLUMNS`.
+    """
+    with _reading(store_root) as conn:
+        if conn is None or not conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'missed_findings'").fetchone():
+            rows = []
+        else:
+            where, params = _filter(reviewer, call_id)
+            rows = conn.execute(_CURRENT_MISSED.format(cols=", ".join(MISSED_COLUMNS), where=where),
+                                params).fetchall()
+    return pa.Table.from_pylist([dict(r) for r in rows], schema=_MISSED_SCHEMA)
 
 
 def hit_history(conn: sqlite3.Connection, hit_id: str, reviewer: str | None = None) -> list[dict[str, str]]:
@@ -359,6 +435,7 @@ def verdict_counts(store_root: str | Path) -> dict[str, int]:
                 for t in ("hit_verdicts", "call_verdicts")}
 
 
-__all__ = ["CALL_VERDICTS", "HIT_VERDICTS", "call_history", "call_labels", "chosen_call_verdicts",
-           "chosen_hit_verdicts", "connect", "current_call_verdicts", "current_hit_verdicts", "db_path",
-           "hit_history", "record_call_verdict", "record_hit_verdict", "rule_precision", "verdict_counts"]
+__all__ = ["CALL_VERDICTS", "HIT_VERDICTS", "MISSED_CATEGORIES", "call_history", "call_labels",
+           "chosen_call_verdicts", "chosen_hit_verdicts", "connect", "current_call_verdicts", "current_hit_verdicts",
+           "current_missed", "db_path", "hit_history", "record_call_verdict", "record_hit_verdict", "record_missed",
+           "rule_precision", "verdict_counts"]

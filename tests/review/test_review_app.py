@@ -340,6 +340,47 @@ def test_pii_is_masked_on_the_page_when_configured(store, tables):
 # -- verdicts ------------------------------------------------------------------------------
 
 
+def test_a_reviewer_marks_what_the_detectors_missed(client, store):
+    """An agent utterance marked as a missed finding: shown under the line, kept with the masked text, withdrawn."""
+    token = login(client, "rita")
+    url = "/calls/c-pii/missed"
+    response = client.post(url, data={"utterance_index": "1", "category": "redline_coldness",
+                                      "comment": "cold tone", "csrf_token": token})
+    assert response.status_code == 303 and response.headers["location"] == "/calls/c-pii#utt-1"
+    [row] = verdicts.current_missed(store).to_pylist()
+    assert (row["call_id"], row["utterance_index"], row["role"], row["text"], row["category"], row["reviewer"]) == (
+        "c-pii", 1, "agent", "好的我记下了", "redline_coldness", "rita")
+    assert (row["start_s"], row["end_s"], row["comment"]) == (7.0, 9.0, "cold tone")
+    line = client.get("/calls/c-pii").text.split('id="utt-1"')[1].split('class="line')[0]
+    assert "missed 红线/冷漠不耐烦" in line and "marked by rita" in line and ">withdraw</button>" in line
+    # the customer's line cannot be marked, nor a line that is not there; only the model's categories
+    assert client.post(url, data={"utterance_index": "0", "category": "redline_abuse",
+                                  "csrf_token": token}).status_code == 404
+    assert client.post(url, data={"utterance_index": "9", "category": "redline_abuse",
+                                  "csrf_token": token}).status_code == 404
+    assert client.post(url, data={"utterance_index": "1", "category": "opening",
+                                  "csrf_token": token}).status_code == 400
+    assert client.post(url, data={"utterance_index": "1", "category": "redline_abuse"}).status_code == 403
+    withdrawn = client.post(url, data={"utterance_index": "1", "category": "redline_coldness", "action": "withdrawn",
+                                       "csrf_token": token}, headers={"Accept": "application/json"})
+    assert withdrawn.json()["action"] == "withdrawn"
+    assert verdicts.current_missed(store).num_rows == 0
+    assert "missed 红线" not in client.get("/calls/c-pii").text
+
+
+def test_a_missed_finding_never_stores_personal_data(store, tables):
+    from pipeline.review.calls import PiiDisplay
+
+    utterances = [u | {"role": "agent"} if u["call_id"] == "c-pii" and u["utterance_index"] == 0 else u
+                  for u in tables["utterances"].to_pylist()]
+    other = make_client(store, {**tables, "utterances": pa.Table.from_pylist(utterances)}, pii=PiiDisplay(mask=False))
+    token = login(other, "rita")
+    assert other.post("/calls/c-pii/missed", data={"utterance_index": "0", "category": "redline_abuse",
+                                                   "csrf_token": token}).status_code == 303
+    [row] = verdicts.current_missed(store).to_pylist()
+    assert PHONE not in row["text"] and "*" in row["text"]
+
+
 def test_hit_verdict_is_kept_with_history(client, store):
     token = login(client, "rita")
     url = "/calls/c-red/hits/h-c-red-abuse-insult/verdict"

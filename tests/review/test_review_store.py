@@ -92,6 +92,7 @@ def test_hit_verdicts_become_red_line_training_texts(real_store):
     """scripts/train_redline_model.py --reviewed: a confirmed hit teaches its class, a rejected one clean,
     texts the verdicts disagree on are left out, and only classes the model has count."""
     from pipeline.store import Store
+    from pipeline.text.turns import model_form
     from scripts.train_redline_model import reviewed_lines
 
     hits = {(h["call_id"], h["rule_id"]): h for h in Store(real_store).read("hits").to_pylist()}
@@ -103,6 +104,9 @@ def test_hit_verdicts_become_red_line_training_texts(real_store):
         assert client.post(f"/calls/{call_id}/hits/{hit['hit_id']}/verdict", data={"verdict": verdict,
                            "csrf_token": token}).status_code == 303
 
+    from scripts.train_redline_model import CLASS_OF_CATEGORY
+
+    assert set(CLASS_OF_CATEGORY) == set(verdicts.MISSED_CATEGORIES)  # what can be marked, the model can learn
     frame, card = reviewed_lines([real_store])
     assert len(frame) == 0 and card["hit_verdicts"] == 0
     judge("rude-00", "redline.insult.agent", "confirmed")
@@ -115,6 +119,14 @@ def test_hit_verdicts_become_red_line_training_texts(real_store):
     judge("rude-01", "redline.insult.agent", "rejected")  # the same words, judged the other way
     frame, card = reviewed_lines([real_store])
     assert len(frame) == 0 and card["texts"] == 0
+    # what no detector raised: a reviewer marks the agent's line of a polite call as cold
+    agent_line = next(u for u in Store(real_store).read("utterances").to_pylist()
+                      if u["call_id"] == "polite-00" and u["role"] == "agent")
+    assert client.post("/calls/polite-00/missed", data={"utterance_index": str(agent_line["utterance_index"]),
+                       "category": "redline_coldness", "csrf_token": token}).status_code == 303
+    frame, card = reviewed_lines([real_store])
+    assert frame[["label", "text"]].values.tolist() == [["coldness", model_form(agent_line["text"])]]
+    assert card["missed_findings"] == 1 and card["labels"] == {"coldness": 1}
 
 
 def test_new_results_appear_without_a_restart(real_store, tmp_path):

@@ -38,6 +38,35 @@ def test_database_is_wal_and_append_only(tmp_path):
     assert v.db_path(tmp_path) == tmp_path / "_review" / "review.sqlite"
 
 
+def test_missed_findings_are_append_only_and_a_version_1_database_gains_them(tmp_path):
+    assert v.current_missed(tmp_path).num_rows == 0 and not (tmp_path / "_review").exists()
+    conn = v.connect(tmp_path)
+    conn.executescript("DROP TABLE missed_findings; PRAGMA user_version = 1;")  # as a database of before
+    assert v.current_missed(tmp_path).num_rows == 0  # reading an old database works and changes nothing
+    conn = v.connect(tmp_path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == v.SCHEMA_VERSION
+
+    def mark(index: int, category: str, reviewer: str, action: str = "added") -> int:
+        return v.record_missed(conn, call_id="c1", utterance_index=index, role="agent", start_s=1.0, end_s=2.0,
+                               text=f"line {index}", category=category, reviewer=reviewer, action=action)
+
+    mark(1, "redline_coldness", "ann")
+    mark(1, "redline_coldness", "bob")
+    mark(2, "arguing", "ann")
+    mark(2, "arguing", "ann", "withdrawn")
+    mark(2, "arguing", "bob")
+    rows = v.current_missed(tmp_path).to_pylist()
+    assert [(r["utterance_index"], r["category"], r["reviewer"]) for r in rows] == [
+        (1, "redline_coldness", "ann"), (1, "redline_coldness", "bob"), (2, "arguing", "bob")]
+    assert [r["reviewer"] for r in v.current_missed(tmp_path, reviewer="ann").to_pylist()] == ["ann"]
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        conn.execute("DELETE FROM missed_findings")
+    with pytest.raises(ValueError, match="category"):
+        mark(3, "opening", "ann")
+    with pytest.raises(ValueError, match="action"):
+        mark(3, "arguing", "ann", "deleted")
+
+
 def test_changed_verdict_keeps_history_and_latest_is_current(tmp_path):
     conn = v.connect(tmp_path)
     _hit(conn, "h1", "confirmed", "ann")

@@ -50,7 +50,7 @@
   // Clicks: anything about a hit (list item, highlighted words, timeline marker, evidence link) selects the
   // hit and cues the audio at its start; ▶ buttons, transcript lines and timeline spans seek there and play.
   document.addEventListener("click", function (event) {
-    if (event.target.closest("form")) return;
+    if (event.target.closest("form, details")) return;
     var target = event.target.closest("[data-seek], [data-hit]");
     if (!target) return;
     if (target.tagName === "A") event.preventDefault();

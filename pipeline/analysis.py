@@ -32,6 +32,7 @@ from pipeline.asr.transcribe import Transcriber, Transcription, WhisperTranscrib
 from pipeline.audio.levels import ChannelFacts, measure_channel
 from pipeline.audio.loudness import LoudnessTrack, loudness_tracks, refine_segments, with_segments
 from pipeline.audio.vad import detect_faint_speech, detect_speech
+from pipeline.chinese import matching_form
 from pipeline.config import Config
 from pipeline.records import Call, CallEvidence, Hit, SpeechSegment, Utterance
 from pipeline.scoring.classifier import TrainedModel, apply_model
@@ -309,7 +310,8 @@ def timed_evidence(evidence: CallEvidence, resources: Resources,
 
 def analyse_evidence(evidence: CallEvidence, resources: Resources, call_facts: Mapping[str, Any], *,
                      tracks: Mapping[str, LoudnessTrack] | None = None, timing: TimingResult | None = None,
-                     versions: Versions | None = None, call: Call | None = None) -> Analysis:
+                     versions: Versions | None = None, call: Call | None = None,
+                     audio_hits: Sequence[Hit] = ()) -> Analysis:
     """Text rules, red-line model, timing, features, scorecard and classifier for one call.
 
     Args:
@@ -322,11 +324,18 @@ def analyse_evidence(evidence: CallEvidence, resources: Resources, call_facts: M
         versions: the versions the feature row records (default ``resources.versions``;
             ``rescore`` keeps the stored call's speech model and configuration).
         call: the decoded call, for the second look at near misses (None from the store).
+        audio_hits: hits the second look and the sound check found in the audio before (``rescore``
+            keeps them, :func:`pipeline.rescore.audio_hits_kept`); one that a text hit of its rule now
+            finds in the same words at the same time is left out (the transcript holds it now).
     """
     asr = resources.config.asr
     crosstalk = crosstalk_of(evidence.segments, asr)  # left out of the timing and of coverage alike
     timing = timing if timing is not None else timing_of(evidence, resources, tracks, crosstalk)
-    hits = tuple(sorted([*text_hits(evidence, resources, call), *timing.hits], key=lambda h: (h.start_s, h.rule_id)))
+    found = text_hits(evidence, resources, call)
+    kept = [a for a in audio_hits if not any(
+        h.rule_id == a.rule_id and h.start_s < a.end_s and a.start_s < h.end_s
+        and matching_form(h.matched_text) == matching_form(a.matched_text) for h in found)]
+    hits = tuple(sorted([*found, *kept, *timing.hits], key=lambda h: (h.start_s, h.rule_id)))
     versions = versions or resources.versions
     # coverage of the speech by text, when the call was transcribed (from the audio or the store alike)
     coverage = (coverage_columns(evidence, crosstalk, asr.coverage_word_margin_s, asr.gap_min_s,

@@ -2,7 +2,10 @@
 
 - :func:`rescore_store` (``callqa rescore``): new rule sets or red-line model over
   stored transcripts; new hits and feature rows. Timing results measured on the
-  audio are carried over from the stored ones (the timing detectors need the audio).
+  audio are carried over from the stored ones (the timing detectors need the audio),
+  and so are the hits the second look and the sound check found in the audio
+  (:func:`audio_hits_kept`): a phrase Whisper first wrote wrong stays found, where its
+  rule is still there, instead of the call passing for want of audio.
 - :func:`score_store` (``callqa score`` and ``callqa run`` after ``models promote``):
   the scorecard and the classifier over stored feature rows and hits.
 
@@ -30,6 +33,7 @@ from pipeline.scoring.scorecard import Scorecard, load_scorecard
 from pipeline.store.delta import CallResult, Store
 from pipeline.store.rows import evidence_of, hit_of, rescored_result, scored_result
 from pipeline.store.state import save_scoring_state, scoring_state
+from pipeline.text.redline_model import RULE_ID as REDLINE_RULE_ID
 from pipeline.timing.detect import TIMING_FEATURES, TimingResult
 from pipeline.versions import Versions
 
@@ -87,6 +91,35 @@ class StoreUpdate:
     commits: int
     skipped: int
     versions: Mapping[str, str]
+    #: hits the second look or the sound check found in the audio: carried over, and dropped (rule gone)
+    audio_hits_kept: int = 0
+    audio_hits_dropped: int = 0
+
+
+def heard_from_audio(hit: Hit) -> bool:
+    """Whether a stored hit came from the audio rather than the transcript: the second look's (its detail
+    notes ``"second_look"``) or the sound check's (``{"sound_check"``)."""
+    return '"second_look"' in hit.detail or '{"sound_check"' in hit.detail
+
+
+def audio_hits_kept(stored: Iterable[Hit], resources: Resources) -> tuple[list[Hit], int]:
+    """The stored hits found in the audio that a rescore keeps, and how many it drops.
+
+    Kept: a lexicon rule's hit whose rule is in ``resources``' rules, and a red-line model hit when the
+    model is the one that raised it. Dropped: a rule no longer there, or another model (without the
+    audio nothing can check them again).
+    """
+    rule_ids = {rule.id for rule in resources.rules.rules}
+    kept, dropped = [], 0
+    for hit in stored:
+        if not heard_from_audio(hit):
+            continue
+        if hit.rule_id in rule_ids or (hit.rule_id == REDLINE_RULE_ID
+                                       and hit.detector_version == resources.versions.redline_model):
+            kept.append(hit)
+        else:
+            dropped += 1
+    return kept, dropped
 
 
 def _stored_timing(row: Mapping[str, Any], hits: Iterable[Hit], timing_version: str) -> TimingResult:
@@ -126,7 +159,7 @@ def rescore_store(store: Store, resources: Resources, call_ids: Iterable[str] | 
         StoreError: the store cannot be read or written.
     """
     calls = _ok_calls(store, call_ids)
-    done = hits = commits = skipped = 0
+    done = hits = commits = skipped = kept_from_audio = dropped_from_audio = 0
     dates: set[str] = set()
     for chunk in _chunks(calls, CHUNK_CALLS):
         ids = [c["call_id"] for c in chunk]
@@ -138,11 +171,15 @@ def rescore_store(store: Store, resources: Resources, call_ids: Iterable[str] | 
         for call in chunk:
             evidence = evidence_of(call, segments.get(call["call_id"], []), utterances.get(call["call_id"], []))
             old = features.get(call["call_id"])
-            timing = None if old is None else _stored_timing(
-                old, (hit_of(h) for h in stored_hits.get(call["call_id"], [])), call["timing_version"])
+            stored = [hit_of(h) for h in stored_hits.get(call["call_id"], [])]
+            timing = None if old is None else _stored_timing(old, stored, call["timing_version"])
+            from_audio, dropped = audio_hits_kept(stored, resources)
             versions = rescored_versions(call, resources)
-            analysis = analyse_evidence(evidence, resources, call, timing=timing, versions=versions)
+            analysis = analyse_evidence(evidence, resources, call, timing=timing, versions=versions,
+                                        audio_hits=from_audio)
             hits += len(analysis.hits) - (0 if timing is None else len(timing.hits))
+            kept_from_audio += sum(h in analysis.hits for h in from_audio)
+            dropped_from_audio += dropped
             results.append(rescored_result(call, analysis, versions))
         report = store.commit(results, kind="rescore", metadata={"rules_version": resources.versions.rules_version})
         dates.update(c["call_date"] for c in chunk)
@@ -153,7 +190,8 @@ def rescore_store(store: Store, resources: Resources, call_ids: Iterable[str] | 
             progress(done + skipped, len(calls))
     if dates:
         store.optimize(dates)
-    return StoreUpdate(done, hits, commits, skipped, resources.versions.columns())
+    return StoreUpdate(done, hits, commits, skipped, resources.versions.columns(), kept_from_audio,
+                       dropped_from_audio)
 
 
 def rescored_versions(call: Mapping[str, Any], resources: Resources) -> Versions:

@@ -64,6 +64,19 @@ def test_a_near_match_confirmed_by_the_second_decoding_is_a_hit(resources: Resou
     assert [(look.candidate.source, look.confirmed) for look in looks] == [("near", True)]
 
 
+def test_words_the_first_pass_found_already_do_not_confirm_a_near_match(resources: Resources) -> None:
+    """The rule firing again on what was a hit already is no confirmation: the call would lose the points twice."""
+    evidence = evidence_of(Utterance(AGENT, 4.0, 8.0, "你去死吧,你是不是前经病啊"))
+    first = [h for h in text_hits(evidence, resources) if h.rule_id == "redline.abuse"]
+    assert [h.matched_text for h in first] == ["你去死"]
+    unchanged = ScriptedWhisper("你去死吧,你是不是前经病啊", "你去死吧,你是不是前经病啊")
+    hits, looks = second_look(silent_call(), evidence, first, unchanged, resources.matcher, None, CONFIG)
+    assert hits == [] and [look.confirmed for look in looks] == [False]
+    heard_right = ScriptedWhisper("你去死吧,你是不是神经病啊", "你去死吧,你是不是神经病啊")
+    [hit], _ = second_look(silent_call(), evidence, first, heard_right, resources.matcher, None, CONFIG)
+    assert hit.rule_id == "redline.abuse" and hit.matched_text == "神经病"
+
+
 def test_a_phrase_only_the_hotwords_wrote_is_kept_only_if_the_audio_supports_it(resources: Resources) -> None:
     # the plain decoding hears something else; the audio, scored without hotwords, decides
     def look(table: dict[str, float]) -> list:
@@ -238,3 +251,28 @@ def test_the_call_verdict(resources: Resources, tiny_model: RedlineTextModel) ->
     state, redline, reasons = outcome(Utterance(AGENT, 5.0, 7.0, "滚远点有病"), res=model_only)
     assert (state, redline) == ("needs_review", True) and "redline_model_only" in reasons
     assert outcome(Utterance(AGENT, 5.0, 7.0, "请您稍等我帮您查询"))[0] == "pass"
+
+
+def test_rescore_keeps_what_the_second_look_found_in_the_audio(resources: Resources) -> None:
+    """Without the audio a rescore cannot look again: it carries the hit over while its rule is there."""
+    from dataclasses import replace
+
+    from pipeline.rescore import audio_hits_kept
+
+    facts = {"call_id": "c1", "call_date": "2026-11-23"}
+    greeting = Utterance(AGENT, 0.5, 2.5, "您好请问有什么可以帮您")
+    closing = Utterance(AGENT, 16.0, 18.0, "感谢您的来电再见")
+    misheard = evidence_of(greeting, MISHEARD, closing)
+    [found], _ = second_look(silent_call(), misheard, [], ScriptedWhisper("你是不是神经病啊", "你是不是神经病啊"),
+                             resources.matcher, None, CONFIG)
+    gone = replace(found, rule_id="redline.no_longer_there")
+    in_text = replace(found, detail="")  # a hit of the transcript itself: the rescore finds it again or not
+    kept, dropped = audio_hits_kept([found, gone, in_text], resources)
+    assert kept == [found] and dropped == 1
+    assert analyse_evidence(misheard, resources, facts).score.outcome == "pass"  # the transcript alone
+    score = analyse_evidence(misheard, resources, facts, audio_hits=kept)
+    assert found in score.hits and (score.score.outcome, score.score.redline) == ("fail", True)
+    # a transcript that holds the words now (new rules, or fixed by hand) is not counted twice
+    heard = evidence_of(greeting, replace(MISHEARD, text="你是不是神经病啊"), closing)
+    again = analyse_evidence(heard, resources, facts, audio_hits=kept)
+    assert [h.matched_text for h in again.hits if h.rule_id == "redline.abuse"] == ["神经病"]

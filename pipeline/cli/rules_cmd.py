@@ -175,6 +175,12 @@ def rescore(
     out.print(f"rescored {update.calls} calls: {update.hits} text hits under rules version "
               f"{safe(update.versions['rules_version'])} and red-line model {safe(update.versions['redline_model'])}; "
               f"scored with {safe(scoring.scorecard.version)} (timing results kept)")
+    if update.audio_hits_kept or update.audio_hits_dropped:
+        dropped = (f"; dropped {update.audio_hits_dropped} whose rule or model is not the one that found them "
+                   "(`callqa run --force` looks again)" if update.audio_hits_dropped else "")
+        out.print(f"  kept {update.audio_hits_kept} hit{'' if update.audio_hits_kept == 1 else 's'} the second look "
+                  "and the sound check found in the audio"
+                  f"{dropped}")
     if update.skipped:
         out.print(f"  {update.skipped} calls were re-run by another writer meanwhile and keep that result")
 

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.asr.forced import ForcedScorer
-from pipeline.chinese import to_simplified
+from pipeline.chinese import matching_form, to_simplified
 from pipeline.config import Config
 from pipeline.records import AGENT, MIXED, REDLINE_CATEGORIES, Call, CallEvidence, Hit, Utterance
 from pipeline.text.matcher import LexiconMatcher, detect_phrases, find_near
@@ -125,17 +125,19 @@ def _again(candidate: Candidate, text: str, evidence: CallEvidence, config: Conf
 
 
 def _confirm(candidate: Candidate, text: str, evidence: CallEvidence, matcher: LexiconMatcher,
-             model: RedlineTextModel | None, config: Config) -> list[Hit]:
+             model: RedlineTextModel | None, config: Config, heard: Sequence[Hit] = ()) -> list[Hit]:
     role = candidate.role if candidate.role != "unknown" else MIXED
     again = _again(candidate, text, evidence, config)
     note = {"second_look": candidate.source, "first_heard": candidate.heard,
             "heard_again": again.utterances[0].text}
+    # what the stretch's new text holds that the first pass had not already found there
+    there = [h for h in heard if h.start_s < candidate.end_s and candidate.start_s < h.end_s]
+    new = [h for h in detect_phrases(again, matcher, config.text) if not _heard_already(h, there)]
     if candidate.source == "near":
-        hits = [h for h in detect_phrases(again, matcher, config.text)
-                if h.rule_id in candidate.rule_ids and h.match_type in ("exact", "fuzzy", "regex")]
+        hits = [h for h in new if h.rule_id in candidate.rule_ids and h.match_type in ("exact", "fuzzy", "regex")]
         return [_with_note(h, candidate, note) for h in hits[:1]]
     # a red-line phrase in the new text confirms a turn the model doubted, as it would have in the first pass
-    lexical = [h for h in detect_phrases(again, matcher, config.text) if _lexical_redline(h)]
+    lexical = [h for h in new if _lexical_redline(h)]
     if lexical:
         return [_with_note(lexical[0], candidate, {**note, "first_probability": round(candidate.probability, 4)})]
     if model is None:
@@ -146,6 +148,16 @@ def _confirm(candidate: Candidate, text: str, evidence: CallEvidence, matcher: L
               if s.probability >= cut]
     return [turn_hit(evidence.call_id, s, model, cut, cls.redline_severity,
                      {**note, "first_probability": round(candidate.probability, 4)}) for s in scores[:1]]
+
+
+def _heard_already(hit: Hit, heard: Sequence[Hit]) -> bool:
+    """Whether the first pass found the same words by the same rule (``heard``: its hits in the stretch).
+
+    "就是你找快地球,跟我们没关系" decoded again as "这是你找快地球,跟我们没关系" fires the shirking rule on
+    跟我们没关系, a hit already: it does not confirm the near match 你找快地球 (the call would lose the
+    points twice for one phrase)."""
+    said = matching_form(hit.matched_text)
+    return any(h.rule_id == hit.rule_id and matching_form(h.matched_text) == said for h in heard)
 
 
 def _lexical_redline(hit: Hit) -> bool:
@@ -186,12 +198,12 @@ def second_look(call: Call, evidence: CallEvidence, hits: Sequence[Hit], whisper
         audio = _audio(call, candidate, config.text.second_look_pad_s)
         hotwords = f"{candidate.phrase} {candidate.heard}" if candidate.source == "near" else None
         text = decode(whisper, audio, config, hotwords)
-        new = _confirm(candidate, text, evidence, matcher, model, config)
+        new = _confirm(candidate, text, evidence, matcher, model, config, hits)
         if hotwords:
             # Without the hotwords: they sometimes make Whisper skip the start of the stretch, and they
             # sometimes make it write the phrase itself ("推荐您去无评分的" came back "您去死").
             plain = decode(whisper, audio, config, None)
-            plain_new = _confirm(candidate, plain, evidence, matcher, model, config)
+            plain_new = _confirm(candidate, plain, evidence, matcher, model, config, hits)
             if plain_new:
                 new, text = plain_new, plain
             elif new:

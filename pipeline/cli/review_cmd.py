@@ -192,9 +192,13 @@ def verdicts_export(
     store: StoreArg,
     out_path: Annotated[Path, typer.Option("--out", "-o", help="Parquet (or .csv) file to write.")],
     hits: Annotated[bool, typer.Option("--hits", help="Export every reviewer's current hit verdicts instead.")] = False,
+    missed: Annotated[bool, typer.Option(
+        "--missed", help="Export the findings reviewers marked as missed instead (the agent line, PII-masked, "
+                         "its category, who marked it).")] = False,
     target: Annotated[str, typer.Option(help="Label: the call verdict (pass/fail) or the grade.")] = "verdict",
 ) -> None:
-    """Export the reviewers' verdicts: one training label per call (call_id, label, ...), or the hit verdicts.
+    """Export the reviewers' verdicts: one training label per call (call_id, label, ...), the hit verdicts,
+    or the missed findings.
 
     The label file is what `callqa train --labels` reads; `callqa train STORE` reads the verdicts directly.
 
@@ -205,12 +209,16 @@ def verdicts_export(
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    from pipeline.review.verdicts import chosen_call_verdicts, current_hit_verdicts
+    from pipeline.review.verdicts import chosen_call_verdicts, current_hit_verdicts, current_missed
 
     _store_dir(store)
     if target not in ("verdict", "grade"):
         raise fail(f"--target must be verdict or grade, got {target!r}")
-    if hits:
+    if hits and missed:
+        raise fail("--hits and --missed: choose one")
+    if missed:
+        table = current_missed(store)
+    elif hits:
         table = current_hit_verdicts(store)
     else:
         chosen = chosen_call_verdicts(store)
@@ -226,9 +234,9 @@ def verdicts_export(
             pq.write_table(table, out_path)
     except OSError as exc:
         raise fail(f"{out_path}: cannot write: {exc.strerror or exc}", EXIT_FAILED) from None
-    what = "hit verdicts" if hits else "call labels"
+    what = "missed findings" if missed else "hit verdicts" if hits else "call labels"
     out.print(f"wrote {table.num_rows} {what} to {out_path}")
-    if not hits and table.num_rows:
+    if not hits and not missed and table.num_rows:
         counts = pc.value_counts(table["label"]).to_pylist()
         out.print("labels: " + ", ".join(f"{c['values']} {c['counts']}" for c in counts))
 

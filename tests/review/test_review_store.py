@@ -88,7 +88,7 @@ def test_hit_verdict_records_the_hits_detector_version(real_store):
     assert (row["rule_id"], row["rules_version"]) == ("redline.insult.agent", hit["detector_version"])
 
 
-def test_hit_verdicts_become_red_line_training_texts(real_store):
+def test_hit_verdicts_become_red_line_training_texts(real_store, cli, tmp_path):
     """scripts/train_redline_model.py --reviewed: a confirmed hit teaches its class, a rejected one clean,
     texts the verdicts disagree on are left out, and only classes the model has count."""
     from pipeline.store import Store
@@ -127,6 +127,14 @@ def test_hit_verdicts_become_red_line_training_texts(real_store):
     frame, card = reviewed_lines([real_store])
     assert frame[["label", "text"]].values.tolist() == [["coldness", model_form(agent_line["text"])]]
     assert card["missed_findings"] == 1 and card["labels"] == {"coldness": 1}
+    exported = cli("verdicts", "export", real_store, "--out", tmp_path / "missed.csv", "--missed")
+    assert exported.exit_code == 0 and "wrote 1 missed findings" in exported.stdout
+    import pyarrow.csv as pacsv
+
+    [row] = pacsv.read_csv(tmp_path / "missed.csv").to_pylist()
+    assert (row["call_id"], row["category"], row["text"], row["reviewer"]) == (
+        "polite-00", "redline_coldness", agent_line["text"], "rita")
+    assert cli("verdicts", "export", real_store, "--out", tmp_path / "x.csv", "--missed", "--hits").exit_code == 2
 
 
 def test_new_results_appear_without_a_restart(real_store, tmp_path):

@@ -32,7 +32,6 @@ from pipeline.asr.transcribe import Transcriber, Transcription, WhisperTranscrib
 from pipeline.audio.levels import ChannelFacts, measure_channel
 from pipeline.audio.loudness import LoudnessTrack, loudness_tracks, refine_segments, with_segments
 from pipeline.audio.vad import detect_faint_speech, detect_speech
-from pipeline.chinese import matching_form
 from pipeline.config import Config
 from pipeline.records import Call, CallEvidence, Hit, SpeechSegment, Utterance
 from pipeline.scoring.classifier import TrainedModel, apply_model
@@ -42,7 +41,7 @@ from pipeline.text.matcher import LexiconMatcher, build_matcher, detect_phrases
 from pipeline.text.pii import PiiTime, locate_pii, mask_utterance
 from pipeline.text.redline_model import RedlineTextModel, redline_model_path, redline_version, score_utterances
 from pipeline.text.rules import RuleSet, load_rules
-from pipeline.text.second_look import recheck_model_hits, second_look
+from pipeline.text.second_look import recheck_model_hits, same_words, second_look
 from pipeline.text.sound_check import sound_check
 from pipeline.timing.detect import TIMING_VERSION, TimingResult, detect_timing, timing_evidence
 from pipeline.versions import ANALYSIS_VERSION, NONE, Versions
@@ -332,9 +331,8 @@ def analyse_evidence(evidence: CallEvidence, resources: Resources, call_facts: M
     crosstalk = crosstalk_of(evidence.segments, asr)  # left out of the timing and of coverage alike
     timing = timing if timing is not None else timing_of(evidence, resources, tracks, crosstalk)
     found = text_hits(evidence, resources, call)
-    kept = [a for a in audio_hits if not any(
-        h.rule_id == a.rule_id and h.start_s < a.end_s and a.start_s < h.end_s
-        and matching_form(h.matched_text) == matching_form(a.matched_text) for h in found)]
+    kept = [a for a in audio_hits
+            if not any(same_words(a, h) and h.start_s < a.end_s and a.start_s < h.end_s for h in found)]
     hits = tuple(sorted([*found, *kept, *timing.hits], key=lambda h: (h.start_s, h.rule_id)))
     versions = versions or resources.versions
     # coverage of the speech by text, when the call was transcribed (from the audio or the store alike)

@@ -132,7 +132,7 @@ def _confirm(candidate: Candidate, text: str, evidence: CallEvidence, matcher: L
             "heard_again": again.utterances[0].text}
     # what the stretch's new text holds that the first pass had not already found there
     there = [h for h in heard if h.start_s < candidate.end_s and candidate.start_s < h.end_s]
-    new = [h for h in detect_phrases(again, matcher, config.text) if not _heard_already(h, there)]
+    new = [h for h in detect_phrases(again, matcher, config.text) if not any(same_words(h, t) for t in there)]
     if candidate.source == "near":
         hits = [h for h in new if h.rule_id in candidate.rule_ids and h.match_type in ("exact", "fuzzy", "regex")]
         return [_with_note(h, candidate, note) for h in hits[:1]]
@@ -150,14 +150,14 @@ def _confirm(candidate: Candidate, text: str, evidence: CallEvidence, matcher: L
                      {**note, "first_probability": round(candidate.probability, 4)}) for s in scores[:1]]
 
 
-def _heard_already(hit: Hit, heard: Sequence[Hit]) -> bool:
-    """Whether the first pass found the same words by the same rule (``heard``: its hits in the stretch).
+def same_words(a: Hit, b: Hit) -> bool:
+    """Whether two hits are one rule on the same words (in matching form): one finding, not two.
 
     "就是你找快地球,跟我们没关系" decoded again as "这是你找快地球,跟我们没关系" fires the shirking rule on
-    跟我们没关系, a hit already: it does not confirm the near match 你找快地球 (the call would lose the
-    points twice for one phrase)."""
-    said = matching_form(hit.matched_text)
-    return any(h.rule_id == hit.rule_id and matching_form(h.matched_text) == said for h in heard)
+    跟我们没关系, a hit of the first pass already: it does not confirm the near match 你找快地球 (the call
+    would lose the points twice for one phrase). A rescore that carries a second-look hit over drops it
+    the same way when the transcript's own hit is the same words (:func:`pipeline.analysis.analyse_evidence`)."""
+    return a.rule_id == b.rule_id and matching_form(a.matched_text) == matching_form(b.matched_text)
 
 
 def _lexical_redline(hit: Hit) -> bool:
@@ -281,4 +281,4 @@ def fits_as_well(scorer: ForcedScorer, audio: np.ndarray, text: str, plain: str,
 
 
 __all__ = ["MAX_STRETCH_S", "Candidate", "Look", "candidates", "decode", "fits_as_well", "recheck_model_hits",
-           "second_look"]
+           "same_words", "second_look"]
